@@ -1,0 +1,73 @@
+"""The one record type every stage reads and writes (see DESIGN.md, "One record, one contract").
+
+A record is a row of a pandas DataFrame (one Dask partition) or a line of JSONL. Stages keep these
+columns and their dtypes; a stage that drops rows reports a named reason per dropped row.
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+ID_PREFIX = "law-stackexchange-qa-"
+
+# column -> pandas dtype. `reward` is a JSON object string ("" for real rows) so partitions stay
+# flat and parquet-friendly; the writer turns it back into an object (null for real rows).
+SCHEMA: dict[str, str] = {
+    "id": "object",
+    "source_id": "object",
+    "title": "object",
+    "question": "object",
+    "answer": "object",
+    "question_score": "int64",
+    "answer_score": "int64",
+    "tags": "object",
+    "link": "object",
+    "license": "object",
+    "file_name": "object",
+    "split": "object",
+    "synthetic": "bool",
+    "round": "int64",
+    "reward": "object",
+}
+COLUMNS = list(SCHEMA)
+
+# Columns the NeMo Curator tutorial wrote; their names and meaning never change.
+TUTORIAL_COLUMNS = ["id", "title", "question", "question_score", "answer", "answer_score", "tags", "file_name"]
+
+
+def record_id(question_id: int) -> str:
+    """The id of the real record for a Law.SE question."""
+    return f"{ID_PREFIX}{question_id}"
+
+
+def synthetic_id(source_id: str, round_no: int, k: int) -> str:
+    """The id of synthetic pair `k` generated from `source_id` in round `round_no`."""
+    return f"{source_id}-synth-r{round_no}-{k}"
+
+
+def empty_frame() -> pd.DataFrame:
+    """A zero-row DataFrame with the record schema (the Dask `meta` of every stage)."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in SCHEMA.items()})
+
+
+def conform(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns in contract order with contract dtypes (missing optional columns filled)."""
+    df = df.copy()
+    defaults = {"split": "", "synthetic": False, "round": 0, "reward": ""}
+    for col, default in defaults.items():
+        if col not in df.columns:
+            df[col] = default
+    df = df[COLUMNS]
+    return df.astype(SCHEMA)
+
+
+def to_json_dict(row: dict) -> dict:
+    """A record as written to JSONL: `reward` as an object (null for real rows)."""
+    out = dict(row)
+    out["reward"] = json.loads(row["reward"]) if row.get("reward") else None
+    out["question_score"] = int(out["question_score"])
+    out["answer_score"] = int(out["answer_score"])
+    out["round"] = int(out["round"])
+    out["synthetic"] = bool(out["synthetic"])
+    return out
