@@ -1,0 +1,169 @@
+"""Filter stage: keep the records a fine-tuner wants, and name the reason for every drop.
+
+Interface as NeMo Curator's DocumentFilter: `score_document(text) -> score`, `keep_document(score) -> bool`.
+`score_series` scores a whole column at once (vectorised where it matters: word counts run as one regex
+count per column, not a Python split per row). A ScoreFilter binds a filter to a column and a drop-reason
+name; `filter_partition` applies a list of them in order and records the first failing one per row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+DROP_REASON = "drop_reason"  # column added by filter_partition; "" for kept rows
+
+
+class DocumentFilter:
+    """Scores a text and decides from the score whether to keep it."""
+
+    def score_document(self, text: str) -> float:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def keep_document(self, score: float) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def score_series(self, values: pd.Series) -> pd.Series:
+        """Scores for a whole column."""
+        return values.map(self.score_document)
+
+    def keep_series(self, scores: pd.Series) -> pd.Series:
+        """Boolean keep mask for a column of scores."""
+        return scores.map(self.keep_document).astype(bool)
+
+    def drop_reason(self, score: float) -> str:
+        """The named reason for dropping a document with this score."""
+        return "filtered"
+
+
+def count_words(values: pd.Series) -> pd.Series:
+    """Whitespace-separated word counts of a text column (the tutorial's `len(text.split())`)."""
+    return values.str.count(r"\S+").fillna(0).astype("int64")
+
+
+class WordCountFilter(DocumentFilter):
+    """Keeps texts with min_words <= words <= max_words (inclusive; the tutorial used 50-500)."""
+
+    def __init__(self, min_words: int = 50, max_words: int = 500, field: str = "text") -> None:
+        self.min_words, self.max_words, self.field = min_words, max_words, field
+
+    def score_document(self, text: str) -> int:
+        return len(text.split())
+
+    def score_series(self, values: pd.Series) -> pd.Series:
+        return count_words(values)
+
+    def keep_document(self, score: int) -> bool:
+        return self.min_words <= score <= self.max_words
+
+    def keep_series(self, scores: pd.Series) -> pd.Series:
+        return scores.between(self.min_words, self.max_words)
+
+    def drop_reason(self, score: int) -> str:
+        return f"{self.field}_too_short" if score < self.min_words else f"{self.field}_too_long"
+
+
+class MinScoreFilter(DocumentFilter):
+    """Keeps records whose vote score is at least `min_score`."""
+
+    def __init__(self, min_score: int = 0, field: str = "score") -> None:
+        self.min_score, self.field = min_score, field
+
+    def score_document(self, score: int) -> int:
+        return int(score)
+
+    def score_series(self, values: pd.Series) -> pd.Series:
+        return values.astype("int64")
+
+    def keep_document(self, score: int) -> bool:
+        return score >= self.min_score
+
+    def keep_series(self, scores: pd.Series) -> pd.Series:
+        return scores >= self.min_score
+
+    def drop_reason(self, score: int) -> str:
+        return f"{self.field}_below_min"
+
+
+class NonEmptyFilter(DocumentFilter):
+    """Drops records whose text is empty after cleaning (e.g. an answer that was only an image)."""
+
+    def __init__(self, field: str = "text") -> None:
+        self.field = field
+
+    def score_document(self, text: str) -> int:
+        return int(bool(text and text.strip()))
+
+    def score_series(self, values: pd.Series) -> pd.Series:
+        return values.fillna("").str.strip().str.len().gt(0).astype("int64")
+
+    def keep_document(self, score: int) -> bool:
+        return score > 0
+
+    def keep_series(self, scores: pd.Series) -> pd.Series:
+        return scores > 0
+
+    def drop_reason(self, score: int) -> str:
+        return f"{self.field}_empty"
+
+
+@dataclass(frozen=True)
+class ScoreFilter:
+    """A DocumentFilter applied to one column of the record."""
+
+    document_filter: DocumentFilter
+    column: str
+
+    def apply(self, df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        """(keep mask, drop reasons) for a partition."""
+        scores = self.document_filter.score_series(df[self.column])
+        keep = self.document_filter.keep_series(scores)
+        reasons = pd.Series("", index=df.index, dtype="object")
+        if (~keep).any():
+            reasons[~keep] = scores[~keep].map(self.document_filter.drop_reason)
+        return keep, reasons
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """Thresholds of the default filter chain (flags in main.py)."""
+
+    min_words: int = 50
+    max_words: int = 500
+    min_question_score: int = 0
+    min_answer_score: int = 0
+
+
+def default_filters(cfg: FilterConfig) -> list[ScoreFilter]:
+    """The filter chain in the order drops are attributed: emptiness, word counts, then scores."""
+    return [
+        ScoreFilter(NonEmptyFilter("title"), "title"),
+        ScoreFilter(NonEmptyFilter("question"), "question"),
+        ScoreFilter(NonEmptyFilter("answer"), "answer"),
+        ScoreFilter(WordCountFilter(cfg.min_words, cfg.max_words, "question"), "question"),
+        ScoreFilter(WordCountFilter(cfg.min_words, cfg.max_words, "answer"), "answer"),
+        ScoreFilter(MinScoreFilter(cfg.min_question_score, "question_score"), "question_score"),
+        ScoreFilter(MinScoreFilter(cfg.min_answer_score, "answer_score"), "answer_score"),
+    ]
+
+
+def filter_partition(df: pd.DataFrame, filters: list[ScoreFilter]) -> pd.DataFrame:
+    """Adds a `drop_reason` column: the first failing filter's reason, "" for rows that pass all."""
+    df = df.copy()
+    reasons = pd.Series("", index=df.index, dtype="object")
+    for score_filter in filters:
+        undecided = reasons == ""
+        if not undecided.any():
+            break
+        _, filter_reasons = score_filter.apply(df[undecided])
+        reasons[undecided] = filter_reasons
+    df[DROP_REASON] = reasons
+    return df
+
+
+def apply_filters(df: pd.DataFrame, filters: list[ScoreFilter]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Kept rows and drop counts by reason (for callers that hold a pandas frame, e.g. synthetic rows)."""
+    marked = filter_partition(df, filters)
+    dropped = marked[DROP_REASON][marked[DROP_REASON] != ""].value_counts()
+    kept = marked[marked[DROP_REASON] == ""].drop(columns=[DROP_REASON])
+    return kept, {str(k): int(v) for k, v in sorted(dropped.items())}
