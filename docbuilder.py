@@ -35,7 +35,7 @@ class InputError(Exception):
 
 
 def download(url: str, dest: Path, connect_timeout: float = 10.0, read_timeout: float = 60.0,
-             chunk_size: int = 1 << 20, progress: bool = True, session: requests.Session | None = None) -> Path:
+             chunk_size: int = 1 << 16, progress: bool = True, session: requests.Session | None = None) -> Path:
     """Download `url` to `dest`, resuming a previous `.part`; returns `dest`. Skipped if `dest` exists.
 
     `dest` only ever appears complete: bytes go to `dest.part` and are renamed when the server's length

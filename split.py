@@ -39,9 +39,12 @@ def split_of(family_key: str, seed: int, ratios: tuple[float, float, float]) -> 
 
 def assign_splits(df: pd.DataFrame, families: Mapping[str, str], seed: int,
                   ratios: tuple[float, float, float]) -> pd.DataFrame:
-    """Fill the `split` column; a row's family is `families[id]`, else its own `source_id`."""
+    """Fill the `split` column: a row's family is `families[source_id]`, else its `source_id`.
+
+    Keyed by source_id, so synthetic rows follow the real row they came from into its family's split.
+    """
     df = df.copy()
-    keys = df["id"].map(families.get) if len(families) else pd.Series(None, index=df.index, dtype="object")
+    keys = df["source_id"].map(families.get) if len(families) else pd.Series(None, index=df.index, dtype="object")
     keys = keys.where(keys.notna(), df["source_id"])
     df["split"] = [split_of(k, seed, ratios) for k in keys]
     return df

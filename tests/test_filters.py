@@ -1,0 +1,56 @@
+"""Filter stage: boundary word counts, score thresholds, named drop reasons."""
+import pandas as pd
+
+from filters import (DROP_REASON, FilterConfig, MinScoreFilter, WordCountFilter, apply_filters, count_words,
+                     default_filters, filter_partition)
+
+
+def frame(q_words, a_words, q_score=0, a_score=0):
+    return pd.DataFrame({
+        "title": ["t"] * len(q_words),
+        "question": [" ".join(["w"] * n) for n in q_words],
+        "answer": [" ".join(["w"] * n) for n in a_words],
+        "question_score": [q_score] * len(q_words),
+        "answer_score": [a_score] * len(q_words),
+    })
+
+
+def test_word_count_boundaries_inclusive():
+    df = frame([49, 50, 500, 501], [60, 60, 60, 60])
+    out = filter_partition(df, default_filters(FilterConfig()))
+    assert out[DROP_REASON].tolist() == ["question_too_short", "", "", "question_too_long"]
+
+
+def test_answer_filter_and_first_failure_wins():
+    df = frame([10, 60], [10, 600])
+    out = filter_partition(df, default_filters(FilterConfig()))
+    assert out[DROP_REASON].tolist() == ["question_too_short", "answer_too_long"]
+
+
+def test_score_filters():
+    df = pd.concat([frame([60], [60], q_score=-1), frame([60], [60], a_score=-1), frame([60], [60])],
+                   ignore_index=True)
+    kept, dropped = apply_filters(df, default_filters(FilterConfig()))
+    assert len(kept) == 1
+    assert dropped == {"answer_score_below_min": 1, "question_score_below_min": 1}
+
+
+def test_thresholds_are_configurable():
+    df = frame([5], [5], q_score=-3, a_score=-3)
+    kept, dropped = apply_filters(df, default_filters(FilterConfig(1, 10, -5, -5)))
+    assert len(kept) == 1 and dropped == {}
+
+
+def test_empty_text_has_its_own_reason():
+    df = frame([60], [60])
+    df.loc[0, "answer"] = "   "
+    _, dropped = apply_filters(df, default_filters(FilterConfig()))
+    assert dropped == {"answer_empty": 1}
+
+
+def test_vectorised_counts_match_document_interface():
+    texts = pd.Series(["a b  c", "\n x \t y\n", "", "one"])
+    wc = WordCountFilter(1, 2, "question")
+    assert count_words(texts).tolist() == [wc.score_document(t) for t in texts] == [3, 2, 0, 1]
+    assert [wc.keep_document(s) for s in [0, 1, 2, 3]] == [False, True, True, False]
+    assert MinScoreFilter(0).keep_document(-1) is False
