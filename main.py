@@ -45,6 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     curation.add_argument("--split-ratios", default="80/10/10", help="train/val/test proportions")
     curation.add_argument("--seed", type=int, default=42, help="seed for the split hash and all sampling")
 
+    from dedup import add_dedup_arguments
+
+    add_dedup_arguments(parser.add_argument_group("dedup"))
+
     cluster = parser.add_argument_group("cluster")
     cluster.add_argument("--n-workers", type=int, default=os.cpu_count() or 1,
                          help="Dask LocalCluster worker processes")
@@ -118,11 +122,12 @@ def run(args: argparse.Namespace) -> int:
     import dask.dataframe as dd
     from distributed import wait
 
+    from dedup import deduplicate, dedup_config_from_args
     from docbuilder import DATASET_URL, ConvertStats, iter_record_chunks, resolve_input, sha256_of
     from filters import DROP_REASON, FilterConfig, default_filters, filter_partition
     from modifiers import clean_partition
-    from outputs import split_file_name, write_split_files
-    from records import empty_frame
+    from outputs import split_file_name, write_removed, write_split_files
+    from records import drop_ids, empty_frame
     from report import RunReport, timed
     from split import SPLITS, assign_splits, parse_ratios
 
@@ -174,8 +179,21 @@ def run(args: argparse.Namespace) -> int:
         kept = int(reasons.pop("", 0))
         report.add_stage("filter", convert_stats.records, kept, reasons, t["seconds"])
 
+        # 5. dedup: exact, fuzzy, semantic over all rows; near-duplicate clusters become split families
+        with timed() as t:
+            deduped = deduplicate(records, dedup_config_from_args(args), client)
+            removed_ids = set(deduped.removed["id"])
+            records = records.map_partitions(drop_ids, removed_ids, meta=empty_frame()).persist()
+            wait(records)
+        rows_after_dedup = kept - len(removed_ids)
+        report.add_stage("dedup", kept, rows_after_dedup, deduped.removed["kind"].value_counts().to_dict(),
+                         t["seconds"])
+        report.sections["dedup"] = deduped.stats
+        write_removed(final_dir / "removed.jsonl", deduped.removed)
+        kept = rows_after_dedup
+
         # 6. split: by a stable, seeded hash of the family key
-        families: dict[str, str] = {}
+        families = deduped.families.to_dict()
         with timed() as t:
             records = records.map_partitions(assign_splits, families, args.seed, ratios,
                                              meta=empty_frame()).persist()

@@ -71,3 +71,10 @@ def to_json_dict(row: dict) -> dict:
     out["round"] = int(out["round"])
     out["synthetic"] = bool(out["synthetic"])
     return out
+
+
+def drop_ids(df: pd.DataFrame, ids: set[str]) -> pd.DataFrame:
+    """The partition without the rows whose id is in `ids` (order kept)."""
+    if not ids:
+        return df
+    return df[~df["id"].isin(ids)]
