@@ -61,23 +61,117 @@ def split_file_name(split: str) -> str:
     return f"law-qa-{split}.jsonl"
 
 
-def write_split_files(final_dir: Path, partitions) -> dict[str, int]:
-    """Stream partitions (in order) into law-qa-{train,val,test}.jsonl, all three atomically.
+# Fine-tuning formats written next to the tutorial files (which are always written).
+FORMATS = ("chat", "nemo")
+FORMAT_HELP = {
+    "chat": 'chat/{split}.jsonl: {"messages": [system?, user, assistant]} (OpenAI fine-tuning, TRL SFTTrainer)',
+    "nemo": 'nemo/{split}.jsonl: {"input", "output"} (NeMo SFT data loaders)',
+}
 
-    Each partition is read once and its rows go to their split's file; the files appear together only
-    when every partition has been written.
+
+def parse_formats(text: str | None) -> tuple[str, ...]:
+    """'all' / 'chat,nemo' / 'none' -> the formats in canonical order. Raises ValueError naming bad ones."""
+    if text is None or text.strip().lower() in ("", "all"):
+        return FORMATS
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if names == ["none"]:
+        return ()
+    unknown = [n for n in names if n not in FORMATS and n not in ("jsonl", "tutorial")]
+    if unknown:
+        raise ValueError(f"--formats: unknown format(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(FORMATS)}, 'all' or 'none' (the tutorial jsonl is always written)")
+    return tuple(f for f in FORMATS if f in names)
+
+
+def format_file_name(fmt: str, split: str) -> str:
+    """Path of a split in a fine-tuning format, relative to the final directory."""
+    return f"{fmt}/{split}.jsonl"
+
+
+def user_prompt(title: str, question: str) -> str:
+    """The user turn of a training pair: the title, a blank line, the question (as the reward model sees it)."""
+    return f"{title}\n\n{question}"
+
+
+def chat_jsonl_bytes(df: pd.DataFrame, system_prompt: str | None = None) -> bytes:
+    """Rows as chat JSON lines: {"messages": [{"role": "system"}?, {"role": "user"}, {"role": "assistant"}]}."""
+    head = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    lines = [orjson.dumps({"messages": head + [{"role": "user", "content": user_prompt(t, q)},
+                                               {"role": "assistant", "content": a}]})
+             for t, q, a in zip(df["title"], df["question"], df["answer"])]
+    return b"\n".join(lines) + (b"\n" if lines else b"")
+
+
+def nemo_jsonl_bytes(df: pd.DataFrame) -> bytes:
+    """Rows as NeMo SFT JSON lines: {"input": title + question, "output": answer}."""
+    lines = [orjson.dumps({"input": user_prompt(t, q), "output": a})
+             for t, q, a in zip(df["title"], df["question"], df["answer"])]
+    return b"\n".join(lines) + (b"\n" if lines else b"")
+
+
+def write_final(final_dir: Path, partitions, formats: tuple[str, ...] = FORMATS,
+                system_prompt: str | None = None, remove_stale: bool = True) -> dict:
+    """Stream partitions (in order) into the tutorial files and each fine-tuning format, all atomically.
+
+    Each partition is read once; its rows go to their split's file in every format. No file appears
+    until every partition has been written, and then all appear together (a failure leaves the previous
+    files). Files of formats not asked for this time are removed so the folder never mixes two runs.
+    Returns {"rows": {split: n}, "licenses": {licence: n}, "files": {format: {split: relative path}}}.
     """
     from contextlib import ExitStack
 
     from split import SPLITS
 
+    final_dir = Path(final_dir)
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}")
+    files = {"jsonl": {s: split_file_name(s) for s in SPLITS}}
+    files.update({fmt: {s: format_file_name(fmt, s) for s in SPLITS} for fmt in formats})
     counts = {s: 0 for s in SPLITS}
+    licenses: dict[str, int] = {}
     with ExitStack() as stack:
-        files = {s: stack.enter_context(atomic_write(Path(final_dir) / split_file_name(s), "wb")) for s in SPLITS}
+        handles = {fmt: {s: stack.enter_context(atomic_write(final_dir / rel, "wb")) for s, rel in by_split.items()}
+                   for fmt, by_split in files.items()}
         for df in partitions:
+            if not len(df):
+                continue
             for split, group in df.groupby("split", sort=False):
-                if split not in files:
+                if split not in counts:
                     raise ValueError(f"row with unknown split {split!r}")
-                files[split].write(jsonl_bytes(group))
+                handles["jsonl"][split].write(jsonl_bytes(group))
+                if "chat" in handles:
+                    handles["chat"][split].write(chat_jsonl_bytes(group, system_prompt))
+                if "nemo" in handles:
+                    handles["nemo"][split].write(nemo_jsonl_bytes(group))
                 counts[split] += len(group)
-    return counts
+            for licence, n in df["license"].value_counts().items():
+                licenses[str(licence)] = licenses.get(str(licence), 0) + int(n)
+    for fmt in FORMATS if remove_stale else ():
+        if fmt not in formats:
+            for s in SPLITS:
+                stale = final_dir / format_file_name(fmt, s)
+                if stale.exists():
+                    stale.unlink()
+    return {"rows": counts, "licenses": dict(sorted(licenses.items())), "files": files}
+
+
+def write_split_files(final_dir: Path, partitions) -> dict[str, int]:
+    """Stream partitions (in order) into law-qa-{train,val,test}.jsonl only, all three atomically."""
+    return write_final(final_dir, partitions, formats=(), remove_stale=False)["rows"]
+
+
+def write_removed(path: Path, removed: pd.DataFrame) -> int:
+    """The dedup audit trail: one JSON line per removed row (id, kind, duplicate_of, similarity)."""
+    with atomic_write(path, "wb") as f:
+        for row in removed.to_dict("records"):
+            f.write(orjson.dumps(row) + b"\n")
+    return len(removed)
+
+
+def write_removed(path: Path, removed: pd.DataFrame) -> int:
+    """The rows dedup removed (id, kind, duplicate_of, similarity, ...) as JSONL, atomically; returns rows."""
+    with atomic_write(path, "wb") as f:
+        for row in removed.to_dict("records"):
+            f.write(orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS) + b"\n")
+    return len(removed)
