@@ -22,22 +22,47 @@ EXIT_INTERRUPTED = 130
 log = logging.getLogger("lawqa")
 HERE = Path(__file__).resolve().parent
 
+EPILOG = """\
+examples:
+  python main.py                                   download (or, offline, the bundled sample), curate, write
+  python main.py --input law-stackexchange-questions-answers.json --output-dir out
+  python main.py --dry-run --target-size 20000     show the plan and the LLM calls it would make
+  NVIDIA_API_KEY=... python main.py --target-size 20000
+  python main.py --synth-gen-endpoint http://127.0.0.1:8000/v1 --synth-gen-model my-model --reward-mode judge
+
+exit codes:
+  0    success
+  2    bad input or arguments (unreadable / truncated dump, bad flag value)
+  3    download failed and --no-fallback was given
+  4    LLM endpoint error (authentication, not a reward model, unreachable)
+  130  interrupted (Ctrl-C); completed work and LLM responses are kept, rerun to continue
+
+The API key comes from --api-key, $NVIDIA_API_KEY or $OPENAI_API_KEY and is never written anywhere.
+Outputs: <output-dir>/final/ holds law-qa-{train,val,test}.jsonl, chat/ and nemo/ formats,
+README.md (dataset card) with PNG plots, and report.json. See README.md for details.
+"""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each flag; the epilog's layout kept."""
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line flags, grouped as the flow runs."""
     parser = argparse.ArgumentParser(
-        prog="python main.py",
-        description="Curate the Law StackExchange Q&A dump into a clean, deduplicated, leak-free "
-                    "fine-tuning dataset, optionally grown with synthetic Q&A from an OpenAI-compatible LLM.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    source = parser.add_argument_group("input")
+        prog="python main.py", usage="%(prog)s [options]",
+        description="Curate the Law StackExchange Q&A dump into a clean, deduplicated, leak-free fine-tuning\n"
+                    "dataset, optionally grown with synthetic Q&A from an OpenAI-compatible LLM.\n"
+                    "Flow: download -> convert -> clean -> filter -> dedup -> split -> synthesize -> write.",
+        epilog=EPILOG, formatter_class=_HelpFormatter)
+    source = parser.add_argument_group("input", "where the Law StackExchange dump comes from")
     source.add_argument("--input", metavar="FILE", help="a local copy of the dump (skips the download)")
     source.add_argument("--url", default=None, help="where to download the dump from (default: Hugging Face)")
     source.add_argument("--no-fallback", action="store_true",
                         help="fail when the download fails instead of using the bundled sample")
     source.add_argument("--raw-dir", default="data/raw", help="download cache")
 
-    curation = parser.add_argument_group("curation")
+    curation = parser.add_argument_group("curation", "filters applied to every record, and the split")
     curation.add_argument("--min-words", type=int, default=50, help="fewest words in question and in answer")
     curation.add_argument("--max-words", type=int, default=500, help="most words in question and in answer")
     curation.add_argument("--min-question-score", type=int, default=0, help="lowest question score kept")
@@ -47,9 +72,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     from dedup import add_dedup_arguments
 
-    add_dedup_arguments(parser.add_argument_group("dedup"))
+    add_dedup_arguments(parser.add_argument_group(
+        "dedup", "exact, fuzzy (MinHash-LSH) and semantic (embedding) dedup over all rows of all splits"))
 
-    cluster = parser.add_argument_group("cluster")
+    # Filled by synthetic_gen.add_sdg_arguments once that module is wired in.
+    sdg = parser.add_argument_group(  # noqa: F841 - the SDG flags go here
+        "synthetic generation",
+        "grow train with synthetic Q&A from an OpenAI-compatible endpoint, scored by a reward model")
+
+    cluster = parser.add_argument_group("cluster", "where the Dask stages run")
     cluster.add_argument("--n-workers", type=int, default=os.cpu_count() or 1,
                          help="Dask LocalCluster worker processes")
     cluster.add_argument("--scheduler-address", default=None,
@@ -58,11 +89,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          help="memory limit per LocalCluster worker (e.g. 4GiB); 'auto' shares RAM evenly")
     cluster.add_argument("--partition-rows", type=int, default=4096, help="records per Dask partition")
 
-    output = parser.add_argument_group("output")
+    output = parser.add_argument_group("output", "what is written, and how much is said")
     output.add_argument("--output-dir", default="data/curated", help="writes <output-dir>/final/...")
-    output.add_argument("--quiet", action="store_true", help="warnings and errors only, no progress bars")
-    output.add_argument("--verbose", action="store_true", help="debug logging")
+    output.add_argument("--formats", default="all",
+                        help="fine-tuning formats besides the tutorial's law-qa-{split}.jsonl (always written): "
+                             "chat (chat/{split}.jsonl, messages), nemo (nemo/{split}.jsonl, input/output); "
+                             "comma-separated, 'all' or 'none'")
+    output.add_argument("--system-prompt", default=None, metavar="TEXT",
+                        help="system message at the start of every chat-format example (none if unset)")
+    output.add_argument("--dry-run", action="store_true",
+                        help="print the stages, the input and the estimated LLM calls, then exit without writing")
+    loudness = output.add_mutually_exclusive_group()
+    loudness.add_argument("--quiet", action="store_true", help="warnings and errors only, no progress bars")
+    loudness.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
+    known_formats = {"all", "none", "chat", "nemo", "jsonl", "tutorial"}
+    bad_formats = [f for f in str(args.formats).lower().split(",") if f.strip() and f.strip() not in known_formats]
+    if bad_formats:
+        parser.error(f"--formats: unknown format(s) {', '.join(bad_formats)} (choose from chat, nemo, all, none)")
     if args.min_words > args.max_words:
         parser.error("--min-words must not exceed --max-words")
     if args.n_workers < 1:
@@ -76,10 +120,25 @@ def configure_logging(args: argparse.Namespace) -> None:
     """Console logging at the level the flags ask for."""
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s" if args.verbose
+                                           else "%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
+
+
+def dask_wait(collection, desc: str, progress: bool) -> None:
+    """`distributed.wait` on a persisted collection, with a tqdm bar over its partitions."""
+    from distributed import as_completed, futures_of, wait
+
+    futures = futures_of(collection)
+    if progress and futures:
+        from tqdm import tqdm
+
+        with tqdm(total=len(futures), desc=desc, unit="part") as bar:
+            for _ in as_completed(futures):
+                bar.update(1)
+    wait(collection)
 
 
 @contextmanager
@@ -164,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
         # 3. clean: HTML -> structured plain text, Unicode repair, whitespace
         with timed() as t:
             records = records.map_partitions(clean_partition, meta=empty_frame()).persist()
-            wait(records)
+            dask_wait(records, "clean", progress)
         report.add_stage("clean", convert_stats.records, convert_stats.records, {}, t["seconds"])
 
         # 4. filter: word counts and scores, every drop with a named reason
@@ -173,6 +232,10 @@ def run(args: argparse.Namespace) -> int:
         with timed() as t:
             marked_meta = empty_frame().assign(**{DROP_REASON: ""})
             marked = records.map_partitions(filter_partition, filters, meta=marked_meta).persist()
+            dask_wait(marked, "filter", progress)
+            from card import word_count_histograms  # per-partition word-count histograms for the card
+
+            report.sections["word_counts"] = word_count_histograms(marked, DROP_REASON)
             reasons = count_values(marked[DROP_REASON])
             records = marked[marked[DROP_REASON] == ""].drop(columns=[DROP_REASON]).persist()
             wait(records)
@@ -200,26 +263,147 @@ def run(args: argparse.Namespace) -> int:
             wait(records)
         report.add_stage("split", kept, kept, {}, t["seconds"])
 
-        # 8. write: the tutorial's law-qa-{split}.jsonl, partition order = source order
+        # 8. write: the tutorial's law-qa-{split}.jsonl + chat/ and nemo/ formats, partition order = source order
+        from outputs import parse_formats, write_final
+
         with timed() as t:
             partitions = (part.compute() for part in records.to_delayed())
-            counts = write_split_files(final_dir, partitions)
+            written = write_final(final_dir, partitions, parse_formats(args.formats), args.system_prompt)
+        counts = written["rows"]
         report.splits = {s: counts.get(s, 0) for s in SPLITS}
         report.add_stage("write", kept, sum(counts.values()), {}, t["seconds"])
 
+    # the dataset card (README.md + PNGs) from the same dict as report.json, then report.json
+    from card import write_card
+
+    report.set_run(args, getattr(args, "_argv", None))
+    report.sections["outputs"] = {"dir": str(final_dir), "files": written["files"],
+                                  "licenses": written["licenses"], "synthetic": written["synthetic"]}
+    card = write_card(final_dir, report.to_dict(), accepted_rewards=written["synthetic_rewards"])
+    report.sections["outputs"]["card"] = card.pop("card")
+    report.sections["outputs"]["plots"] = sorted(card.values())
     report.write(final_dir / "report.json")
     print(report.table())
-    files = ", ".join(str(final_dir / split_file_name(s)) for s in SPLITS)
-    print(f"wrote {files} and {final_dir / 'report.json'}")
+    print(f"wrote {final_dir}/: " + ", ".join(split_file_name(s) for s in SPLITS)
+          + "".join(f", {fmt}/" for fmt in written["files"] if fmt != "jsonl") + ", README.md, report.json")
     if source.get("sample"):
         log.warning("NOTE: this dataset was built from the bundled SAMPLE, not the real Law StackExchange dump.")
+    return EXIT_OK
+
+
+def _count_elements(path: Path) -> int | None:
+    """Questions in a dump file, counted cheaply (occurrences of the "question_id" key); None if unreadable."""
+    try:
+        count, tail = 0, b""
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                count += (tail + block).count(b'"question_id"')
+                tail = block[-12:]
+        return count
+    except OSError:
+        return None
+
+
+def dry_run(args: argparse.Namespace) -> int:
+    """Print the stages that would run, the input and the estimated LLM calls; read and write nothing."""
+    import math
+
+    from split import parse_ratios
+
+    say = print
+    try:
+        ratios = parse_ratios(args.split_ratios)
+    except ValueError as exc:
+        log.error(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    sample = HERE / "data" / "sample" / "law-stackexchange-questions-answers.json"
+    url = args.url or "https://huggingface.co/datasets/ymoslem/Law-StackExchange/resolve/main/" \
+                      "law-stackexchange-questions-answers.json"
+    if args.input:
+        local = Path(args.input)
+        where = f"--input {local}" + ("" if local.is_file() else "  (MISSING: the run would exit 2)")
+    else:
+        local = Path(args.raw_dir) / "law-stackexchange-questions-answers.json"
+        where = (f"{local} (already downloaded)" if local.is_file() else
+                 f"download {url} -> {local}" + ("" if args.no_fallback else f"; if offline: {sample}"))
+        if not local.is_file() and not args.no_fallback:
+            local = sample
+    elements = _count_elements(local) if local.is_file() else None
+    say("dry run: nothing is downloaded, read or written")
+    say(f"input:   {where}" + (f"  [{elements:,} questions]" if elements is not None else ""))
+    cluster = (f"existing Dask cluster at {args.scheduler_address}" if args.scheduler_address
+               else f"LocalCluster, {args.n_workers} worker(s), {args.partition_rows} records per partition")
+    dedup_kinds = str(getattr(args, "dedup", "none"))
+    dedup_on = [k for k in ("exact", "fuzzy", "semantic")
+                if k in dedup_kinds.replace("all", "exact,fuzzy,semantic") and not getattr(args, f"no_{k}", False)]
+    stages = [
+        ("download", "skipped (--input)" if args.input else f"{url} (resumable, cached in {args.raw_dir})"),
+        ("convert", "stream the JSON array into records; best-scored answer per question"),
+        ("clean", "HTML -> plain text, Unicode repair, whitespace"),
+        ("filter", f"{args.min_words}-{args.max_words} words in question and answer; "
+                   f"question score >= {args.min_question_score}; answer score >= {args.min_answer_score}"),
+        ("dedup", (", ".join(dedup_on) + f" on {getattr(args, 'device', 'cpu')}") if dedup_on else "skipped"),
+        ("split", f"{args.split_ratios} train/val/test by family hash, seed {args.seed}"),
+    ]
+    sdg_lines: list[str] = []
+    if hasattr(args, "synth_gen_endpoint"):
+        from synthetic_gen import sdg_config_from_args, sdg_gate
+
+        cfg = sdg_config_from_args(args)
+        will_run, why = sdg_gate(cfg)
+        n = max(1, cfg.n_variants)
+        reward_calls = 0 if cfg.reward_mode == "none" else n
+        per_source = 3 + reward_calls
+        if not will_run:
+            stages.append(("synthesize", why or "skipped"))
+        else:
+            stages.append(("synthesize", f"{cfg.model} at {cfg.endpoint}; reward: {cfg.reward_mode}"
+                           + (f" ({cfg.reward_model})" if cfg.reward_mode == "reward" else "")
+                           + f"; up to {cfg.max_rounds()} round(s)"))
+            sdg_lines.append(f"LLM calls: 3 generation + {reward_calls} reward call(s) per source row per round; "
+                             f"each source row yields up to {n} pair(s)")
+            train_max = math.floor(elements * ratios[0]) if elements is not None else None
+            if cfg.target_size:
+                needed = cfg.target_size - (train_max or 0)
+                if needed <= 0:
+                    sdg_lines.append(f"target {cfg.target_size:,} train rows: may already be met by the "
+                                     f"~{train_max:,} real train rows (known after curation)")
+                else:
+                    best = math.ceil(needed / n) * per_source
+                    likely = math.ceil(needed / (n * 0.5)) * per_source
+                    sdg_lines.append(f"target {cfg.target_size:,} train rows: at least {needed:,} synthetic rows"
+                                     + (f" (if all ~{train_max:,} real train rows survive curation)"
+                                        if train_max is not None else "")
+                                     + f" -> about {best:,} LLM calls if every pair is accepted, "
+                                       f"{likely:,} if half are")
+            elif train_max is not None:
+                per_round = max(1, math.ceil((cfg.ratio or 0.001) * train_max))
+                calls = per_round * per_source * cfg.max_rounds()
+                sdg_lines.append(f"no --target-size: {per_round:,} source row(s) per round -> about {calls:,} "
+                                 f"LLM calls in {cfg.max_rounds()} round(s)")
+            if cfg.max_requests:
+                sdg_lines.append(f"budget: stops after {cfg.max_requests:,} HTTP requests (--max-requests)")
+            sdg_lines.append(f"responses are cached in {cfg.cache_dir}: a rerun pays only for new calls")
+    final = Path(args.output_dir) / "final"
+    formats = [f for f in ("chat", "nemo") if args.formats in ("all", "") or f in args.formats.split(",")]
+    stages.append(("write", f"{final}/: law-qa-{{train,val,test}}.jsonl"
+                   + "".join(f", {f}/{{split}}.jsonl" for f in formats) + ", README.md (card + PNGs), report.json"))
+    say(f"cluster: {cluster}")
+    say("stages:")
+    for i, (name, what) in enumerate(stages, 1):
+        say(f"  {i}. {name:<11}{what}")
+    for line in sdg_lines:
+        say(line)
     return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the pipeline and turn known failures into one line and an exit code."""
     args = parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # for the report (scrubbed there)
     configure_logging(args)
+    if args.dry_run:
+        return dry_run(args)
     from docbuilder import DownloadError, InputError
 
     try:

@@ -1,0 +1,396 @@
+"""The dataset card: `<output-dir>/final/README.md` (a Hugging Face dataset card) and the PNGs beside it.
+
+Everything on the card comes from the run report (the same dict that is written to report.json), so
+the card's numbers are the report's numbers. Pictures are drawn with matplotlib's headless Agg backend
+and are byte-for-byte reproducible (fixed size and dpi, no timestamp or software tag in the PNG):
+- funnel.png       rows after each stage;
+- word_counts.png  question/answer word-count histograms before and after filtering;
+- rewards.png      reward scores of accepted vs rejected synthetic pairs (only when synthesis ran and the
+                   "sdg" section carries the scores).
+
+`word_count_histograms` runs at the filter step (from main.py): a per-partition histogram of cleaned
+word counts, summed on the client, so the full text is never gathered.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from outputs import atomic_write
+
+# Word-count histogram bins: [0,20), [20,40), ... [980,1000), then everything >= 1000 in the last bin.
+BIN_WIDTH = 20
+BIN_LIMIT = 1000
+N_BINS = BIN_LIMIT // BIN_WIDTH + 1
+HIST_FIELDS = ("question", "answer")
+
+FUNNEL_PNG = "funnel.png"
+WORDS_PNG = "word_counts.png"
+REWARDS_PNG = "rewards.png"
+SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}  # our file names -> HF split names
+
+
+# --------------------------------------------------------------------------- word-count histograms
+
+def partition_word_histograms(df, drop_col: str = "drop_reason"):
+    """Histogram counts for one partition: array [before/after, question/answer, bin] (int64).
+
+    "before" counts every row the filter saw; "after" only those it kept (`drop_col == ""`).
+    """
+    import numpy as np
+
+    from filters import count_words
+
+    out = np.zeros((2, len(HIST_FIELDS), N_BINS), dtype="int64")
+    if not len(df):
+        return out
+    kept = (df[drop_col] == "").to_numpy() if drop_col in df.columns else np.ones(len(df), dtype=bool)
+    for j, column in enumerate(HIST_FIELDS):
+        bins = np.minimum(count_words(df[column].fillna("")).to_numpy() // BIN_WIDTH, N_BINS - 1)
+        out[0, j] = np.bincount(bins, minlength=N_BINS)
+        out[1, j] = np.bincount(bins[kept], minlength=N_BINS)
+    return out
+
+
+def word_count_histograms(marked, drop_col: str = "drop_reason") -> dict:
+    """Word-count histograms of a Dask frame marked by the filter stage (the report's "word_counts" section)."""
+    import dask
+    import numpy as np
+
+    parts = [dask.delayed(partition_word_histograms)(p, drop_col) for p in marked.to_delayed()]
+    total = np.sum(dask.compute(*parts), axis=0) if parts else np.zeros((2, len(HIST_FIELDS), N_BINS), "int64")
+    return {
+        "bin_width": BIN_WIDTH,
+        "last_bin_from": BIN_LIMIT,
+        "before": {f: [int(x) for x in total[0, j]] for j, f in enumerate(HIST_FIELDS)},
+        "after": {f: [int(x) for x in total[1, j]] for j, f in enumerate(HIST_FIELDS)},
+    }
+
+
+# --------------------------------------------------------------------------- pictures
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "lawqa-curate", "figure.dpi": 100, "savefig.dpi": 100,
+                         "font.size": 9, "path.simplify": True})
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    """Save a figure atomically with no metadata that changes between runs."""
+    plt = _pyplot()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def plot_funnel(stages: list[dict], path: Path) -> Path:
+    """Horizontal bars: rows entering the first stage, then rows out of every stage."""
+    plt = _pyplot()
+    labels = ["input"] + [s["name"] for s in stages]
+    values = ([stages[0]["rows_in"]] if stages else [0]) + [s["rows_out"] for s in stages]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.2))
+    y = list(range(len(labels)))[::-1]
+    ax.barh(y, values, color="#4C72B0")
+    top = max(values) if values and max(values) > 0 else 1
+    for yi, v in zip(y, values):
+        ax.text(v + top * 0.01, yi, f"{v:,}", va="center")
+    ax.set_yticks(y, labels)
+    ax.set_xlim(0, top * 1.15)
+    ax.set_xlabel("rows")
+    ax.set_title("Rows after each stage")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_word_counts(word_counts: dict, path: Path, min_words: int | None = None,
+                     max_words: int | None = None) -> Path:
+    """Question and answer word-count histograms, before vs after filtering, with the thresholds marked."""
+    plt = _pyplot()
+    width = word_counts.get("bin_width", BIN_WIDTH)
+    fig, axes = plt.subplots(1, len(HIST_FIELDS), figsize=(10, 3.6), sharey=False)
+    for ax, field in zip(axes, HIST_FIELDS):
+        before = word_counts["before"][field]
+        after = word_counts["after"][field]
+        lefts = [i * width for i in range(len(before))]
+        ax.bar(lefts, before, width=width, align="edge", color="#BBBBBB", label="before filtering")
+        ax.bar(lefts, after, width=width, align="edge", color="#4C72B0", label="after filtering")
+        for x in (min_words, max_words):
+            if x is not None:
+                ax.axvline(x, color="#C44E52", linestyle="--", linewidth=1)
+        ax.set_title(f"{field} words (last bin: {word_counts.get('last_bin_from', BIN_LIMIT)}+)")
+        ax.set_xlabel("words")
+        ax.set_ylabel("rows")
+        ax.legend(loc="upper right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_rewards(accepted: list[float], rejected: list[float], path: Path,
+                 threshold: float | None = None, attribute: str = "reward") -> Path | None:
+    """Histogram of reward scores, accepted vs rejected synthetic pairs; None (no file) when there are none."""
+    accepted = [float(x) for x in accepted or [] if x is not None]
+    rejected = [float(x) for x in rejected or [] if x is not None]
+    if not accepted and not rejected:
+        return None
+    plt = _pyplot()
+    import numpy as np
+
+    values = accepted + rejected
+    lo, hi = min(values), max(values)
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, 31)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.hist([rejected, accepted], bins=edges, stacked=True, color=["#C44E52", "#55A868"],
+            label=[f"rejected ({len(rejected)})", f"accepted ({len(accepted)})"])
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
+    ax.set_xlabel(attribute)
+    ax.set_ylabel("synthetic pairs")
+    ax.set_title("Reward scores of synthetic pairs")
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def reward_scores(sdg: dict, accepted_rewards: list[dict] | None = None
+                  ) -> tuple[list[float], list[float], float | None, str]:
+    """(accepted, rejected, threshold, attribute) for the reward plot.
+
+    The attribute is the first thresholded one (sdg["reward"]["thresholds"], e.g. helpfulness >= 2.0).
+    Scores come from sdg["reward_scores"] = {"accepted": [...], "rejected": [...]} when the SDG step
+    reports them; otherwise the accepted scores are read from the written synthetic rows
+    (`accepted_rewards`: their reward dicts) and rejected ones are not shown.
+    """
+    reward = sdg.get("reward") if isinstance(sdg.get("reward"), dict) else {}
+    thresholds = reward.get("thresholds") or {}
+    attribute, threshold = next(iter(thresholds.items()), (None, None))
+    scores = sdg.get("reward_scores") if isinstance(sdg.get("reward_scores"), dict) else {}
+    attribute = scores.get("attribute", attribute)
+    accepted = list(scores.get("accepted") or [])
+    rejected = list(scores.get("rejected") or [])
+    if not accepted and accepted_rewards:
+        if attribute is None:
+            attribute = next((k for r in accepted_rewards for k in r), None)
+        accepted = [r[attribute] for r in accepted_rewards if attribute in r]
+    return accepted, rejected, threshold, str(attribute or "reward")
+
+
+# --------------------------------------------------------------------------- the card
+
+def size_category(n: int) -> str:
+    """Hugging Face size_categories bucket."""
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                        (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+        if n < limit:
+            return name
+    return "10M<n<100M"
+
+
+def _yaml_str(text: str) -> str:
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def yaml_header(report: dict) -> str:
+    """The card's YAML front matter: licence, tasks, size, and one config per format with its splits."""
+    files = (report.get("outputs") or {}).get("files") or {"jsonl": {s: f"law-qa-{s}.jsonl" for s in SPLIT_NAMES}}
+    total = sum((report.get("splits") or {}).values())
+    synthetic = bool(_synthetic_rows(report))
+    lines = ["---", "license: cc-by-sa-4.0", "language:", "- en", "pretty_name: Law StackExchange Q&A (curated)",
+             "task_categories:", "- question-answering", "- text-generation",
+             "tags:", "- legal", "- law-stackexchange", "- sft"] + (["- synthetic"] if synthetic else []) + [
+             "size_categories:", f"- {size_category(total)}", "configs:"]
+    config_names = {"jsonl": "default", "chat": "chat", "nemo": "nemo"}
+    for fmt, by_split in files.items():
+        lines.append(f"- config_name: {config_names.get(fmt, fmt)}")
+        lines.append("  data_files:")
+        for split, rel in by_split.items():
+            lines += [f"  - split: {SPLIT_NAMES.get(split, split)}", f"    path: {_yaml_str(rel)}"]
+    lines.append("---")
+    return "\n".join(lines)
+
+
+def _synthetic_rows(report: dict) -> int:
+    """Synthetic rows in the written dataset (what the writer counted; else what SDG says it added)."""
+    written = ((report.get("outputs") or {}).get("synthetic") or {}).get("rows")
+    if isinstance(written, int):
+        return written
+    sdg = report.get("sdg") or {}
+    return int(sdg.get("added") or 0) if isinstance(sdg, dict) else 0
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_cell(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value[:8]) + (f" … ({len(value)} values)" if len(value) > 8 else "")
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def render_mapping(data, depth: int = 0) -> list[str]:
+    """A report section as Markdown: scalars as bullets, nested dicts indented, a list of dicts as a table,
+    long lists of numbers summarised (count, min, max)."""
+    lines: list[str] = []
+    pad = "  " * depth
+    if not isinstance(data, dict):
+        return [f"{pad}- {_cell(data)}"]
+    for key, value in data.items():
+        if isinstance(value, dict) and value and any(isinstance(v, (dict, list)) for v in value.values()):
+            lines.append(f"{pad}- **{key}**:")
+            lines += render_mapping(value, depth + 1)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            columns = list(dict.fromkeys(k for row in value for k in row))
+            lines += [f"{pad}- **{key}**:", "", "  | " + " | ".join(columns) + " |",
+                      "  |" + "---|" * len(columns)]
+            lines += ["  | " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |" for row in value]
+            lines.append("")
+        elif isinstance(value, list) and len(value) > 8 and all(isinstance(v, (int, float)) for v in value):
+            lines.append(f"{pad}- **{key}**: {len(value):,} values, min {_cell(min(value))}, "
+                         f"max {_cell(max(value))}")
+        elif isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
+            lines.append(f"{pad}- **{key}**: " + ", ".join(f"{k}: {len(v):,} values" for k, v in value.items()))
+        else:
+            lines.append(f"{pad}- **{key}**: {_cell(value)}")
+    return lines
+
+
+def render_card(report: dict, images: dict[str, str]) -> str:
+    """The dataset card's Markdown (YAML header first) from the report dict and the images drawn."""
+    source = report.get("source") or {}
+    splits = report.get("splits") or {}
+    outputs = report.get("outputs") or {}
+    files = outputs.get("files") or {"jsonl": {s: f"law-qa-{s}.jsonl" for s in splits}}
+    run = report.get("run") or {}
+    args = run.get("args") or {}
+    total = sum(splits.values())
+    n_synth = _synthetic_rows(report)
+    out = [yaml_header(report), "", "# Law StackExchange Q&A, curated for fine-tuning", ""]
+    if source.get("sample"):
+        out += ["> **Built from the bundled generated SAMPLE, not the real Law StackExchange dump.** "
+                "The text is synthetic test data; do not train on it.", ""]
+    split_text = " / ".join(f"{splits.get(s, 0):,} {SPLIT_NAMES[s]}" for s in SPLIT_NAMES)
+    out += [f"**{total:,}** question–answer pairs ({split_text})"
+            + (f", of which **{n_synth:,}** are synthetic" if n_synth else "")
+            + ", curated by lawqa-curate (a re-creation of NVIDIA NeMo Curator's `peft-curation-with-sdg` tutorial): "
+            "HTML cleaned to plain text, filtered by length and score, deduplicated, split 80/10/10 by family "
+            "so that no question (or its near-duplicates and synthetic descendants) is in two splits.", ""]
+
+    out += ["## Files", "", "| split | rows | " + " | ".join(files) + " |", "|---|---|" + "---|" * len(files)]
+    for split in SPLIT_NAMES:
+        out.append(f"| {SPLIT_NAMES[split]} | {splits.get(split, 0):,} | "
+                   + " | ".join(f"`{files[f].get(split, '')}`" for f in files) + " |")
+    out += ["", "- `jsonl` (the tutorial's files): one record per line — `id`, `source_id`, `title`, `question`, "
+            "`answer`, `question_score`, `answer_score`, `tags`, `link`, `license`, `file_name`, `split`, "
+            "`synthetic`, `round`, `reward`."]
+    if "chat" in files:
+        out.append('- `chat`: `{"messages": [{"role": "system"}?, {"role": "user", "content": title + "\\n\\n" + '
+                   'question}, {"role": "assistant", "content": answer}]}` — OpenAI fine-tuning, TRL `SFTTrainer`.')
+    if "nemo" in files:
+        out.append('- `nemo`: `{"input": title + "\\n\\n" + question, "output": answer}` — NeMo SFT data loaders.')
+    out.append("")
+
+    data_files = ", ".join(f'"{SPLIT_NAMES[s]}": "{files["jsonl"][s]}"' for s in SPLIT_NAMES if s in files["jsonl"])
+    out += ["## How to load", "", "```python", "from datasets import load_dataset", "",
+            f'ds = load_dataset("json", data_files={{{data_files}}})']
+    for fmt in ("chat", "nemo"):
+        if fmt in files:
+            fmt_files = ", ".join(f'"{SPLIT_NAMES[s]}": "{files[fmt][s]}"' for s in SPLIT_NAMES)
+            out.append(f'{fmt} = load_dataset("json", data_files={{{fmt_files}}})')
+    out += ["# once pushed to the Hub: load_dataset(\"<user>/<repo>\", \"chat\")  (configs: "
+            + ", ".join({"jsonl": "default"}.get(f, f) for f in files) + ")", "```", ""]
+
+    licences = outputs.get("licenses") or {}
+    out += ["## Source and licence", "",
+            "Questions and answers from [Law Stack Exchange](https://law.stackexchange.com), as published in the "
+            "[ymoslem/Law-StackExchange](https://huggingface.co/datasets/ymoslem/Law-StackExchange) dump. "
+            "Stack Exchange content is user-contributed and licensed under CC BY-SA (3.0 or 4.0, per post); "
+            "this derived dataset is shared under **CC BY-SA 4.0**. Attribution: every real row keeps the "
+            "`link` to its question (which names its authors) and its `license`; synthetic rows keep the "
+            "`source_id` of the row they were generated from.", "",
+            f"- input: `{source.get('path', '')}` ({source.get('origin', '?')}"
+            + (", **sample**" if source.get("sample") else "") + ")",
+            f"- url: {source.get('url') or '—'}",
+            f"- sha256: `{source.get('sha256', '')}`"]
+    if licences:
+        out.append("- rows per licence: " + ", ".join(f"{k}: {v:,}" for k, v in licences.items()))
+    if source.get("download_error"):
+        out.append(f"- download error (why the sample was used): {source['download_error']}")
+    out.append("")
+
+    out += ["## What happened to the data", ""]
+    if images.get("funnel"):
+        out += [f"![rows after each stage]({images['funnel']})", ""]
+    out += ["| stage | rows in | rows out | dropped | seconds | drops by reason |", "|---|---:|---:|---:|---:|---|"]
+    for s in report.get("stages") or []:
+        reasons = ", ".join(f"{k}: {v:,}" for k, v in s["dropped"].items()) or "—"
+        out.append(f"| {s['name']} | {s['rows_in']:,} | {s['rows_out']:,} | {sum(s['dropped'].values()):,} | "
+                   f"{s['seconds']:.2f} | {reasons} |")
+    out.append("")
+    if args:
+        keys = ("min_words", "max_words", "min_question_score", "min_answer_score", "split_ratios", "seed")
+        out += ["### Filtering", "", "Thresholds: " + ", ".join(f"`{k}` = {args[k]}" for k in keys if k in args)
+                + ". Word counts are whitespace-separated words of the cleaned text.", ""]
+    if images.get("words"):
+        out += [f"![word counts before and after filtering]({images['words']})", ""]
+    for key, title in (("dedup", "Deduplication"), ("sdg", "Synthetic data"), ("audit", "Audit")):
+        section = report.get(key)
+        if not section:
+            continue
+        out += [f"### {title}", ""]
+        if key == "audit" and isinstance(section, dict) and "verdict" in section:
+            out += [f"**Verdict: {_cell(section['verdict'])}**", ""]
+        if key == "sdg" and images.get("rewards"):
+            out += [f"![reward scores of synthetic pairs]({images['rewards']})", ""]
+        out += render_mapping(section) + [""]
+
+    out += ["## Reproduce", ""]
+    if run.get("command"):
+        out += ["```", " ".join(_shell_quote(t) for t in run["command"]), "```", ""]
+    if run.get("seed") is not None:
+        out.append(f"- seed: {run['seed']}")
+    if run.get("versions"):
+        out.append("- versions: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()))
+    out += ["- the full accounting is in `report.json` beside this card.", ""]
+    return "\n".join(out)
+
+
+def _shell_quote(token: str) -> str:
+    import shlex
+
+    return shlex.quote(str(token))
+
+
+def write_card(final_dir: Path, report: dict, accepted_rewards: list[dict] | None = None) -> dict[str, str]:
+    """Draw the PNGs and write README.md into `final_dir`; returns {"card": name, picture: name, ...}.
+
+    `accepted_rewards`: reward dicts of the synthetic rows written (for the reward plot when the "sdg"
+    section does not carry the scores itself)."""
+    final_dir = Path(final_dir)
+    images: dict[str, str] = {}
+    stages = report.get("stages") or []
+    if stages:
+        images["funnel"] = plot_funnel(stages, final_dir / FUNNEL_PNG).name
+    word_counts = report.get("word_counts")
+    args = (report.get("run") or {}).get("args") or {}
+    if word_counts:
+        images["words"] = plot_word_counts(word_counts, final_dir / WORDS_PNG, args.get("min_words"),
+                                           args.get("max_words")).name
+    sdg = report.get("sdg")
+    if isinstance(sdg, dict):
+        accepted, rejected, threshold, attribute = reward_scores(sdg, accepted_rewards)
+        drawn = plot_rewards(accepted, rejected, final_dir / REWARDS_PNG, threshold, attribute)
+        if drawn:
+            images["rewards"] = drawn.name
+    for name, stale in (("words", WORDS_PNG), ("rewards", REWARDS_PNG)):
+        if name not in images and (final_dir / stale).exists():
+            (final_dir / stale).unlink()  # a picture from an earlier run would not match this card
+    with atomic_write(final_dir / "README.md", "w") as f:
+        f.write(render_card(report, images))
+    return {"card": "README.md", **images}
