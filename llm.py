@@ -3,7 +3,8 @@
 Built on the `openai` SDK (AsyncOpenAI, the SDK's own retries off: this module owns the policy):
 - an adaptive concurrency limit (AIMD): additive growth while the limit is in use and calls succeed; on a 429 the
   limit is cut to what the server demonstrably holds (the calls still in flight); timeouts, connection errors and
-  5xx halve it (at most once per round trip); never above `max_concurrency`, never below 1; optional `rpm` cap;
+  502/503/504 halve it (at most once per round trip; a plain 500 does not cut); never above `max_concurrency`,
+  never below 1; optional `rpm` cap;
 - retries with jittered exponential backoff on 429, 5xx, timeouts and connection errors; a 429's Retry-After
   (or retry-after-ms) is honoured as the minimum wait of that call; 400/404/422 and other 4xx are not retried (a
   failure with its reason); 401/403 raise `AuthError` ("the endpoint rejected the API key");
@@ -451,7 +452,8 @@ class LLMClient:
                 code = e.status_code
                 self.stats.http_status[code] += 1
                 if code >= 500 or code in (408, 409):
-                    self.limiter.on_failure(started)
+                    if code != 500:       # 502/503/504/529/408: overload signals; a plain 500 is a bug, not load
+                        self.limiter.on_failure(started)
                     retry_kind = f"http {code}"
                     min_wait = _retry_after(e.response.headers) or 0.0
                 else:
