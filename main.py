@@ -43,8 +43,15 @@ README.md (dataset card) with PNG plots, and report.json. See README.md for deta
 """
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown after each flag; the epilog's layout kept."""
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each flag (unless None/False); the description's and epilog's layout kept."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("%(default)" not in text and action.option_strings and action.default is not argparse.SUPPRESS
+                and action.default is not None and action.default is not False):
+            text += " (default: %(default)s)"
+        return text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

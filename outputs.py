@@ -116,7 +116,8 @@ def write_final(final_dir: Path, partitions, formats: tuple[str, ...] = FORMATS,
     Each partition is read once; its rows go to their split's file in every format. No file appears
     until every partition has been written, and then all appear together (a failure leaves the previous
     files). Files of formats not asked for this time are removed so the folder never mixes two runs.
-    Returns {"rows": {split: n}, "licenses": {licence: n}, "files": {format: {split: relative path}}}.
+    Returns {"rows": {split: n}, "licenses": {licence: n}, "files": {format: {split: relative path}},
+    "synthetic": {"rows": n, "by_round": {round: n}}, "synthetic_rewards": [reward dict per synthetic row]}.
     """
     from contextlib import ExitStack
 
@@ -130,6 +131,8 @@ def write_final(final_dir: Path, partitions, formats: tuple[str, ...] = FORMATS,
     files.update({fmt: {s: format_file_name(fmt, s) for s in SPLITS} for fmt in formats})
     counts = {s: 0 for s in SPLITS}
     licenses: dict[str, int] = {}
+    by_round: dict[str, int] = {}
+    rewards: list[dict] = []
     with ExitStack() as stack:
         handles = {fmt: {s: stack.enter_context(atomic_write(final_dir / rel, "wb")) for s, rel in by_split.items()}
                    for fmt, by_split in files.items()}
@@ -147,13 +150,20 @@ def write_final(final_dir: Path, partitions, formats: tuple[str, ...] = FORMATS,
                 counts[split] += len(group)
             for licence, n in df["license"].value_counts().items():
                 licenses[str(licence)] = licenses.get(str(licence), 0) + int(n)
+            synthetic = df[df["synthetic"].astype(bool)]
+            for round_no, n in synthetic["round"].value_counts().items():
+                by_round[str(round_no)] = by_round.get(str(round_no), 0) + int(n)
+            rewards += [orjson.loads(r) for r in synthetic["reward"] if r]
     for fmt in FORMATS if remove_stale else ():
         if fmt not in formats:
             for s in SPLITS:
                 stale = final_dir / format_file_name(fmt, s)
                 if stale.exists():
                     stale.unlink()
-    return {"rows": counts, "licenses": dict(sorted(licenses.items())), "files": files}
+    return {"rows": counts, "licenses": dict(sorted(licenses.items())), "files": files,
+            "synthetic": {"rows": sum(by_round.values()),
+                          "by_round": dict(sorted(by_round.items(), key=lambda kv: int(kv[0])))},
+            "synthetic_rewards": rewards}
 
 
 def write_split_files(final_dir: Path, partitions) -> dict[str, int]:
