@@ -54,8 +54,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line flags, grouped as the flow runs."""
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line flags, grouped as the flow runs (input, curation, dedup, synthetic generation, cluster, output)."""
     parser = argparse.ArgumentParser(
         prog="python main.py", usage="%(prog)s [options]",
         description="Curate the Law StackExchange Q&A dump into a clean, deduplicated, leak-free fine-tuning\n"
@@ -82,10 +82,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_dedup_arguments(parser.add_argument_group(
         "dedup", "exact, fuzzy (MinHash-LSH) and semantic (embedding) dedup over all rows of all splits"))
 
-    # Filled by synthetic_gen.add_sdg_arguments once that module is wired in.
-    sdg = parser.add_argument_group(  # noqa: F841 - the SDG flags go here
+    from synthetic_gen import add_sdg_arguments
+
+    add_sdg_arguments(parser.add_argument_group(
         "synthetic generation",
-        "grow train with synthetic Q&A from an OpenAI-compatible endpoint, scored by a reward model")
+        "grow train with synthetic Q&A from an OpenAI-compatible endpoint, scored by a reward model"))
 
     cluster = parser.add_argument_group("cluster", "where the Dask stages run")
     cluster.add_argument("--n-workers", type=int, default=os.cpu_count() or 1,
@@ -109,6 +110,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     loudness = output.add_mutually_exclusive_group()
     loudness.add_argument("--quiet", action="store_true", help="warnings and errors only, no progress bars")
     loudness.add_argument("--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the flags (a bad value exits 2 with argparse's one-line message)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     known_formats = {"all", "none", "chat", "nemo", "jsonl", "tutorial"}
     bad_formats = [f for f in str(args.formats).lower().split(",") if f.strip() and f.strip() not in known_formats]
