@@ -419,9 +419,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return dry_run(args)
     from docbuilder import DownloadError, InputError
+    from llm import AuthError
+    from report import redact, secret_values
+    from synthetic_gen import SdgError
 
     try:
         return run(args)
+    except (AuthError, SdgError) as exc:
+        log.error(f"error: LLM endpoint: {redact(str(exc), secret_values(args))}")
+        return EXIT_ENDPOINT
     except InputError as exc:
         log.error(f"error: {exc}")
         return EXIT_BAD_INPUT
