@@ -122,6 +122,9 @@ def plot_word_counts(word_counts: dict, path: Path, min_words: int | None = None
         for x in (min_words, max_words):
             if x is not None:
                 ax.axvline(x, color="#C44E52", linestyle="--", linewidth=1)
+        used = [i for i, n in enumerate(before) if n]
+        right = max((used[-1] + 1) * width if used else width, (max_words or 0) + width)
+        ax.set_xlim(0, min(right, len(before) * width) * 1.02)
         ax.set_title(f"{field} words (last bin: {word_counts.get('last_bin_from', BIN_LIMIT)}+)")
         ax.set_xlabel("words")
         ax.set_ylabel("rows")
@@ -346,9 +349,16 @@ def render_card(report: dict, images: dict[str, str]) -> str:
         out += [f"### {title}", ""]
         if key == "audit" and isinstance(section, dict) and "verdict" in section:
             out += [f"**Verdict: {_cell(section['verdict'])}**", ""]
+        if key == "sdg" and isinstance(section, dict):
+            out += sdg_summary(section, (outputs.get("synthetic") or {}).get("by_round") or {}) + [""]
+        if key == "dedup" and isinstance(section, dict):
+            out += dedup_summary(section) + [""]
         if key == "sdg" and images.get("rewards"):
             out += [f"![reward scores of synthetic pairs]({images['rewards']})", ""]
-        out += render_mapping(section) + [""]
+        if key == "audit":
+            out += render_mapping(section) + [""]
+        else:
+            out += ["<details><summary>all numbers</summary>", ""] + render_mapping(section) + ["", "</details>", ""]
 
     out += ["## Reproduce", ""]
     if run.get("command"):
@@ -359,6 +369,55 @@ def render_card(report: dict, images: dict[str, str]) -> str:
         out.append("- versions: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()))
     out += ["- the full accounting is in `report.json` beside this card.", ""]
     return "\n".join(out)
+
+
+def dedup_summary(dedup: dict) -> list[str]:
+    """Rows removed by kind and the number of split families, in one short paragraph."""
+    kinds = [f"{kind}: {dedup[kind].get('removed', 0):,}" for kind in ("exact", "fuzzy", "semantic")
+             if isinstance(dedup.get(kind), dict)]
+    config = dedup.get("config") if isinstance(dedup.get("config"), dict) else {}
+    ran = [k for k in ("exact", "fuzzy", "semantic") if config.get(k)]
+    lines = []
+    if kinds:
+        lines.append("Rows removed by kind — " + ", ".join(kinds)
+                     + (f" (kinds run: {', '.join(ran) or 'none'})" if config else "") + ".")
+    if isinstance(dedup.get("families"), dict) and "count" in dedup["families"]:
+        lines.append(f"Split families (a row, its near-duplicates and its synthetic descendants): "
+                     f"{dedup['families']['count']:,}.")
+    if config:
+        lines.append(f"Thresholds: fuzzy Jaccard >= {config.get('fuzzy_jaccard')}, semantic eps "
+                     f"{config.get('eps', config.get('semdedup_eps'))} with {config.get('embedding_model')}; "
+                     f"families at Jaccard >= {config.get('leak_jaccard')}, cosine >= "
+                     f"{config.get('leak_cos', config.get('leak_cosine'))}.")
+    return [" ".join(lines)] if lines else []
+
+
+def sdg_summary(sdg: dict, by_round: dict) -> list[str]:
+    """Synthetic rows by round, models, reward thresholds, stop reason and LLM accounting."""
+    if not sdg.get("ran"):
+        return [f"Not run: {sdg.get('skipped') or 'no endpoint configured'}."]
+    config = sdg.get("config") if isinstance(sdg.get("config"), dict) else {}
+    reward = sdg.get("reward") if isinstance(sdg.get("reward"), dict) else {}
+    thresholds = ", ".join(f"{k} >= {v:g}" if isinstance(v, (int, float)) else f"{k} >= {v}"
+                           for k, v in (reward.get("thresholds") or {}).items()) or "none"
+    rounds = sdg.get("rounds") or []
+    lines = [f"- synthetic rows added: **{int(sdg.get('added') or 0):,}** in {len(rounds)} round(s); "
+             f"stop reason: **{sdg.get('stop_reason')}**"
+             + (f" (target {sdg['target_size']:,} train rows)" if sdg.get("target_size") else ""),
+             "- rows in the dataset by round: "
+             + (", ".join(f"round {r}: {n:,}" for r, n in by_round.items()) or "none"),
+             f"- generation model: `{config.get('model')}` at {config.get('endpoint')}",
+             f"- reward: {reward.get('mode', '?')}" + (f" with `{reward['model']}`" if reward.get("model") else "")
+             + f"; kept pairs with {thresholds}"]
+    llm = sdg.get("llm") if isinstance(sdg.get("llm"), dict) else {}
+    if llm:
+        lines.append(f"- LLM: {llm.get('requests', 0):,} requests, {llm.get('cache_hits', 0):,} cache hits, "
+                     f"{llm.get('retries', 0):,} retries, {llm.get('total_tokens', 0):,} tokens"
+                     + (", failures: " + ", ".join(f"{k}: {v:,}" for k, v in llm["failures"].items())
+                        if llm.get("failures") else ""))
+    if sdg.get("failures"):
+        lines.append("- failed prompts by reason: " + ", ".join(f"{k}: {v:,}" for k, v in sdg["failures"].items()))
+    return lines
 
 
 def _shell_quote(token: str) -> str:

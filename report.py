@@ -236,6 +236,17 @@ def section_brief(name: str, section: dict, limit: int = 8) -> str:
         if isinstance(section.get("families"), dict) and "count" in section["families"]:
             parts.append(f"families={section['families']['count']}")
         skip = {"config", "rows_in", "rows_out", "seconds_total", "exact", "fuzzy", "semantic", "families"}
+    elif name == "sdg":
+        if not section.get("ran", True):
+            return f"skipped ({section.get('skipped') or 'not configured'})"
+        rounds = section.get("rounds")
+        parts.append(f"added={section.get('added', 0)}")
+        if isinstance(rounds, list):
+            parts.append(f"rounds={len(rounds)}")
+        parts.append(f"stop={section.get('stop_reason')}")
+        llm = section.get("llm") if isinstance(section.get("llm"), dict) else {}
+        parts += [f"{k}={llm[k]}" for k in ("requests", "cache_hits", "retries", "total_tokens") if k in llm]
+        return ", ".join(parts)
     else:
         skip = set()
     for key, value in section.items():
