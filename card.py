@@ -245,7 +245,9 @@ def render_mapping(data, depth: int = 0) -> list[str]:
     if not isinstance(data, dict):
         return [f"{pad}- {_cell(data)}"]
     for key, value in data.items():
-        if isinstance(value, dict) and value and any(isinstance(v, (dict, list)) for v in value.values()):
+        if isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
+            lines.append(f"{pad}- **{key}**: " + ", ".join(f"{k}: {len(v):,} values" for k, v in value.items()))
+        elif isinstance(value, dict) and value and any(isinstance(v, (dict, list)) for v in value.values()):
             lines.append(f"{pad}- **{key}**:")
             lines += render_mapping(value, depth + 1)
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
@@ -257,8 +259,6 @@ def render_mapping(data, depth: int = 0) -> list[str]:
         elif isinstance(value, list) and len(value) > 8 and all(isinstance(v, (int, float)) for v in value):
             lines.append(f"{pad}- **{key}**: {len(value):,} values, min {_cell(min(value))}, "
                          f"max {_cell(max(value))}")
-        elif isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
-            lines.append(f"{pad}- **{key}**: " + ", ".join(f"{k}: {len(v):,} values" for k, v in value.items()))
         else:
             lines.append(f"{pad}- **{key}**: {_cell(value)}")
     return lines
