@@ -247,28 +247,6 @@ def survivor_order(df: pd.DataFrame) -> np.ndarray:
     return rank
 
 
-class _UnionFind:
-    def __init__(self, n: int):
-        self.parent = np.arange(n, dtype=np.int64)
-
-    def find(self, x: int) -> int:
-        p = self.parent
-        root = x
-        while p[root] != root:
-            root = p[root]
-        while p[x] != root:
-            p[x], x = root, p[x]
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            if ra < rb:
-                self.parent[rb] = ra
-            else:
-                self.parent[ra] = rb
-
-
 def _components(n: int, pairs: np.ndarray) -> np.ndarray:
     """Connected-component label per node (labels are arbitrary ints) from an (m, 2) edge array."""
     if n == 0:
@@ -584,7 +562,7 @@ class Embedder:
         self.key = ("static-minilm-l6" if self.static else
                     f"{os.path.basename(cfg.embedding_model.rstrip('/'))}-{cfg.max_seq_length}")
         self.cache = EmbeddingCache(cfg.embedding_cache, self.key)
-        self.precision = "fp32"
+        self.precision = None  # set by the first model call: fp32 | bf16 | fp16 | static
 
     def _model(self):
         k = (self.key, self.cfg.device, self.cfg.embedding_model)
@@ -612,6 +590,7 @@ class Embedder:
         m = self._model()
         self.calls += 1
         if self.static:
+            self.precision = "static"
             e = np.asarray(m.encode(texts, batch_size=1024, show_progress_bar=False), dtype=np.float32)
             return _l2norm(e)
         import torch
@@ -1035,7 +1014,7 @@ def cross_split_leaks(records_with_split: pd.DataFrame, cfg: DedupConfig | None 
     sc = codes[order]
     same = np.nonzero(sc[1:] == sc[:-1])[0]
     ep = np.stack([order[same], order[same + 1]], axis=1)
-    ep = ep[split[ep[:, 0]] != split[ep[:, 1]]]
+    ep = np.sort(ep[split[ep[:, 0]] != split[ep[:, 1]]], axis=1)
     out["exact_pairs"] = int(len(ep))
     sig = _sig_matrix(feats["sig"], cfg.num_perm)
     b, r = lsh_bands_rows(cfg.leak_jaccard, cfg.num_perm)
@@ -1057,7 +1036,13 @@ def cross_split_leaks(records_with_split: pd.DataFrame, cfg: DedupConfig | None 
         out["cosine_pairs"] = int(cross.sum())
         for (a, c), s in zip(pairs[cross][:max_examples], sims[cross][:max_examples]):
             out["examples"].append({"a": ids[a], "b": ids[c], "kind": "cosine", "similarity": round(float(s), 4)})
-    out["total"] = out["exact_pairs"] + out["jaccard_pairs"] + out["cosine_pairs"]
+    # a pair can pass more than one test (an exact copy also has Jaccard 1): count each pair once
+    keys = [ep[:, 0] * n + ep[:, 1] if len(ep) else np.zeros(0, np.int64),
+            np.minimum(jp[:, 0], jp[:, 1]) * n + np.maximum(jp[:, 0], jp[:, 1])]
+    if cfg.semantic:
+        cp = pairs[cross]
+        keys.append(cp[:, 0] * n + cp[:, 1])
+    out["total"] = int(len(np.unique(np.concatenate(keys)))) if keys else 0
     out["thresholds"] = {"jaccard": cfg.leak_jaccard, "cosine": cfg.leak_cos}
     out["seconds"] = time.perf_counter() - t0
     return out

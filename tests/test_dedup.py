@@ -1,0 +1,378 @@
+"""dedup.py: exact / fuzzy / semantic dedup, survivor rule, families, leaks, embedding cache, CLI flags.
+
+Unit tests run on small hand-made frames. The quality tests run on a generated corpus with planted
+duplicates (data/make_sample.py + the real converter and cleaner) and skip while that generator is absent.
+Semantic tests use the distilled static model where the model does not matter (milliseconds) and MiniLM
+once, on a module-scoped corpus, where it does.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import dedup
+from records import conform, record_id, synthetic_id
+
+REPO = Path(__file__).resolve().parent.parent
+
+def _vocab() -> list[str]:
+    """~20k real words (MiniLM's WordPiece vocabulary), so random documents are semantically distinct."""
+    words = (dedup.Path(dedup._minilm_path("minilm")) / "vocab.txt").read_text().split()
+    return sorted({w for w in words if w.isalpha() and w.isascii() and len(w) > 3})
+
+
+WORDS = _vocab()
+
+
+def _text(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def make_rows(n: int, seed: int = 0, words: int = 120) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(1, n + 1):
+        rid = record_id(i)
+        rows.append(dict(id=rid, source_id=rid, title=f"Question {i} about {rng.choice(WORDS)}?",
+                         question=_text(rng, words // 2), answer=_text(rng, words), question_score=rng.randint(0, 5),
+                         answer_score=rng.randint(0, 5), tags="contract", link=f"https://law.stackexchange.com/q/{i}",
+                         license="CC BY-SA 4.0", file_name="x.json", synthetic=False, round=0, reward=""))
+    return rows
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    return conform(pd.DataFrame(rows))
+
+
+def copy_row(row: dict, new_qid: int, **changes) -> dict:
+    r = dict(row)
+    r["id"] = r["source_id"] = record_id(new_qid)
+    r.update(changes)
+    return r
+
+
+def edit_words(text: str, rng: random.Random, frac: float) -> str:
+    w = text.split()
+    for _ in range(max(1, int(len(w) * frac))):
+        w[rng.randrange(len(w))] = rng.choice(WORDS).upper() + "x"
+    return " ".join(w)
+
+
+@pytest.fixture
+def cache_dir(tmp_path):
+    return str(tmp_path / "emb")
+
+
+def static_cfg(cache_dir, **kw) -> dedup.DedupConfig:
+    return dedup.DedupConfig(embedding_model="static", embedding_cache=cache_dir, **kw)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def test_normalize_text_nfkc_casefold_whitespace():
+    assert dedup.normalize_text("  Stra\u00dfe\u00a0 \uff21BC\n\tx ") == "strasse abc x"
+
+
+def test_natural_key_orders_ids_numerically():
+    ids = [record_id(10), record_id(9), synthetic_id(record_id(9), 1, 10), synthetic_id(record_id(9), 1, 2)]
+    assert sorted(ids, key=dedup.natural_key) == [record_id(9), synthetic_id(record_id(9), 1, 2),
+                                                   synthetic_id(record_id(9), 1, 10), record_id(10)]
+
+
+def test_lsh_banding_from_threshold():
+    for t in (0.5, 0.8, 0.9):
+        b, r = dedup.lsh_bands_rows(t, 128)
+        assert b * r <= 128
+        assert 1 - (1 - t ** r) ** b >= 0.985
+        # one more row per band would miss pairs at the threshold
+        b2 = 128 // (r + 1)
+        assert 1 - (1 - t ** (r + 1)) ** b2 < 0.985
+
+
+def test_minhash_estimates_jaccard_and_is_deterministic():
+    rng = random.Random(3)
+    base = _text(rng, 400).split()
+    other = list(base)
+    for i in range(0, 400, 25):  # 16 single-word edits
+        other[i] = "zzz" + str(i)
+    a, b = " ".join(base), " ".join(other)
+
+    def shingles(t):
+        w = t.split()
+        return {tuple(w[i:i + 5]) for i in range(len(w) - 4)}
+
+    true_j = len(shingles(a) & shingles(b)) / len(shingles(a) | shingles(b))
+    sig = dedup.minhash_signatures([a, b, a], num_perm=256)
+    est = (sig[0] == sig[1]).mean()
+    assert abs(est - true_j) < 0.08
+    assert (sig[0] == sig[2]).all()
+    np.testing.assert_array_equal(sig, dedup.minhash_signatures([a, b, a], num_perm=256, chunk=100))
+
+
+def test_minhash_short_and_empty_texts():
+    sig = dedup.minhash_signatures(["", "two words", "two words", "Two, words!"], k=5)
+    assert (sig[0] == np.iinfo(np.uint32).max).all()
+    assert (sig[1] == sig[2]).all() and (sig[1] == sig[3]).all()
+
+
+# ------------------------------------------------------------------------------------ exact/fuzzy
+def test_exact_dedup_normalises_case_unicode_whitespace(cache_dir):
+    rows = make_rows(30)
+    rows.append(copy_row(rows[3], 100, question=rows[3]["question"].upper() + "  \n ",
+                         title=rows[3]["title"].replace(" ", "\u00a0")))
+    res = dedup.deduplicate(frame(rows), static_cfg(cache_dir, semantic=False))
+    assert res.removed.to_dict("records") == [
+        {"id": record_id(100), "kind": "exact", "duplicate_of": rows[3]["id"], "similarity": 1.0}]
+    assert len(res.kept) == 30 and record_id(100) not in set(res.kept["id"])
+    assert res.stats["exact"]["removed"] == 1
+
+
+def test_fuzzy_dedup_finds_near_copies_not_unrelated(cache_dir):
+    rng = random.Random(5)
+    rows = make_rows(200, seed=1)
+    planted = {}
+    for k in range(10):
+        src = rows[k * 7]
+        qid = 1000 + k
+        rows.append(copy_row(src, qid, answer=edit_words(src["answer"], rng, 0.01)))
+        planted[record_id(qid)] = src["id"]
+    res = dedup.deduplicate(frame(rows), static_cfg(cache_dir, semantic=False))
+    fz = res.removed[res.removed["kind"] == "fuzzy"]
+    got = dict(zip(fz["id"], fz["duplicate_of"]))
+    # the survivor rule may keep the copy; either way each planted pair is grouped and nothing else is
+    pairs = {frozenset(p) for p in got.items()}
+    assert pairs == {frozenset(p) for p in planted.items()}
+    assert (fz["similarity"] >= 0.8).all()
+
+
+def test_dask_and_pandas_inputs_agree(cache_dir):
+    import dask.dataframe as dd
+
+    rng = random.Random(2)
+    rows = make_rows(120, seed=2)
+    rows.append(copy_row(rows[1], 500))
+    rows.append(copy_row(rows[2], 501, answer=edit_words(rows[2]["answer"], rng, 0.01)))
+    df = frame(rows)
+    cfg = static_cfg(cache_dir)
+    a = dedup.deduplicate(df, cfg)
+    b = dedup.deduplicate(dd.from_pandas(df, npartitions=4), cfg)
+    pd.testing.assert_frame_equal(a.removed, b.removed)
+    assert list(a.kept["id"]) == list(b.kept["id"])
+    assert a.families.to_dict() == b.families.to_dict()
+
+
+# ------------------------------------------------------------------------------------ survivor rule
+def test_survivor_rule_real_then_scores_then_id(cache_dir):
+    base = make_rows(1)[0]
+    same = dict(title=base["title"], question=base["question"], answer=base["answer"])
+    rows = [
+        # synthetic with the best scores still loses to any real row
+        dict(base, id=synthetic_id(record_id(2), 1, 0), source_id=record_id(2), synthetic=True, round=1,
+             answer_score=99, question_score=99, **same),
+        dict(base, id=record_id(10), source_id=record_id(10), answer_score=5, question_score=1, **same),
+        dict(base, id=record_id(9), source_id=record_id(9), answer_score=5, question_score=1, **same),
+        dict(base, id=record_id(3), source_id=record_id(3), answer_score=4, question_score=9, **same),
+        dict(base, id=record_id(4), source_id=record_id(4), answer_score=5, question_score=0, **same),
+    ]
+    res = dedup.deduplicate(frame(rows), static_cfg(cache_dir, semantic=False))
+    # answer_score 5 beats 4; question_score 1 beats 0; then id 9 < 10 numerically
+    assert list(res.kept["id"]) == [record_id(9)]
+    assert set(res.removed["duplicate_of"]) == {record_id(9)}
+    order = dedup.survivor_order(frame(rows))
+    assert [rows[i]["id"] for i in np.argsort(order)] == [record_id(9), record_id(10), record_id(4),
+                                                           record_id(3), synthetic_id(record_id(2), 1, 0)]
+
+
+def test_kept_rows_keep_input_order(cache_dir):
+    rows = make_rows(20, seed=9)
+    rows.insert(0, copy_row(rows[5], 99))
+    res = dedup.deduplicate(frame(rows), static_cfg(cache_dir))
+    assert list(res.kept["id"]) == [r["id"] for r in rows if r["id"] != record_id(99)]
+
+
+# ---------------------------------------------------------------------------------------- families
+def test_families_join_near_duplicates_and_synthetic_rows(cache_dir):
+    rng = random.Random(11)
+    rows = make_rows(60, seed=11)
+    # below the fuzzy threshold (not removed), above the leak threshold (same family)
+    loose = copy_row(rows[20], 300, answer=edit_words(rows[20]["answer"], rng, 0.06))
+    rows.append(loose)
+    other = random.Random(999)  # not the corpus's seed, or the "new" text repeats row 1's
+    syn = dict(rows[30], id=synthetic_id(rows[30]["id"], 1, 0), synthetic=True, round=1,
+               question="a synthetic paraphrase " + _text(other, 40), answer=_text(other, 80))
+    rows.append(syn)
+    res = dedup.deduplicate(frame(rows), static_cfg(cache_dir))
+    assert record_id(300) in set(res.kept["id"]), res.removed
+    fam = res.families
+    assert fam[record_id(300)] == fam[rows[20]["id"]] == rows[20]["id"]  # smallest source_id: 21 < 300
+    assert fam[syn["id"]] == rows[30]["id"]
+    assert fam[rows[0]["id"]] == rows[0]["id"]
+    assert len(fam) == len(rows)
+
+
+def test_cross_split_leaks_zero_with_family_split_and_found_otherwise(cache_dir):
+    from split import assign_splits
+
+    rng = random.Random(12)
+    rows = make_rows(80, seed=12)
+    for k in range(8):
+        rows.append(copy_row(rows[k], 400 + k, answer=edit_words(rows[k]["answer"], rng, 0.06)))
+    df = frame(rows)
+    cfg = static_cfg(cache_dir, fuzzy=False, semantic=False)
+    res = dedup.deduplicate(df, cfg)
+    good = assign_splits(res.kept, res.families.to_dict(), 0, (0.5, 0.25, 0.25))
+    leaks = dedup.cross_split_leaks(good, cfg)
+    assert leaks["total"] == 0, leaks
+    bad = good.copy()
+    bad["split"] = ["train" if i % 2 else "test" for i in range(len(bad))]
+    bad.loc[bad["id"] == rows[0]["id"], "split"] = "train"
+    bad.loc[bad["id"] == record_id(400), "split"] = "test"
+    leaks = dedup.cross_split_leaks(bad, cfg)
+    assert leaks["jaccard_pairs"] >= 1 and leaks["total"] >= 1
+    assert any({e["a"], e["b"]} == {rows[0]["id"], record_id(400)} for e in leaks["examples"])
+
+
+# ------------------------------------------------------------------------------ semantic (static)
+def test_semantic_static_removes_identical_meaning_rows_and_uses_cache(cache_dir):
+    rows = make_rows(80, seed=4)
+    # same text but one word changed in the title: not exact, below the fuzzy cut for short edits?
+    rows.append(copy_row(rows[10], 700, title=rows[10]["title"] + " (edited)"))
+    cfg = static_cfg(cache_dir, fuzzy=False)
+    res = dedup.deduplicate(frame(rows), cfg)
+    sem = res.removed[res.removed["kind"] == "semantic"]
+    assert set(sem["id"]) | set(sem["duplicate_of"]) == {rows[10]["id"], record_id(700)}
+    assert res.stats["semantic"]["cache_misses"] == 81
+    again = dedup.deduplicate(frame(rows), cfg)
+    assert again.stats["semantic"]["cache_hits"] == 81
+    assert again.stats["semantic"]["model_calls"] == 0
+    pd.testing.assert_frame_equal(res.removed, again.removed)
+
+
+def test_embedding_cache_atomic_shards_and_reload(tmp_path):
+    c = dedup.EmbeddingCache(tmp_path, "m-256")
+    c.add(["h1", "h2"], np.eye(2, dtype=np.float32))
+    shards = list((tmp_path / "m-256").glob("*"))
+    assert len(shards) == 1 and shards[0].suffix == ".npz"
+    (tmp_path / "m-256" / "shard-garbage.npz").write_bytes(b"not a zip")  # never fatal
+    pos, mat = dedup.EmbeddingCache(tmp_path, "m-256").lookup(["h2", "nope", "h1"])
+    assert list(pos >= 0) == [True, False, True]
+    np.testing.assert_array_equal(mat[pos[0]], [0, 1])
+
+
+def test_semantic_pairs_match_brute_force():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(40, 32)).astype(np.float32)
+    pts = np.concatenate([base + rng.normal(scale=s, size=base.shape).astype(np.float32)
+                          for s in (0.0, 0.05, 0.1, 0.2, 0.3)])
+    emb = dedup._l2norm(pts)
+    thr = 0.97
+    pairs, sims, _ = dedup.semantic_pairs(emb, thr, clusters=5, probe=2, seed=0)
+    full = emb @ emb.T
+    ii, jj = np.nonzero(np.triu(full >= thr, 1))
+    assert {tuple(p) for p in pairs} == set(zip(ii, jj))
+
+
+def test_dedup_against_drops_new_duplicates_only(cache_dir):
+    rng = random.Random(2021)
+    existing = frame(make_rows(50, seed=21))
+    src = existing.iloc[3]
+    new = [
+        dict(src, id=synthetic_id(src["id"], 1, 0), synthetic=True, round=1),  # exact copy of existing
+        dict(src, id=synthetic_id(src["id"], 1, 1), synthetic=True, round=1,
+             answer=edit_words(src["answer"], rng, 0.01)),  # near copy of existing
+        dict(src, id=synthetic_id(src["id"], 1, 2), synthetic=True, round=1, title="fresh title",
+             question=_text(rng, 50), answer=_text(rng, 90), answer_score=1),
+        dict(src, id=synthetic_id(src["id"], 1, 3), synthetic=True, round=1, answer_score=3),  # new 2's twin
+    ]
+    new[3].update(title=new[2]["title"], question=new[2]["question"], answer=new[2]["answer"])
+    cfg = static_cfg(cache_dir)
+    dedup.deduplicate(existing, cfg)  # warms the cache with the existing rows
+    kept, st = dedup.dedup_against(frame(new), existing, cfg)
+    assert list(kept["id"]) == [synthetic_id(src["id"], 1, 3)]  # higher answer_score wins among new rows
+    assert st["removed"]["exact"] == 2 and st["removed"]["fuzzy"] == 1
+    assert st["cache_misses"] == 1 and st["cache_hits"] == 50  # only the one new text was embedded
+    assert {r["duplicate_of"] for r in st["removed_rows"]} == {src["id"], synthetic_id(src["id"], 1, 3)}
+
+
+# ------------------------------------------------------------------------------------- CLI / import
+def test_cli_flags_build_config():
+    p = argparse.ArgumentParser()
+    dedup.add_dedup_arguments(p.add_argument_group("dedup"))
+    p.add_argument("--seed", type=int, default=0)
+    cfg = dedup.dedup_config_from_args(p.parse_args([]))
+    assert (cfg.exact, cfg.fuzzy, cfg.semantic) == (True, True, True)
+    assert (cfg.fuzzy_shingle, cfg.fuzzy_jaccard, cfg.eps, cfg.semdedup_clusters) == (5, 0.8, 0.01, 20)
+    assert (cfg.leak_jaccard, cfg.leak_cos, cfg.device, cfg.max_seq_length) == (0.5, 0.95, "cpu", 256)
+    cfg = dedup.dedup_config_from_args(p.parse_args(
+        ["--no-semantic", "--fuzzy-jaccard", "0.7", "--fuzzy-shingle", "3", "--semdedup-eps", "0.05",
+         "--semdedup-clusters", "7", "--embedding-model", "static", "--leak-jaccard", "0.4", "--leak-cosine",
+         "0.9", "--device", "gpu", "--seed", "4", "--embedding-cache", ""]))
+    assert (cfg.semantic, cfg.fuzzy_jaccard, cfg.fuzzy_shingle, cfg.eps, cfg.semdedup_clusters) == \
+        (False, 0.7, 3, 0.05, 7)
+    assert (cfg.model_family, cfg.leak_jaccard, cfg.leak_cos, cfg.device, cfg.seed, cfg.embedding_cache) == \
+        ("static", 0.4, 0.9, "gpu", 4, None)
+    cfg = dedup.dedup_config_from_args(p.parse_args(["--dedup", "exact"]))
+    assert (cfg.exact, cfg.fuzzy, cfg.semantic) == (True, False, False)
+    with pytest.raises(SystemExit):
+        dedup.dedup_config_from_args(p.parse_args(["--dedup", "exakt"]))
+
+
+def test_import_is_light():
+    code = ("import sys, dedup; heavy = [m for m in ('torch', 'sentence_transformers', 'sklearn', 'model2vec', "
+            "'transformers', 'scipy') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------------ MiniLM
+@pytest.fixture(scope="module")
+def minilm_run(tmp_path_factory):
+    """One MiniLM run over a small corpus with an exact and a reworded copy (module-scoped: ~10 s)."""
+    cache = str(tmp_path_factory.mktemp("minilm-cache"))
+    rows = make_rows(40, seed=31, words=300)
+    rows.append(copy_row(rows[5], 900, title=rows[5]["title"].upper()))  # exact after normalisation
+    # differs only past MiniLM's 256-token window: a different text with the same embedding
+    rows.append(copy_row(rows[6], 901, answer=rows[6]["answer"] + " and a different closing remark"))
+    df = frame(rows)
+    cfg = dedup.DedupConfig(embedding_cache=cache, fuzzy=False)
+    return df, cfg, dedup.deduplicate(df, cfg)
+
+
+def test_minilm_semantic_dedup_and_bf16_where_supported(minilm_run):
+    _, _, res = minilm_run
+    sem = res.removed[res.removed["kind"] == "semantic"]
+    assert list(sem["id"]) == [record_id(901)] and list(sem["duplicate_of"]) == [record_id(7)]
+    assert float(sem["similarity"].iloc[0]) >= 0.999
+    st = res.stats["semantic"]
+    assert st["cache_misses"] == 41 and st["model_calls"] == 1
+    assert st["precision"] == ("bf16" if dedup.bf16_supported() else "fp32")
+
+
+def test_minilm_rerun_hits_cache_without_model_call(minilm_run, monkeypatch):
+    df, cfg, first = minilm_run
+
+    def boom(self, texts):
+        raise AssertionError("the model was called on a warm cache")
+
+    monkeypatch.setattr(dedup.Embedder, "_encode", boom)
+    again = dedup.deduplicate(df, cfg)
+    assert again.stats["semantic"]["cache_hits"] == 41 and again.stats["semantic"]["model_calls"] == 0
+    pd.testing.assert_frame_equal(first.removed, again.removed)
+
+
+def test_minilm_bf16_matches_fp32(minilm_run, tmp_path):
+    if not dedup.bf16_supported():
+        pytest.skip("CPU without bf16: fp32 is used anyway")
+    df, cfg, _ = minilm_run
+    texts = [dedup.doc_text(t, q, a) for t, q, a in zip(df["title"], df["question"], df["answer"])][:12]
+    e16 = dedup.Embedder(dedup.DedupConfig(embedding_cache=None))._encode(texts)
+    e32 = dedup.Embedder(dedup.DedupConfig(embedding_cache=None, precision="fp32"))._encode(texts)
+    assert np.einsum("ij,ij->i", e16, e32).min() > 0.999
