@@ -467,7 +467,9 @@ class LLMClient:
                 except ValueError:
                     retry_kind = "invalid response"
                 else:
-                    text = self.scrub(text) if self._key and self._key in text else text
+                    if self._key and self._key in text:   # never store the key, even if a server echoes it
+                        text = self.scrub(text)
+                        data = json.loads(text)
                     usage = data.get("usage") or {}
                     pt = int(usage.get("prompt_tokens") or 0)
                     ct = int(usage.get("completion_tokens") or 0)
@@ -477,7 +479,7 @@ class LLMClient:
                     if self.cache is not None:
                         self.cache.put(key, model, text, pt, ct)   # committed now: a crash loses nothing paid
                     self.limiter.on_success()
-                    return Result(ok=True, data=json.loads(text), key=key)
+                    return Result(ok=True, data=data, key=key)
             finally:
                 if not released:
                     self.limiter.release()

@@ -551,8 +551,9 @@ def _loop(records, cfg, curate, dedup_against, client, failures_file, report):
             break
         round_no += 1
         if target is not None:
-            est = (added / sources_used) if sources_used and added else cfg.n_variants * 0.5
-            n_src = math.ceil((target - size) / max(est, 0.05) * 1.1)
+            # measured yield (+5% margin) once known; a prior without margin before: overshoot is paid for
+            est, margin = ((added / sources_used), 1.05) if sources_used and added else (cfg.n_variants * 0.5, 1.0)
+            n_src = math.ceil((target - size) / max(est, 0.05) * margin)
             if cfg.ratio:
                 n_src = min(n_src, max(1, math.ceil(cfg.ratio * n_real)))
         else:
