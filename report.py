@@ -230,9 +230,14 @@ def section_brief(name: str, section: dict, limit: int = 8) -> str:
     """One line for a report section: the well-known counts first, then other top-level scalars."""
     parts: list[str] = []
     if name == "dedup":
+        config = section.get("config") if isinstance(section.get("config"), dict) else {}
         for kind in ("exact", "fuzzy", "semantic"):
+            if config and not config.get(kind):
+                continue
             if isinstance(section.get(kind), dict) and "removed" in section[kind]:
                 parts.append(f"{kind}={section[kind]['removed']}")
+        if config and not any(config.get(k) for k in ("exact", "fuzzy", "semantic")):
+            parts.append("no kinds run")
         if isinstance(section.get("families"), dict) and "count" in section["families"]:
             parts.append(f"families={section['families']['count']}")
         skip = {"config", "rows_in", "rows_out", "seconds_total", "exact", "fuzzy", "semantic", "families"}

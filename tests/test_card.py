@@ -200,7 +200,7 @@ def test_scrub_helpers():
 def test_console_table_summarises_every_section():
     table = make_report().table()
     for needle in ("convert", "filter", "question_too_short=200", "total", "splits: train=464, val=58, test=58",
-                   "formats: jsonl, chat", "dedup: exact=12, fuzzy=8, semantic=0, families=570",
+                   "formats: jsonl, chat", "dedup: exact=12, fuzzy=8, families=570",
                    "sdg: added=26, rounds=2, stop=target_reached, requests=90, cache_hits=3",
                    "audit: verdict=PASS", "seed: 7", "BUNDLED SAMPLE"):
         assert needle in table, needle
