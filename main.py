@@ -6,6 +6,7 @@ download -> convert -> clean -> filter -> dedup -> split -> synthesize -> write.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import sys
@@ -190,19 +191,37 @@ def count_values(column) -> dict[str, int]:
     return {str(k): int(v) for k, v in per_partition.groupby(column.name)["n"].sum().items()}
 
 
+def synthesis_accounting(sdg: dict) -> tuple[int, int, dict[str, int]]:
+    """The synthesize stage as rows in/out/dropped: generated pairs -> accepted rows, every loss named."""
+    dropped: dict[str, int] = {}
+    generated = 0
+    for rnd in sdg.get("rounds", []):
+        generated += rnd.get("pairs_generated", 0)
+        losses = {"reward_call_failed": rnd.get("pairs_generated", 0) - rnd.get("scored", 0),
+                  "below_reward_threshold": rnd.get("below_threshold", 0),
+                  "duplicate": rnd.get("dedup_dropped", 0), "over_target": rnd.get("trimmed", 0),
+                  **{f"filter:{k}": v for k, v in rnd.get("curate_dropped", {}).items()}}
+        for reason, n in losses.items():
+            dropped[reason] = dropped.get(reason, 0) + int(n)
+    return generated, int(sdg.get("added", 0)), dropped
+
+
 def run(args: argparse.Namespace) -> int:
     """The pipeline, top to bottom."""
     import dask.dataframe as dd
     from distributed import wait
 
-    from dedup import deduplicate, dedup_config_from_args
+    import pandas as pd
+
+    from dedup import cross_split_leaks, dedup_against, dedup_config_from_args, deduplicate
     from docbuilder import DATASET_URL, ConvertStats, iter_record_chunks, resolve_input, sha256_of
-    from filters import DROP_REASON, FilterConfig, default_filters, filter_partition
+    from filters import DROP_REASON, FilterConfig, apply_filters, default_filters, filter_partition
     from modifiers import clean_partition
     from outputs import split_file_name, write_removed, write_split_files
     from records import drop_ids, empty_frame
     from report import RunReport, timed
     from split import SPLITS, assign_splits, parse_ratios
+    from synthetic_gen import grow_train, sdg_config_from_args, sdg_gate
 
     progress = not args.quiet
     try:
@@ -258,7 +277,8 @@ def run(args: argparse.Namespace) -> int:
 
         # 5. dedup: exact, fuzzy, semantic over all rows; near-duplicate clusters become split families
         with timed() as t:
-            deduped = deduplicate(records, dedup_config_from_args(args), client)
+            dedup_cfg = dedup_config_from_args(args)
+            deduped = deduplicate(records, dedup_cfg, client)
             removed_ids = set(deduped.removed["id"])
             records = records.map_partitions(drop_ids, removed_ids, meta=empty_frame()).persist()
             wait(records)
@@ -277,12 +297,37 @@ def run(args: argparse.Namespace) -> int:
             wait(records)
         report.add_stage("split", kept, kept, {}, t["seconds"])
 
+        # 7. synthesize: grow train with synthetic Q&A pairs, reward-scored, curated and deduplicated
+        sdg_cfg = sdg_config_from_args(args)
+        synthetic = empty_frame()
+        run_sdg, why_not = sdg_gate(sdg_cfg)
+        if run_sdg:
+            with timed() as t:
+                synthetic, sdg_section = grow_train(
+                    records.compute(), sdg_cfg, curate=lambda rows: apply_filters(clean_partition(rows), filters),
+                    dedup_against=lambda new, existing: dedup_against(new, existing, dedup_cfg),
+                    failures_path=final_dir / "sdg_failures.jsonl")
+            report.sections["sdg"] = sdg_section
+            rows_in, rows_out, dropped = synthesis_accounting(sdg_section)
+            report.add_stage("synthesize", rows_in, rows_out, dropped, t["seconds"])
+            log.info(f"synthesize: +{rows_out} train rows, stopped: {sdg_section.get('stop_reason')}")
+        else:
+            report.sections["sdg"] = {"ran": False, "skipped": why_not}
+            log.info(why_not)
+
+        # leak check over the final rows: pairs in different splits above the leak thresholds (must be 0)
+        with timed() as t:
+            final_rows = pd.concat([records.compute(), synthetic], ignore_index=True)
+            report.sections["leaks"] = cross_split_leaks(final_rows, dedup_cfg)
+        del final_rows
+
         # 8. write: the tutorial's law-qa-{split}.jsonl + chat/ and nemo/ formats, partition order = source order
         from outputs import parse_formats, write_final
 
         with timed() as t:
-            partitions = (part.compute() for part in records.to_delayed())
+            partitions = itertools.chain((part.compute() for part in records.to_delayed()), [synthetic])
             written = write_final(final_dir, partitions, parse_formats(args.formats), args.system_prompt)
+        kept += len(synthetic)
         counts = written["rows"]
         report.splits = {s: counts.get(s, 0) for s in SPLITS}
         report.add_stage("write", kept, sum(counts.values()), {}, t["seconds"])
