@@ -200,3 +200,27 @@ def test_quiet_run_has_no_progress_bars(tmp_path, write_source):
     final = tmp_path / "final"
     assert (final / "nemo" / "train.jsonl").exists() and not (final / "chat").exists()
     assert (final / "README.md").exists() and (final / "report.json").exists()
+
+
+# ------------------------------------------------------------------------------------------ README
+
+def test_readme_documents_every_flag_and_exit_code():
+    import main
+
+    text = (REPO / "README.md").read_text()
+    missing = [flag for action in main.build_parser()._actions for flag in action.option_strings
+               if flag.startswith("--") and flag != "--help" and f"`{flag}" not in text]
+    assert not missing, f"README.md does not document {missing}"
+    for group in GROUPS:
+        assert f"**{group}**" in text, group
+    for code in ("`2`", "`3`", "`4`", "`130`"):
+        assert code in text
+
+
+def test_readme_test_command_is_what_ci_runs():
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "pip install -r requirements-dev.txt && HF_HUB_OFFLINE=1 python -m pytest -q" in readme
+    assert "requirements-dev.txt" in ci and "HF_HUB_OFFLINE=1" in ci
+    assert re.search(r"^python -m pytest -q\s*$", ci, re.M)
+    assert "pip install torch==2.13.0 && pip install -r requirements.txt" in readme
