@@ -37,6 +37,9 @@ _PARAGRAPH_TAGS = {"p", "pre", "blockquote", "ul", "ol", "dl", "table", "h1", "h
 _LINE_TAGS = {"div", "li", "dt", "dd", "tr", "caption", "summary", "figcaption", "main", "nav", "form"}
 _CELL_TAGS = {"td", "th"}
 _SPACE_RUN = re.compile(r"[ \t\r\n\f\v]+")
+# The same collapse as _SPACE_RUN.sub(" ", text) without a match per single space: only runs of two or more
+# and lone tabs/newlines/etc. are replaced (a lone " " maps to itself).
+_SPACE_RUN_FAST = re.compile(r"[ \t\r\n\f\v]{2,}|[\t\r\n\f\v]")
 
 
 class _TextBuilder:
@@ -95,7 +98,7 @@ class _TextBuilder:
                     self.after_marker = False
                     self.current.append(part)
             return
-        collapsed = _SPACE_RUN.sub(" ", text)
+        collapsed = _SPACE_RUN_FAST.sub(" ", text)
         if not collapsed.strip():
             if self.current and "".join(self.current).strip(" >") and not self.pending_breaks:
                 if not self.current[-1].endswith(" "):
@@ -187,7 +190,7 @@ def html_to_text(html: str) -> str:
     if not html or not html.strip():
         return ""
     if "<" not in html and "&" not in html:
-        return _SPACE_RUN.sub(" ", html).strip()
+        return _SPACE_RUN_FAST.sub(" ", html).strip()
     try:
         root = lxml_html.fragment_fromstring(html, create_parent="div", parser=_PARSER)
     except (etree.ParserError, ValueError):
@@ -227,33 +230,88 @@ _DROPPED_BLOCK = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.
 def _strip_tags(html: str) -> str:
     import html as html_lib
 
-    return _SPACE_RUN.sub(" ", html_lib.unescape(_TAG.sub(" ", _DROPPED_BLOCK.sub(" ", html)))).strip()
+    return _SPACE_RUN_FAST.sub(" ", html_lib.unescape(_TAG.sub(" ", _DROPPED_BLOCK.sub(" ", html)))).strip()
 
 
 # Invisible or space-like characters that survive ftfy but break word counts and dedup hashing.
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_ZERO_WIDTH_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")  # same set; a regex beats str.translate
 _SPACE_LIKE = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _INLINE_SPACES = re.compile(r"[ \t]+")
 _MANY_BLANK_LINES = re.compile(r"\n{3,}")
+# A line made only of printable ASCII, tabs and its newline is a fixed point of ftfy.fix_text (every ftfy step
+# either needs a non-ASCII character, a control character, \r or ESC, or - when unescaping - an "&").
+_FTFY_SENSITIVE = re.compile(r"[^\t\n\x20-\x7e]")
+# The non-ASCII characters most posts carry (curly quotes, no-break space, dashes, ellipsis, bullet, section
+# and paragraph signs) cannot make ftfy's mojibake detector fire on their own or beside ASCII, and the only
+# ftfy step that touches them is uncurl_quotes. A line of printable ASCII plus these comes out of fix_text as the line with quotes
+# straightened; tests/test_clean_fastpath.py checks this against ftfy exhaustively on short strings.
+_FTFY_SIMPLE_EXTRA = "\u2018\u2019\u201c\u201d\u00a0\u2013\u2014\u2026\u2022\u00a7\u00b6"
+# ... except a section or paragraph sign right before a closing double quote (badness: law, end, start punct).
+_FTFY_NOT_SIMPLE = re.compile(f"[^\\t\\n\\x20-\\x7e{_FTFY_SIMPLE_EXTRA}]|[\u00a7\u00b6]\u201d")
+
+
+def _uncurl(text: str) -> str:
+    """ftfy's uncurl_quotes restricted to the four quotes in _FTFY_SIMPLE_EXTRA (str.replace beats translate)."""
+    return text.replace("\u2018", "'").replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
+
+
+def _fix_line(line: str, unescape_html: bool | str) -> str:
+    """ftfy.fix_text of one line, through the exact shortcuts above where they apply."""
+    if unescape_html is False or "&" not in line:
+        if not _FTFY_SENSITIVE.search(line):
+            return line
+        if not _FTFY_NOT_SIMPLE.search(line):
+            return _uncurl(line)
+    return ftfy.fix_text(line, unescape_html=unescape_html, normalization="NFC")
+
+
+def _fix_text(text: str, unescape_html: bool | str) -> str:
+    """ftfy.fix_text, byte-identical, but only doing ftfy's work on the lines that need it.
+
+    fix_text already fixes each line (segment up to and including "\n") independently; its one cross-line
+    state is unescape_html="auto" turning off for good at the first line containing "<". Lines made of
+    printable ASCII pass through, lines with only common punctuation get their quotes straightened, and only
+    the rest go through ftfy's per-line fixed-point loop.
+    """
+    if unescape_html is False or "&" not in text:
+        if not _FTFY_SENSITIVE.search(text):
+            return text
+        if not _FTFY_NOT_SIMPLE.search(text):
+            return _uncurl(text)
+    if "\n" not in text:
+        return ftfy.fix_text(text, unescape_html=unescape_html, normalization="NFC")
+    out = []
+    pos, end = 0, len(text)
+    while pos < end:
+        nl = text.find("\n", pos) + 1 or end
+        line = text[pos:nl]
+        out.append(_fix_line(line, unescape_html))
+        if unescape_html == "auto" and "<" in line:
+            unescape_html = False  # as fix_text does: for this line's later segments and all later lines
+        pos = nl
+    return "".join(out)
 
 
 def repair_unicode(text: str, unescape_html: bool | str = False) -> str:
     """Fix mojibake and odd Unicode (ftfy), drop lone surrogates, control and zero-width characters."""
     if not text:
         return ""
-    text = _LONE_SURROGATE.sub("", text)
-    text = ftfy.fix_text(text, unescape_html=unescape_html, normalization="NFC")
-    text = text.translate(_ZERO_WIDTH)
-    text = _SPACE_LIKE.sub(" ", text)
+    if not text.isascii():
+        text = _LONE_SURROGATE.sub("", text)
+    text = _fix_text(text, unescape_html)
+    if not text.isascii():  # the zero-width and space-like characters are all non-ASCII
+        text = _ZERO_WIDTH_RE.sub("", text)
+        text = _SPACE_LIKE.sub(" ", text)
     return _CONTROL.sub("", text)
 
 
 def normalise_whitespace(text: str, keep_lines: bool = True) -> str:
     """Collapse spaces within lines, trim line ends, at most one blank line; or one line if not keep_lines."""
     if not keep_lines:
-        return _SPACE_RUN.sub(" ", text).strip()
+        return _SPACE_RUN_FAST.sub(" ", text).strip()
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = [line.rstrip() for line in text.split("\n")]
     text = "\n".join(lines)
