@@ -23,6 +23,7 @@ BIN_LIMIT = 1000
 N_BINS = BIN_LIMIT // BIN_WIDTH + 1
 HIST_FIELDS = ("question", "answer")
 
+ADDING_STAGES = ("synthesize",)  # stages whose rows_out are added to the dataset rather than what is left of it
 FUNNEL_PNG = "funnel.png"
 WORDS_PNG = "word_counts.png"
 REWARDS_PNG = "rewards.png"
@@ -91,8 +92,15 @@ def _save(fig, path: Path) -> Path:
 def plot_funnel(stages: list[dict], path: Path) -> Path:
     """Horizontal bars: rows entering the first stage, then rows out of every stage."""
     plt = _pyplot()
-    labels = ["input"] + [s["name"] for s in stages]
-    values = ([stages[0]["rows_in"]] if stages else [0]) + [s["rows_out"] for s in stages]
+    labels = ["input"]
+    values = [stages[0]["rows_in"] if stages else 0]
+    for s in stages:
+        if s["name"] in ADDING_STAGES:  # rows_in/out count generated pairs; the dataset grows by rows_out
+            labels.append(f"{s['name']} (+{s['rows_out']:,})")
+            values.append(values[-1] + s["rows_out"])
+        else:
+            labels.append(s["name"])
+            values.append(s["rows_out"])
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.2))
     y = list(range(len(labels)))[::-1]
     ax.barh(y, values, color="#4C72B0")
@@ -147,8 +155,12 @@ def plot_rewards(accepted: list[float], rejected: list[float], path: Path,
     lo, hi = min(values), max(values)
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, 31)
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    ax.hist([rejected, accepted], bins=edges, stacked=True, color=["#C44E52", "#55A868"],
-            label=[f"rejected ({len(rejected)})", f"accepted ({len(accepted)})"])
+    if rejected:
+        ax.hist([rejected, accepted], bins=edges, stacked=True, color=["#C44E52", "#55A868"],
+                label=[f"rejected ({len(rejected)})", f"accepted ({len(accepted)})"])
+    else:
+        ax.hist(accepted, bins=edges, color="#55A868",
+                label=f"accepted ({len(accepted)}; rejected scores not reported)")
     if threshold is not None:
         ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
     ax.set_xlabel(attribute)
@@ -342,13 +354,22 @@ def render_card(report: dict, images: dict[str, str]) -> str:
                 + ". Word counts are whitespace-separated words of the cleaned text.", ""]
     if images.get("words"):
         out += [f"![word counts before and after filtering]({images['words']})", ""]
-    for key, title in (("dedup", "Deduplication"), ("sdg", "Synthetic data"), ("audit", "Audit")):
+    for key, title in (("dedup", "Deduplication"), ("sdg", "Synthetic data"), ("leaks", "Leak check across splits"),
+                       ("audit", "Audit")):
         section = report.get(key)
         if not section:
             continue
         out += [f"### {title}", ""]
         if key == "audit" and isinstance(section, dict) and "verdict" in section:
             out += [f"**Verdict: {_cell(section['verdict'])}**", ""]
+        if key == "leaks" and isinstance(section, dict) and "total" in section:
+            limits = section.get("thresholds") or {}
+            out += [f"**{section['total']:,}** pairs of rows in different splits at or above the leak thresholds "
+                    f"(exact copies: {section.get('exact_pairs', 0):,}, Jaccard >= {limits.get('jaccard')}: "
+                    f"{section.get('jaccard_pairs', 0):,}, cosine >= {limits.get('cosine')}: "
+                    f"{section.get('cosine_pairs', 0):,}) over {section.get('rows', 0):,} rows"
+                    + (" — none: no question, near-duplicate or synthetic variant crosses a split."
+                       if section["total"] == 0 else "."), ""]
         if key == "sdg" and isinstance(section, dict):
             out += sdg_summary(section, (outputs.get("synthetic") or {}).get("by_round") or {}) + [""]
         if key == "dedup" and isinstance(section, dict):

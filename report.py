@@ -206,7 +206,7 @@ class RunReport:
             lines.append(f"formats: {', '.join(outputs['files'])}"
                          + (f"; card: {outputs['card']}" if outputs.get("card") else "")
                          + (f"; plots: {', '.join(outputs['plots'])}" if outputs.get("plots") else ""))
-        for name in ("dedup", "sdg", "audit"):
+        for name in ("dedup", "sdg", "leaks", "audit"):
             if isinstance(data.get(name), dict):
                 lines.append(f"{name}: {section_brief(name, data[name])}")
         run = data.get("run") or {}
@@ -241,6 +241,9 @@ def section_brief(name: str, section: dict, limit: int = 8) -> str:
         if isinstance(section.get("families"), dict) and "count" in section["families"]:
             parts.append(f"families={section['families']['count']}")
         skip = {"config", "rows_in", "rows_out", "seconds_total", "exact", "fuzzy", "semantic", "families"}
+    elif name == "leaks":
+        return (f"{section.get('total', '?')} cross-split pairs (exact {section.get('exact_pairs', 0)}, "
+                f"jaccard {section.get('jaccard_pairs', 0)}, cosine {section.get('cosine_pairs', 0)})")
     elif name == "sdg":
         if not section.get("ran", True):
             return f"skipped ({section.get('skipped') or 'not configured'})"

@@ -165,6 +165,12 @@ def test_e2e_card_and_pictures(e2e):
         with Image.open(final / name) as img:
             img.verify()
         assert f"]({name})" in text
+    if report["sdg"].get("ran") and report["sdg"].get("added"):
+        assert "rewards.png" in report["outputs"]["plots"]
+        assert report["outputs"]["synthetic"]["rows"] == report["sdg"]["added"]
+        assert "### Synthetic data" in text and f"stop reason: **{report['sdg']['stop_reason']}**" in text
+    if "leaks" in report:
+        assert "### Leak check across splits" in text
     wc = report["word_counts"]
     filt = next(s for s in report["stages"] if s["name"] == "filter")
     assert sum(wc["before"]["question"]) == filt["rows_in"] and sum(wc["after"]["answer"]) == filt["rows_out"]
