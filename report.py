@@ -246,7 +246,8 @@ def section_brief(name: str, section: dict, limit: int = 8) -> str:
                 f"jaccard {section.get('jaccard_pairs', 0)}, cosine {section.get('cosine_pairs', 0)})")
     elif name == "sdg":
         if not section.get("ran", True):
-            return f"skipped ({section.get('skipped') or 'not configured'})"
+            why = str(section.get("skipped") or "not configured")
+            return f"skipped ({why.split('skipped: ', 1)[-1]})"
         rounds = section.get("rounds")
         parts.append(f"added={section.get('added', 0)}")
         if isinstance(rounds, list):
