@@ -360,8 +360,8 @@ def render_card(report: dict, images: dict[str, str]) -> str:
         if not section:
             continue
         out += [f"### {title}", ""]
-        if key == "audit" and isinstance(section, dict) and "verdict" in section:
-            out += [f"**Verdict: {_cell(section['verdict'])}**", ""]
+        if key == "audit" and isinstance(section, dict):
+            out += audit_summary(section) + [""]
         if key == "leaks" and isinstance(section, dict) and "total" in section:
             limits = section.get("thresholds") or {}
             out += [f"**{section['total']:,}** pairs of rows in different splits at or above the leak thresholds "
@@ -376,9 +376,9 @@ def render_card(report: dict, images: dict[str, str]) -> str:
             out += dedup_summary(section) + [""]
         if key == "sdg" and images.get("rewards"):
             out += [f"![reward scores of synthetic pairs]({images['rewards']})", ""]
-        if key == "audit":
+        if key == "audit" and not isinstance(section.get("checks"), dict):
             out += render_mapping(section) + [""]
-        else:
+        elif key != "audit":
             out += ["<details><summary>all numbers</summary>", ""] + render_mapping(section) + ["", "</details>", ""]
 
     out += ["## Reproduce", ""]
@@ -390,6 +390,20 @@ def render_card(report: dict, images: dict[str, str]) -> str:
         out.append("- versions: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()))
     out += ["- the full accounting is in `report.json` beside this card.", ""]
     return "\n".join(out)
+
+
+def audit_summary(audit: dict) -> list[str]:
+    """The independent audit's verdict and one table row per check."""
+    out = [f"**Verdict: {str(audit.get('verdict', '?')).upper()}**"
+           + (f" — {audit['error']}" if audit.get("error") else "")
+           + (" (an independent re-check of the written files: leaks, lineage, ids, filters, accounting)"
+              if audit.get("checks") else "")]
+    checks = audit.get("checks")
+    if isinstance(checks, dict) and checks:
+        out += ["", "| check | status | count | detail |", "|---|---|---:|---|"]
+        out += [f"| {name} | {c.get('status', '')} | {_cell(c.get('count', ''))} | {_cell(c.get('detail', ''))} |"
+                for name, c in checks.items() if isinstance(c, dict)]
+    return out
 
 
 def dedup_summary(dedup: dict) -> list[str]:

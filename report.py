@@ -241,6 +241,17 @@ def section_brief(name: str, section: dict, limit: int = 8) -> str:
         if isinstance(section.get("families"), dict) and "count" in section["families"]:
             parts.append(f"families={section['families']['count']}")
         skip = {"config", "rows_in", "rows_out", "seconds_total", "exact", "fuzzy", "semantic", "families"}
+    elif name == "audit":
+        checks = section.get("checks") if isinstance(section.get("checks"), dict) else {}
+        statuses: dict[str, int] = {}
+        for check in checks.values():
+            if isinstance(check, dict):
+                statuses[str(check.get("status"))] = statuses.get(str(check.get("status")), 0) + 1
+        return (f"{str(section.get('verdict', '?')).upper()}"
+                + (f", leaks={section['leaks']}" if "leaks" in section else "")
+                + (f", failed={','.join(section['failed'])}" if section.get("failed") else "")
+                + (f", checks: " + " ".join(f"{k}={v}" for k, v in sorted(statuses.items())) if statuses else "")
+                + (f", error: {section['error']}" if section.get("error") else ""))
     elif name == "leaks":
         return (f"{section.get('total', '?')} cross-split pairs (exact {section.get('exact_pairs', 0)}, "
                 f"jaccard {section.get('jaccard_pairs', 0)}, cosine {section.get('cosine_pairs', 0)})")

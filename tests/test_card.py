@@ -44,7 +44,9 @@ def make_report(with_sdg: bool = True) -> RunReport:
             "llm": {"requests": 90, "cache_hits": 3, "retries": 1, "total_tokens": 12345,
                     "failures": {"http_500": 1}},
             "reward_scores": {"accepted": [2.5, 3.0, 3.5, 2.1], "rejected": [0.5, 1.9, 1.0]}}
-        r.sections["audit"] = {"verdict": "PASS", "leaks": 0}
+        r.sections["audit"] = {"verdict": "pass", "leaks": 0, "failed": [],
+                               "checks": {"exact_across_splits": {"status": "PASS", "count": 0, "detail": "none"},
+                                          "near_dup_cosine": {"status": "SKIP", "count": 0, "detail": "off"}}}
     ns = argparse.Namespace(input="dump.json", api_key=CANARY, seed=7, min_words=50, max_words=500,
                             max_tokens=1000, split_ratios="80/10/10")
     r.set_run(ns, ["--input", "dump.json", "--api-key", CANARY, "--seed", "7"])
@@ -95,7 +97,7 @@ def test_card_numbers_are_the_reports(tmp_path):
     assert "stop reason: **target_reached**" in text and "round 1: 20, round 2: 6" in text
     assert "helpfulness >= 2" in text and "`gen-model`" in text and "`reward-model`" in text
     assert "exact: 12, fuzzy: 8, semantic: 0" in text and "570" in text
-    assert "**Verdict: PASS**" in text
+    assert "**Verdict: PASS**" in text and "| exact_across_splits | PASS | 0 | none |" in text
     assert "SAMPLE" in text and report["source"]["sha256"] in text
     assert "CC BY-SA 4.0: 580" in text and "load_dataset(" in text
 
@@ -202,7 +204,7 @@ def test_console_table_summarises_every_section():
     for needle in ("convert", "filter", "question_too_short=200", "total", "splits: train=464, val=58, test=58",
                    "formats: jsonl, chat", "dedup: exact=12, fuzzy=8, families=570",
                    "sdg: added=26, rounds=2, stop=target_reached, requests=90, cache_hits=3",
-                   "audit: verdict=PASS", "seed: 7", "BUNDLED SAMPLE"):
+                   "audit: PASS, leaks=0, checks: PASS=1 SKIP=1", "seed: 7", "BUNDLED SAMPLE"):
         assert needle in table, needle
     assert section_brief("sdg", {"ran": False, "skipped": "no key"}) == "skipped (no key)"
 
