@@ -336,6 +336,20 @@ def run(args: argparse.Namespace) -> int:
     from card import write_card
 
     report.set_run(args, getattr(args, "_argv", None))
+    # an independent audit of the files just written (audit.py shares no code with dedup.py); the verdict goes
+    # into report.json and the card, and a leak is said loudly
+    from audit import AuditError, audit_dataset, embeddings_for_run
+
+    try:
+        audit = audit_dataset(final_dir, report.to_dict(), embeddings=embeddings_for_run(args))
+    except AuditError as exc:
+        audit = {"verdict": "error", "error": str(exc)}
+    report.sections["audit"] = audit
+    if audit["verdict"] != "pass":
+        log.warning(f"AUDIT {audit['verdict'].upper()}: "
+                    + (audit.get("error") or ", ".join(f"{k}={audit['checks'][k]['count']}"
+                                                       for k in audit.get("failed", [])))
+                    + f" (python main.py audit {args.output_dir} for details)")
     report.sections["outputs"] = {"dir": str(final_dir), "files": written["files"],
                                   "licenses": written["licenses"], "synthetic": written["synthetic"]}
     card = write_card(final_dir, report.to_dict(), accepted_rewards=written["synthetic_rewards"])
@@ -458,6 +472,10 @@ def dry_run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the pipeline and turn known failures into one line and an exit code."""
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["audit"]:  # python main.py audit <output-dir>
+        from audit import main as audit_main
+
+        return audit_main(list(sys.argv[2:] if argv is None else argv[1:]))
     args = parse_args(argv)
     args._argv = list(sys.argv[1:] if argv is None else argv)  # for the report (scrubbed there)
     configure_logging(args)
