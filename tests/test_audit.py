@@ -1,0 +1,250 @@
+"""audit.py: an independent check of a finished dataset finds every planted leak and defect, passes a clean one,
+and the pipeline puts its verdict in report.json and the card."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, run_main, source_element
+
+import audit
+
+SPLITS = ("train", "val", "test")
+
+
+def row(i: int, split: str, words: int = 60, **kw) -> dict:
+    """A row that passes the default filters; its text is unique to `i`."""
+    rid = f"law-stackexchange-qa-{i}"
+    out = {"id": rid, "source_id": rid, "title": f"Question number {i} about a lease?",
+           "question": " ".join(f"q{i}x{k}" for k in range(words)),
+           "answer": " ".join(f"a{i}y{k}" for k in range(words)),
+           "question_score": 1, "answer_score": 2, "tags": "contract", "link": f"https://law.stackexchange.com/q/{i}",
+           "license": "CC BY-SA 4.0", "file_name": "dump.json", "split": split, "synthetic": False, "round": 0,
+           "reward": None}
+    out.update(kw)
+    return out
+
+
+def synth(source: dict, k: int = 0, **kw) -> dict:
+    out = row(0, "train", id=f"{source['id']}-synth-r1-{k}", source_id=source["id"], synthetic=True, round=1,
+              reward={"helpfulness": 3.0}, question_score=3, answer_score=3)
+    out.update(title=f"Synthetic {k} of {source['id']}?",
+               question=" ".join(f"sq{k}{source['id'][-3:]}w{j}" for j in range(55)),
+               answer=" ".join(f"sa{k}{source['id'][-3:]}w{j}" for j in range(55)))
+    out.update(kw)
+    return out
+
+
+def write_dataset(root, rows: list[dict], report: dict | None = None, fix_accounting: bool = True):
+    final = root / "final"
+    final.mkdir(parents=True, exist_ok=True)
+    counts = {s: 0 for s in SPLITS}
+    for split in SPLITS:
+        lines = [json.dumps(r) for r in rows if r["split"] == split]
+        counts[split] = len(lines)
+        (final / f"law-qa-{split}.jsonl").write_text("".join(line + "\n" for line in lines))
+    n_real = sum(1 for r in rows if not r["synthetic"])
+    n_syn = len(rows) - n_real
+    if report is None:
+        report = {"stages": [{"name": "convert", "rows_in": n_real + 2, "rows_out": n_real,
+                              "dropped": {"no_answer": 2}},
+                             {"name": "clean", "rows_in": n_real, "rows_out": n_real, "dropped": {}},
+                             {"name": "filter", "rows_in": n_real, "rows_out": n_real, "dropped": {}},
+                             {"name": "dedup", "rows_in": n_real, "rows_out": n_real, "dropped": {}},
+                             {"name": "split", "rows_in": n_real, "rows_out": n_real, "dropped": {}},
+                             {"name": "synthesize", "rows_in": n_syn + 1, "rows_out": n_syn,
+                              "dropped": {"below_reward_threshold": 1}},
+                             {"name": "write", "rows_in": len(rows), "rows_out": len(rows), "dropped": {}}],
+                  "splits": counts,
+                  "run": {"args": {"min_words": 50, "max_words": 500, "min_question_score": 0,
+                                   "min_answer_score": 0, "dedup": "exact,fuzzy,semantic"}}}
+    (final / "report.json").write_text(json.dumps(report))
+    return final
+
+
+def clean_rows() -> list[dict]:
+    rows = [row(i, SPLITS[0 if i % 10 < 8 else 1 if i % 10 == 8 else 2]) for i in range(100, 140)]
+    rows += [synth(rows[0], 0), synth(rows[0], 1), synth(rows[1], 0)]
+    return rows
+
+
+def run_audit(path, embeddings=None) -> dict:
+    return audit.audit_dataset(path, embeddings=embeddings)
+
+
+def test_clean_dataset_passes(tmp_path):
+    write_dataset(tmp_path, clean_rows())
+    result = run_audit(tmp_path)
+    assert result["verdict"] == "pass", audit.table(result)
+    assert result["rows"]["synthetic"] == 3 and result["rows"]["total"] == 43
+    assert {c["status"] for c in result["checks"].values()} <= {"PASS", "SKIP"}
+
+
+def test_exact_copy_across_splits_is_a_leak_and_cli_exits_1(tmp_path):
+    rows = clean_rows()
+    twin = dict(rows[2], id="law-stackexchange-qa-999", source_id="law-stackexchange-qa-999", split="test",
+                question=rows[2]["question"].upper() + "  ", title=rows[2]["title"] + "!")  # normalises equal
+    write_dataset(tmp_path, rows + [twin])
+    result = run_audit(tmp_path)
+    assert result["verdict"] == "leak"
+    assert result["checks"]["exact_across_splits"]["count"] == 1
+    assert result["checks"]["near_dup_jaccard"]["count"] == 1  # Jaccard 1.0 too
+    cli = subprocess.run([sys.executable, str(REPO / "audit.py"), str(tmp_path), "--no-embeddings"],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 1 and "verdict: LEAK" in cli.stdout and "Traceback" not in cli.stderr
+
+
+def test_exact_copy_within_a_split_fails(tmp_path):
+    rows = clean_rows()
+    twin = dict(rows[3], id="law-stackexchange-qa-998", source_id="law-stackexchange-qa-998")
+    write_dataset(tmp_path, rows + [twin])
+    result = run_audit(tmp_path)
+    assert result["verdict"] == "fail" and result["failed"] == ["exact_within_split"]
+
+
+def test_near_duplicate_across_splits_found_by_minhash(tmp_path):
+    rows = clean_rows()
+    words = rows[5]["answer"].split()
+    words[10] = "changed"  # 1 word of 120: Jaccard of 5-shingles ~0.93
+    near = dict(rows[5], id="law-stackexchange-qa-997", source_id="law-stackexchange-qa-997", split="val",
+                answer=" ".join(words))
+    far = dict(rows[6], id="law-stackexchange-qa-996", source_id="law-stackexchange-qa-996", split="val",
+               answer=" ".join(w + "z" if k % 3 == 0 else w for k, w in enumerate(rows[6]["answer"].split())))
+    write_dataset(tmp_path, rows + [near, far])
+    check = run_audit(tmp_path)["checks"]["near_dup_jaccard"]
+    assert check["status"] == "LEAK" and check["count"] == 1, check
+    assert "law-stackexchange-qa-997" in json.dumps(check["examples"])
+    assert 0.8 <= check["examples"][0]["jaccard"] < 1.0
+
+
+def test_minhash_lsh_recall_on_many_pairs():
+    """Every cross-split pair at Jaccard ~0.82-0.95 is a candidate (LSH banding misses none of 200)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    docs, codes = [], []
+    for i in range(200):
+        words = [f"w{i}_{k}" for k in range(150)]
+        docs.append(" ".join(words))
+        edited = list(words)
+        for pos in rng.choice(150, size=int(rng.integers(1, 4)), replace=False):
+            edited[pos] = "edit"
+        docs.append(" ".join(edited))
+        codes += [0, 1 + i % 2]
+    sets = audit.shingle_sets(docs)
+    pairs, capped = audit.lsh_cross_split_candidates(audit.minhash(sets), np.array(codes, np.int8))
+    found = {(int(a), int(b)) for a, b in pairs}
+    assert not capped and all((2 * i, 2 * i + 1) in found for i in range(200))
+    assert all(audit.exact_jaccard(sets[a], sets[b]) < 0.5 for a, b in found if b != a + 1 or a % 2)
+
+
+def test_cosine_check_with_static_embeddings(tmp_path):
+    rows = clean_rows()
+    near = dict(rows[7], id="law-stackexchange-qa-995", source_id="law-stackexchange-qa-995", split="test",
+                answer=" ".join(reversed(rows[7]["answer"].split())))  # same words, no shared 5-shingle
+    write_dataset(tmp_path, rows + [near])
+    result = run_audit(tmp_path, embeddings="static")
+    assert result["checks"]["near_dup_jaccard"]["count"] == 0
+    assert result["checks"]["near_dup_cosine"]["status"] == "LEAK"
+    assert "law-stackexchange-qa-995" in json.dumps(result["checks"]["near_dup_cosine"]["examples"])
+
+
+def test_synthetic_lineage(tmp_path):
+    rows = clean_rows()
+    val_row = next(r for r in rows if r["split"] == "val")
+    rows += [synth(val_row, 0),                                           # descends from a val row
+             synth(rows[0], 5, split="val"),                              # synthetic row outside train
+             synth(rows[0], 6, source_id="law-stackexchange-qa-4242")]    # source not in the dataset
+    write_dataset(tmp_path, rows)
+    check = run_audit(tmp_path)["checks"]["synthetic_lineage"]
+    assert check["status"] == "FAIL" and check["count"] == 3, check
+
+
+def test_repeated_ids_and_filter_failures(tmp_path):
+    rows = clean_rows()
+    rows.append(dict(row(150, "test"), id=rows[0]["id"]))             # id repeated across splits
+    rows.append(row(151, "train", words=20))                          # question/answer too short
+    rows.append(row(152, "train", question_score=-1))                 # below the score threshold
+    write_dataset(tmp_path, rows)
+    result = run_audit(tmp_path)
+    assert result["checks"]["ids"]["count"] == 1
+    assert result["checks"]["filters"]["count"] == 2
+    assert "question has 20 words" in json.dumps(result["checks"]["filters"]["examples"])
+    assert result["verdict"] == "fail"
+
+
+def test_filters_use_the_runs_thresholds(tmp_path):
+    rows = clean_rows()
+    final = write_dataset(tmp_path, rows)
+    report = json.loads((final / "report.json").read_text())
+    report["run"]["args"]["min_words"] = 58  # real rows have 60 words, synthetic ones 55
+    (final / "report.json").write_text(json.dumps(report))
+    assert run_audit(tmp_path)["checks"]["filters"]["count"] == 3
+
+
+def test_accounting(tmp_path):
+    final = write_dataset(tmp_path, clean_rows())
+    report = json.loads((final / "report.json").read_text())
+    report["stages"][2]["rows_out"] -= 1          # a row lost without a reason
+    report["splits"]["val"] += 1                  # report disagrees with the file
+    (final / "report.json").write_text(json.dumps(report))
+    (final / "chat").mkdir()
+    (final / "chat" / "train.jsonl").write_text("{}\n")  # a format file with the wrong row count
+    check = run_audit(tmp_path)["checks"]["accounting"]
+    text = json.dumps(check)
+    assert check["status"] == "FAIL"
+    assert "stage filter" in text and "val rows" in text and "chat/train.jsonl" in text
+
+
+def test_unreadable_directory_exits_2_with_one_line(tmp_path):
+    for args in ([str(tmp_path / "nope")], [str(tmp_path)]):
+        cli = subprocess.run([sys.executable, str(REPO / "main.py"), "audit", *args, "--no-embeddings"],
+                             capture_output=True, text=True, timeout=120)
+        assert cli.returncode == 2 and cli.stderr.count("\n") == 1 and cli.stderr.startswith("error:"), cli.stderr
+    write_dataset(tmp_path, clean_rows())
+    (tmp_path / "final" / "law-qa-val.jsonl").write_text('{"id": "x"\n')
+    cli = subprocess.run([sys.executable, str(REPO / "audit.py"), str(tmp_path), "--no-embeddings"],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 2 and "law-qa-val.jsonl:1: not JSON" in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_audit_shares_no_code_with_dedup():
+    code = "import audit, sys; audit.audit_dataset; print('dedup' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.stdout.strip() == "False"
+    assert "import dedup" not in (REPO / "audit.py").read_text() and "from dedup" not in (REPO / "audit.py").read_text()
+
+
+def test_pipeline_records_the_audit_verdict(tmp_path, write_source):
+    elements = [source_element(i, body_words=55 + i % 40, answer_words=60 + i % 30) for i in range(1, 61)]
+    elements.append(dict(elements[4], question_id=500, link="https://law.stackexchange.com/questions/500/x"))
+    src = write_source(elements)
+    result = run_main("--input", str(src), "--output-dir", str(tmp_path / "out"), "--n-workers", "1",
+                      "--dedup", "exact,fuzzy", "--synth-gen-endpoint", "", "--embedding-cache", "", timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    final = tmp_path / "out" / "final"
+    report = json.loads((final / "report.json").read_text())
+    assert report["audit"]["verdict"] == "pass", report["audit"]
+    assert report["audit"]["checks"]["near_dup_cosine"]["status"] == "SKIP"  # no semantic dedup, no embeddings
+    assert "**Verdict: PASS**" in (final / "README.md").read_text()
+    assert "audit: PASS" in result.stdout
+    cli = run_main("audit", str(tmp_path / "out"), "--no-embeddings", timeout=120)
+    assert cli.returncode == 0 and "verdict: PASS" in cli.stdout
+
+
+@pytest.mark.slow
+def test_minilm_cosine_check(tmp_path):
+    rows = clean_rows()[:12]
+    for r in rows:
+        r["split"] = "train"
+    rows[10]["split"] = "val"
+    rows.append(dict(rows[3], id="law-stackexchange-qa-994", source_id="law-stackexchange-qa-994", split="test",
+                     answer=" ".join(reversed(rows[3]["answer"].split()))))
+    write_dataset(tmp_path, rows)
+    result = run_audit(tmp_path, embeddings="minilm")
+    check = result["checks"]["near_dup_cosine"]
+    assert check["status"] == "LEAK" and check["threshold"] == 0.95
+    assert "law-stackexchange-qa-994" in json.dumps(check["examples"])
