@@ -190,15 +190,29 @@ def main(argv=None) -> int:
     ap.add_argument("--npartitions", type=int, default=8, help="Dask partitions (0: pandas input)")
     ap.add_argument("--calibrate", action="store_true", help="print cosine/Jaccard of planted pairs and of nearest non-duplicates")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
+    ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    ap.add_argument("--records", type=Path, help="a records parquet (converted/cleaned/filtered) instead of generating")
+    ap.add_argument("--truth", type=Path, help="the truth jsonl for --records")
+    ap.add_argument("--save-records", type=Path, help="write the loaded records as parquet (for --records elsewhere)")
+    ap.add_argument("--compare-devices", action="store_true",
+                    help="also run semantic dedup with --device cpu and report the rows that differ from --device gpu")
     args = ap.parse_args(argv)
 
     import dedup
 
     t = time.perf_counter()
-    src, truth_path = make_corpus(args.questions, args.seed)
-    t_gen = time.perf_counter() - t
-    t = time.perf_counter()
-    df = load_records(src)
+    if args.records:
+        src, truth_path = args.records, args.truth
+        t_gen = 0.0
+        t = time.perf_counter()
+        df = pd.read_parquet(src)
+    else:
+        src, truth_path = make_corpus(args.questions, args.seed)
+        t_gen = time.perf_counter() - t
+        t = time.perf_counter()
+        df = load_records(src)
+    if args.save_records:
+        df.to_parquet(args.save_records, compression="zstd")
     truth = load_truth(truth_path)
     t_load = time.perf_counter() - t
     print(f"corpus: {len(df)} rows after convert/clean/filter ({args.questions} questions; generate {t_gen:.1f}s, "
@@ -206,7 +220,7 @@ def main(argv=None) -> int:
 
     cache = tempfile.mkdtemp(prefix="dedup-bench-cache-")
     cfg = dedup.DedupConfig(embedding_model=args.embedding_model, semdedup_eps=args.semdedup_eps,
-                            embedding_cache=cache, semantic=not args.no_semantic)
+                            embedding_cache=cache, semantic=not args.no_semantic, device=args.device)
     records = df
     if args.npartitions:
         import dask
@@ -228,7 +242,26 @@ def main(argv=None) -> int:
     ours_dps = n_emb / st["semantic"]["embed_seconds"] if n_emb and st["semantic"]["embed_seconds"] else float("nan")
 
     base = {}
-    if cfg.semantic and cfg.model_family == "minilm" and args.baseline_docs:
+    if args.compare_devices and cfg.semantic:
+        import dataclasses
+
+        other = "cpu" if args.device == "gpu" else "gpu"
+        cache2 = tempfile.mkdtemp(prefix="dedup-bench-cache-")
+        t = time.perf_counter()
+        res2 = dedup.deduplicate(df, dataclasses.replace(cfg, device=other, embedding_cache=cache2))
+        t2 = time.perf_counter() - t
+        a = set(zip(cold.removed["id"], cold.removed["kind"]))
+        b = set(zip(res2.removed["id"], res2.removed["kind"]))
+        e1, _ = dedup.Embedder(cfg).embed([dedup.doc_text(*r) for r in df[["title", "question", "answer"]].itertuples(index=False)])
+        e2, _ = dedup.Embedder(dataclasses.replace(cfg, device=other, embedding_cache=cache2)).embed(
+            [dedup.doc_text(*r) for r in df[["title", "question", "answer"]].itertuples(index=False)])
+        cos = np.einsum("ij,ij->i", e1, e2)
+        print(f"\ndevice {args.device} vs {other}: removed {len(a)} vs {len(b)}, differing removals {len(a ^ b)} "
+              f"({sorted(a ^ b)[:5]}); embeddings cos min {cos.min():.6f} mean {cos.mean():.7f}; "
+              f"precision {cold.stats['semantic'].get('precision')} vs {res2.stats['semantic'].get('precision')}; "
+              f"{other} dedup {t2:.1f}s (embed {res2.stats['semantic']['embed_seconds']:.1f}s)")
+        shutil.rmtree(cache2, ignore_errors=True)
+    if cfg.semantic and cfg.model_family == "minilm" and args.baseline_docs and args.device == "cpu":
         rng = np.random.default_rng(0)
         pick = np.sort(rng.choice(len(df), size=min(args.baseline_docs, len(df)), replace=False))
         texts = [dedup.doc_text(*df.loc[i, ["title", "question", "answer"]]) for i in pick]
