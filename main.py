@@ -173,7 +173,7 @@ def dask_client(args: argparse.Namespace):
             client.close()
         return
     cluster = LocalCluster(n_workers=args.n_workers, threads_per_worker=1, processes=True,
-                           memory_limit=args.memory_limit, dashboard_address=None,
+                           memory_limit=args.memory_limit, dashboard_address="127.0.0.1:0",
                            silence_logs=logging.ERROR)
     client = Client(cluster)
     log.info(f"dask: LocalCluster with {args.n_workers} worker(s)")
