@@ -161,6 +161,7 @@ class RunReport:
     splits: dict[str, int] = field(default_factory=dict)
     sections: dict[str, object] = field(default_factory=dict)  # run, dedup, sdg, audit, outputs, ...
     secrets: set[str] = field(default_factory=set, repr=False)  # redacted from everything written
+    started: float = field(default_factory=time.perf_counter, repr=False)  # wall clock of the whole run
 
     def add_stage(self, name: str, rows_in: int, rows_out: int, dropped: dict[str, int] | None = None,
                   seconds: float = 0.0) -> StageReport:
@@ -180,6 +181,7 @@ class RunReport:
         """The report as written: JSON-safe, with every secret redacted."""
         out = {"source": self.source, "stages": [asdict(s) for s in self.stages], "splits": self.splits}
         out.update(self.sections)
+        out["wall_seconds"] = round(time.perf_counter() - self.started, 3)
         return redact(json.loads(json.dumps(out, default=str)), self.secrets | secret_values())
 
     def write(self, path: Path, data: dict | None = None) -> None:
@@ -198,7 +200,8 @@ class RunReport:
             lines.append(f"{s['name']:<12}{s['rows_in']:>9}{s['rows_out']:>9}{sum(s['dropped'].values()):>9}"
                          f"{s['seconds']:>9.2f}  {reasons}")
         total = sum(s["seconds"] for s in data["stages"])
-        lines.append(f"{'total':<39}{total:>9.2f}")
+        lines.append(f"{'total':<39}{total:>9.2f}  (wall {data['wall_seconds']:.1f}s: + startup, leak check, "
+                     f"audit, card)")
         if data.get("splits"):
             lines.append("splits: " + ", ".join(f"{k}={v}" for k, v in data["splits"].items()))
         outputs = data.get("outputs") or {}
