@@ -220,7 +220,11 @@ def iter_record_chunks(path: Path, stats: ConvertStats, chunk_rows: int = 4096,
             raise InputError(f"{path}: not a complete JSON array near byte {raw.tell()} of {size} "
                              f"({_short(exc, 100)})") from None
         except UnicodeDecodeError as exc:
-            raise InputError(f"{path}: invalid UTF-8 near byte {exc.start}") from None
+            # yajl turns a lone low-surrogate escape ("\udc80") into bytes Python cannot decode; exc.start is an
+            # offset into that one string, so report the reader's position in the file instead
+            raise InputError(f"{path}: invalid text in element {stats.elements + 1} near byte {raw.tell()} of "
+                             f"{size}: a lone surrogate escape (\\udc00-\\udfff) or bytes that are not UTF-8 "
+                             f"({exc.reason})") from None
         bar.update(size - last_pos)
     if stats.elements == 0 and first != b"[":
         raise InputError(f"{path}: no JSON array of questions found")
