@@ -110,6 +110,7 @@ Q_BACKGROUND = [
     "[Up to now|So far|Until now] I have [kept everything polite|stayed calm|not raised my voice], but [my patience is running out|I am losing patience|this is getting stressful].",
     "[Their|The] [reply|answer|response] [just|only|simply] [said|read|stated] \"[we will look into it|this is being handled|please be patient]\" and [nothing more|that was it|no more].",
     "[When I asked|After I asked|Once I asked] [for details|why|for a reason], {fullname2} [said|told me|answered] it was \"[company policy|standard practice|just how it works]\".",
+    "[My|Our] [fiancée|fiancé] and I [are planning|intend|hope] to [move|relocate] to {city2} [next year|soon|within {months} months], [which|and this] [adds|puts] [pressure|urgency|time pressure] on [all this|the whole thing|everything].",
     "I moved to {city} from {city2} [about|roughly|nearly] {years} years ago for [work|a new job|my studies].",
     "[My {relative} and I|Both my {relative} and I] [are involved|are affected|have been dragged into this], which makes it [more complicated|messier|harder].",
     "[Money is tight|Our budget is limited|I cannot afford much] right now, so [hiring a lawyer|paying for a solicitor|going to an attorney] is [a last resort|not really an option|something I want to avoid].",
@@ -127,6 +128,7 @@ Q_CLOSING = [
     "[Please|Kindly] [let me know|tell me] if [more details|further information|extra facts] [would help|are needed|could change the answer].",
     "I [do not want to|would rather not] [escalate|go to court|make things worse] unless [I really have to|there is no alternative|it is necessary].",
     "[What should I do next|What would be the sensible next step|How should I proceed]?",
+    "[Sorry if this is a naïve question|Apologies if this sounds naïve|Forgive me if this is naïve]; [I have|I've] [never|not once] [dealt with|handled|faced] [anything like this|such a thing|this kind of thing] [before|until now].",
 ]
 
 Q_EDIT = [
@@ -192,7 +194,7 @@ H2_A = ["[Short answer|Summary|TL;DR]", "[Long answer|Details|Analysis]", "[What
 OCCUPATIONS = ["nurse", "software developer", "teacher", "electrician", "student", "delivery driver", "accountant",
                "chef", "freelance designer", "pharmacist", "warehouse worker", "bus driver", "lab technician",
                "retail manager", "carpenter", "social worker", "translator", "paramedic", "plumber", "barista",
-               "architect", "call-centre agent", "photographer", "dental hygienist", "PhD student", "mechanic"]
+               "architect", "café owner", "call-centre agent", "sous-chef", "photographer", "dental hygienist", "PhD student", "mechanic"]
 
 # Code/pre blocks: templated; {slots} are filled (no choice groups here).
 PRE_BLOCKS = [
@@ -1236,9 +1238,9 @@ def length_target(rng):
     r = rng.random()
     if r < 0.12:
         return rng.randint(14, 46)
-    if r < 0.24:
-        return rng.randint(512, 660)
-    return int(math.exp(rng.uniform(math.log(56), math.log(300))))
+    if r < 0.235:
+        return rng.randint(505, 580)
+    return int(math.exp(rng.uniform(math.log(56), math.log(225))))
 
 
 def _wc(sents):
@@ -1246,23 +1248,26 @@ def _wc(sents):
 
 
 class _Pool:
-    """Draws templates without repetition until exhausted, then repeats (with fresh picks)."""
-    __slots__ = ("items", "order", "i", "rng")
+    """Draws templates, avoiding repeats while the pool lasts (cheap: a few retries, no shuffle)."""
+    __slots__ = ("items", "used", "rng")
 
     def __init__(self, items, rng):
         self.items = items
         self.rng = rng
-        self.order = list(range(len(items)))
-        rng.shuffle(self.order)
-        self.i = 0
+        self.used = []
 
     def draw(self):
-        if self.i >= len(self.order):
-            self.rng.shuffle(self.order)
-            self.i = 0
-        t = self.items[self.order[self.i]]
-        self.i += 1
-        return t
+        items = self.items
+        n = len(items)
+        rnd = self.rng.random
+        i = int(rnd() * n)
+        if len(self.used) < n:
+            tries = 0
+            while i in self.used and tries < 6:
+                i = int(rnd() * n)
+                tries += 1
+        self.used.append(i)
+        return items[i]
 
 
 def _paras(rng, sents, kind="p"):
@@ -1449,7 +1454,7 @@ def make_doc(rng: random.Random) -> dict:
     doc["q"] = build_question(rng, topic, facts, length_target(rng))
     answers = []
     if rng.random() >= 0.08:
-        n = rng.choices((1, 2, 3, 4, 5), (44, 29, 15, 8, 4))[0]
+        n = rng.choices((1, 2, 3, 4, 5), (48, 28, 13, 7, 4))[0]
         scores = [_score(rng, 0.08) for _ in range(n)]
         if rng.random() < 0.62:
             scores.sort(reverse=True)
@@ -1463,7 +1468,7 @@ def make_doc(rng: random.Random) -> dict:
             if i == best:
                 blocks = build_answer(rng, topic, facts, length_target(rng), True)
             else:
-                blocks = build_answer(rng, topic, facts, int(math.exp(rng.uniform(math.log(12), math.log(90)))), False)
+                blocks = build_answer(rng, topic, facts, int(math.exp(rng.uniform(math.log(12), math.log(75)))), False)
             answers.append({"blocks": blocks, "score": s})
         doc["best"] = best
     else:
@@ -1748,14 +1753,11 @@ def paraphrase_copy(doc, rng) -> tuple[dict, float] | None:
     """Re-pick choice groups with the smallest probability (from a schedule) that takes the 5-shingle Jaccard
     below PARA_MAX_JACCARD: as little rewording as needed, so the embedding stays close."""
     base = doc_joined(doc)
-    for p_change in (0.12, 0.16, 0.2, 0.24, 0.28, 0.33, 0.4, 0.5, 0.65, 0.85):
+    for p_change in (0.1, 0.13, 0.16, 0.19, 0.22, 0.25, 0.28, 0.32, 0.36, 0.42, 0.5, 0.65, 0.85):
         d = _copy_doc(doc)
         f = d["facts"]
         t = d["title"]
-        for p_title in (p_change, 0.5, 0.5, 0.8):  # the title always changes a little
-            t[2], t[1] = render(t[0], f, rng, doc["title"][1], p_title)
-            if t[2] != doc["title"][2]:
-                break
+        t[2], t[1] = render(t[0], f, rng, t[1], p_change * 0.5)
         for a in [d["q"]] + [a["blocks"] for a in d["answers"]]:
             for kind, payload in a:
                 if kind in ("pre", "hr"):
@@ -1773,18 +1775,18 @@ def paraphrase_copy(doc, rng) -> tuple[dict, float] | None:
     return None
 
 
-PARA_MAX_JACCARD = 0.45
+PARA_MAX_JACCARD = 0.47
 
 
 # ---------------------------------------------------------------------------------------------------------- records
 
-def to_record(doc, qid, answer_ids, rng, license_cut):
+def to_record(doc, qid, answer_ids, rng, lic):
     title = _title_text(doc, rng)
     return {
         "question_id": qid,
         "tags": doc["tags"],
         "score": doc["qscore"],
-        "license": "CC BY-SA 3.0" if qid < license_cut else "CC BY-SA 4.0",
+        "license": lic,
         "link": f"https://law.stackexchange.com/questions/{qid}/{slugify(doc['title'][2])}",
         "question_title": title,
         "question_body": blocks_html(doc["q"], doc, rng, doc["noise"]["junk"]),
@@ -1793,7 +1795,7 @@ def to_record(doc, qid, answer_ids, rng, license_cut):
     }
 
 
-def exact_copy_record(orig_rec, qid, answer_ids, rng, license_cut):
+def exact_copy_record(orig_rec, qid, answer_ids, rng, lic):
     def ws(h):
         r = rng.random()
         if r < 0.3:
@@ -1805,7 +1807,7 @@ def exact_copy_record(orig_rec, qid, answer_ids, rng, license_cut):
         "question_id": qid,
         "tags": orig_rec["tags"],
         "score": orig_rec["score"],
-        "license": "CC BY-SA 3.0" if qid < license_cut else "CC BY-SA 4.0",
+        "license": lic,
         "link": f"https://law.stackexchange.com/questions/{qid}/{orig_rec['link'].rsplit('/', 1)[1]}",
         "question_title": orig_rec["question_title"],
         "question_body": ws(orig_rec["question_body"]),
@@ -1814,22 +1816,35 @@ def exact_copy_record(orig_rec, qid, answer_ids, rng, license_cut):
     }
 
 
-COPY_RATE = 0.10        # ~3% exact, ~3% near, ~3% paraphrase
-RESERVOIR = 3000
+COPY_RATE = 0.09        # ~3% exact, ~3% near, ~3% paraphrase (a few planned copies fail their checks)
+RESERVOIR = 3000        # eligible originals a copy may be drawn from (random replacement when full)
+CHUNK = 4096            # questions per independently seeded chunk; output does not depend on --workers
+QID_BASE = 100000       # question ids: QID_BASE + chunk * CHUNK * 3 + ... (6 digits up to ~300k questions)
+AID_BASE = 1000000      # answer ids: AID_BASE + chunk * CHUNK * 12 + ...
 
 
-def generate(n_questions: int, seed: int, fh, truth_fh, stats: dict | None = None) -> None:
-    """Stream a JSON array of n_questions records to fh and the planted-duplicate truth lines to truth_fh."""
-    rng = random.Random(seed)
-    qid = 100000
-    aid = 1000000
-    license_cut = 100000 + int(n_questions * 2.5 * 0.35)
+def _chunk(args) -> tuple[bytes, bytes]:
+    """Generate chunk `c` (questions [c*CHUNK, c*CHUNK+n)): (records joined by ',\n', truth lines)."""
+    seed, c, n, n_v3 = args
+    rng = random.Random(seed * 1_000_003 + c)
+    qid = QID_BASE + c * CHUNK * 3
+    aid = AID_BASE + c * CHUNK * 12
     pool: list = []       # eligible originals: (qid, doc, record)
-    copy_p = COPY_RATE / 0.93  # copies cannot be made for the first rows; compensate a little
-    fh.write(b"[\n")
-    buf = []
-    for i in range(n_questions):
-        qid += 1 + int(rng.random() * 3)
+    copy_p = COPY_RATE / 0.97  # the first rows of a chunk cannot be copies; compensate a little
+    out = []
+    truth = []
+
+    def new_aids(k):
+        nonlocal aid
+        ids = []
+        for _ in range(k):
+            aid += 1 + int(rng.random() * 2)
+            ids.append(aid)
+        return ids
+
+    for i in range(n):
+        qid += 1 + int(rng.random() * 2)
+        lic = "CC BY-SA 3.0" if c * CHUNK + i < n_v3 else "CC BY-SA 4.0"  # older questions: 3.0
         kind = None
         if len(pool) >= 20 and rng.random() < copy_p:
             kind = ("exact", "near", "paraphrase")[int(rng.random() * 3)]
@@ -1838,49 +1853,57 @@ def generate(n_questions: int, seed: int, fh, truth_fh, stats: dict | None = Non
             j = int(rng.random() * len(pool))
             oqid, odoc, orec = pool[j]
             if kind == "exact":
-                aids = []
-                for _ in orec["answers"]:
-                    aid += 1 + int(rng.random() * 4)
-                    aids.append(aid)
-                rec = exact_copy_record(orec, qid, aids, rng, license_cut)
-                sim = 1.0
+                rec = exact_copy_record(orec, qid, new_aids(len(orec["answers"])), rng, lic)
             else:
                 res = near_copy(odoc, rng) if kind == "near" else paraphrase_copy(odoc, rng)
                 if res is not None:
-                    cdoc, sim = res
+                    cdoc = res[0]
                     if rng.random() < 0.5:
                         cdoc["qscore"] = rng.randint(0, odoc["qscore"])
-                    aids = []
-                    for _ in cdoc["answers"]:
-                        aid += 1 + int(rng.random() * 4)
-                        aids.append(aid)
-                    rec = to_record(cdoc, qid, aids, rng, license_cut)
+                    rec = to_record(cdoc, qid, new_aids(len(cdoc["answers"])), rng, lic)
             if rec is not None:
                 pool[j] = pool[-1]
                 pool.pop()
-                truth_fh.write(orjson.dumps({"question_id": qid, "duplicates": oqid, "kind": kind}) + b"\n")
-                if stats is not None:
-                    stats.setdefault(kind, []).append((oqid, qid, sim))
+                truth.append(orjson.dumps({"question_id": qid, "duplicates": oqid, "kind": kind}) + b"\n")
         if rec is None:
             doc = make_doc(rng)
-            aids = []
-            for _ in doc["answers"]:
-                aid += 1 + int(rng.random() * 4)
-                aids.append(aid)
-            rec = to_record(doc, qid, aids, rng, license_cut)
+            rec = to_record(doc, qid, new_aids(len(doc["answers"])), rng, lic)
             if passes_default_filters(doc):
                 if len(pool) < RESERVOIR:
                     pool.append((qid, doc, rec))
                 else:
                     pool[int(rng.random() * RESERVOIR)] = (qid, doc, rec)
-        buf.append(orjson.dumps(rec))
-        if len(buf) >= 2000:
-            fh.write(b",\n".join(buf))
-            fh.write(b",\n" if i + 1 < n_questions else b"")
-            buf = []
-    if buf:
-        fh.write(b",\n".join(buf))
-    fh.write(b"\n]\n")
+        out.append(orjson.dumps(rec))
+    return b",\n".join(out), b"".join(truth)
+
+
+def generate(n_questions: int, seed: int, fh, truth_fh, workers: int = 1) -> None:
+    """Stream a JSON array of n_questions records to fh and the planted-duplicate truth lines to truth_fh.
+    The corpus is made of independently seeded chunks of CHUNK questions (a copy and its original are in the
+    same chunk), so the bytes are the same for any number of workers."""
+    n_v3 = int(n_questions * 0.35)  # the oldest ~35% of questions are under CC BY-SA 3.0
+    jobs = [(seed, c, min(CHUNK, n_questions - c * CHUNK), n_v3)
+            for c in range((n_questions + CHUNK - 1) // CHUNK)]
+    fh.write(b"[\n")
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        pool = ctx.Pool(min(workers, len(jobs)))
+        results = pool.imap(_chunk, jobs)
+    else:
+        pool = None
+        results = map(_chunk, jobs)
+    try:
+        for k, (recs, truth) in enumerate(results):
+            if k:
+                fh.write(b",\n")
+            fh.write(recs)
+            truth_fh.write(truth)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    fh.write(b"\n]\n" if jobs else b"]\n")
 
 
 def _atomic_open(path: str):
@@ -1901,6 +1924,8 @@ def main(argv=None) -> int:
     ap.add_argument("--questions", type=int, default=1200, help="number of questions (planted copies included)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="data/sample/law-stackexchange-questions-answers.json")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="processes (output is byte-identical for any value; default: all cores)")
     ap.add_argument("--truth", default=None, help="ground truth of planted duplicates "
                                                   "(default: <out stem>-duplicates.jsonl)")
     args = ap.parse_args(argv)
@@ -1911,7 +1936,7 @@ def main(argv=None) -> int:
     tfh, ttmp = _atomic_open(truth)
     try:
         with fh, tfh:
-            generate(args.questions, args.seed, fh, tfh)
+            generate(args.questions, args.seed, fh, tfh, max(1, args.workers))
         for p in (tmp, ttmp):
             os.chmod(p, 0o644)
         os.replace(tmp, args.out)
