@@ -254,10 +254,12 @@ def section_brief(name: str, section: dict, limit: int = 8) -> str:
                 + (f", leaks={section['leaks']}" if "leaks" in section else "")
                 + (f", failed={','.join(section['failed'])}" if section.get("failed") else "")
                 + (f", checks: " + " ".join(f"{k}={v}" for k, v in sorted(statuses.items())) if statuses else "")
-                + (f", error: {section['error']}" if section.get("error") else ""))
+                + (f", error: {section['error']}" if section.get("error") else "")
+                + (f" ({section['seconds']:.1f}s)" if isinstance(section.get("seconds"), (int, float)) else ""))
     elif name == "leaks":
         return (f"{section.get('total', '?')} cross-split pairs (exact {section.get('exact_pairs', 0)}, "
-                f"jaccard {section.get('jaccard_pairs', 0)}, cosine {section.get('cosine_pairs', 0)})")
+                f"jaccard {section.get('jaccard_pairs', 0)}, cosine {section.get('cosine_pairs', 0)})"
+                + (f" ({section['seconds']:.1f}s)" if isinstance(section.get("seconds"), (int, float)) else ""))
     elif name == "sdg":
         if not section.get("ran", True):
             why = str(section.get("skipped") or "not configured")
