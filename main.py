@@ -243,19 +243,21 @@ def run(args: argparse.Namespace) -> int:
         # 2. convert: stream the JSON array into record partitions
         convert_stats = ConvertStats()
         with timed() as t:
-            chunks = [client.scatter(chunk) for chunk in
+            # each partition is cleaned on a worker as soon as it is parsed (convert overlaps clean), and its
+            # raw HTML is released once cleaned
+            chunks = [client.submit(clean_partition, client.scatter(chunk), pure=False) for chunk in
                       iter_record_chunks(Path(source["path"]), convert_stats, args.partition_rows, progress)]
             if not chunks:
                 log.error(f"error: {source['path']}: no usable questions "
                           f"({dict(convert_stats.dropped) or 'empty array'})")
                 return EXIT_BAD_INPUT
             records = dd.from_delayed(chunks, meta=empty_frame(), verify_meta=False)
+            del chunks
         report.add_stage("convert", convert_stats.elements, convert_stats.records, convert_stats.dropped,
                          t["seconds"])
 
         # 3. clean: HTML -> structured plain text, Unicode repair, whitespace
-        with timed() as t:
-            records = records.map_partitions(clean_partition, meta=empty_frame()).persist()
+        with timed() as t:  # the rest of the clean work (started during convert)
             dask_wait(records, "clean", progress)
         report.add_stage("clean", convert_stats.records, convert_stats.records, {}, t["seconds"])
 
@@ -272,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
             reasons = count_values(marked[DROP_REASON])
             records = marked[marked[DROP_REASON] == ""].drop(columns=[DROP_REASON]).persist()
             wait(records)
+            del marked  # only the kept rows stay on the workers
         kept = int(reasons.pop("", 0))
         report.add_stage("filter", convert_stats.records, kept, reasons, t["seconds"])
 
