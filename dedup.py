@@ -566,8 +566,10 @@ class Embedder:
         self.cfg = cfg
         self.calls = 0
         self.static = cfg.model_family == "static"
-        self.key = ("static-minilm-l6" if self.static else
-                    f"{os.path.basename(cfg.embedding_model.rstrip('/'))}-{cfg.max_seq_length}")
+        name = os.path.basename(cfg.embedding_model.rstrip("/"))
+        if cfg.embedding_model.strip().lower() in MINILM_NAMES or name.lower() in MINILM_NAMES:
+            name = "all-MiniLM-L6-v2"  # one cache for every spelling of the shipped model
+        self.key = "static-minilm-l6" if self.static else f"{name}-{cfg.max_seq_length}"
         self.cache = EmbeddingCache(cfg.embedding_cache, self.key)
         self.precision = None  # set by the first model call: fp32 | bf16 | fp16 | static
 
