@@ -9,13 +9,16 @@ Writes a JSON array (question_id, tags, score, license, link, question_title, qu
     {"question_id": <copy id>, "duplicates": <original question_id>, "kind": "exact" | "near" | "paraphrase"}
 
 All text is templated and written for this project (never real Law.SE posts). The output is byte-identical
-for a given (--questions, --seed). Both files are written to temp files and renamed into place.
+for a given (--questions, --seed), whatever --workers is: the corpus is built from independently seeded
+chunks of 4,096 questions (generated in parallel, written in order). Both files are written to temp files
+and renamed into place. Question ids are 6-digit (up to ~300k questions) and ascending; answer ids are 7-digit.
 
 Planted copies (about 3% of rows of each kind) are made only of originals that pass the pipeline's default
 filters (has an answer; question and best answer 55-470 words of plain text, inside 50-500 with margin;
 question score and best answer score >= 0), and the copies pass them too. A copy always has a larger
-question_id than its original, the same answer scores, and a question score <= the original's, so the
-survivor rule (higher answer_score, then higher question_score, then smaller id) keeps the original.
+question_id than its original (same digit count, in the same chunk), the same answer scores, and a question
+score <= the original's, so the survivor rule (higher answer_score, then higher question_score, then smaller
+id) keeps the original. An original is copied at most once and copies are never copied.
   exact       identical title, question and answers; new question_id/link/answer_ids; HTML differs only in
               whitespace between blocks.
   near        2-4.5% of the words of question + best answer edited (typos, inserted/deleted/swapped words,
@@ -1825,10 +1828,10 @@ AID_BASE = 1000000      # answer ids: AID_BASE + chunk * CHUNK * 12 + ...
 
 def _chunk(args) -> tuple[bytes, bytes]:
     """Generate chunk `c` (questions [c*CHUNK, c*CHUNK+n)): (records joined by ',\n', truth lines)."""
-    seed, c, n, n_v3 = args
+    seed, c, n, n_v3, chunk = args
     rng = random.Random(seed * 1_000_003 + c)
-    qid = QID_BASE + c * CHUNK * 3
-    aid = AID_BASE + c * CHUNK * 12
+    qid = QID_BASE + c * chunk * 3
+    aid = AID_BASE + c * chunk * 12
     pool: list = []       # eligible originals: (qid, doc, record)
     copy_p = COPY_RATE / 0.97  # the first rows of a chunk cannot be copies; compensate a little
     out = []
@@ -1844,7 +1847,7 @@ def _chunk(args) -> tuple[bytes, bytes]:
 
     for i in range(n):
         qid += 1 + int(rng.random() * 2)
-        lic = "CC BY-SA 3.0" if c * CHUNK + i < n_v3 else "CC BY-SA 4.0"  # older questions: 3.0
+        lic = "CC BY-SA 3.0" if c * chunk + i < n_v3 else "CC BY-SA 4.0"  # older questions: 3.0
         kind = None
         if len(pool) >= 20 and rng.random() < copy_p:
             kind = ("exact", "near", "paraphrase")[int(rng.random() * 3)]
@@ -1877,13 +1880,13 @@ def _chunk(args) -> tuple[bytes, bytes]:
     return b",\n".join(out), b"".join(truth)
 
 
-def generate(n_questions: int, seed: int, fh, truth_fh, workers: int = 1) -> None:
+def generate(n_questions: int, seed: int, fh, truth_fh, workers: int = 1, chunk: int = CHUNK) -> None:
     """Stream a JSON array of n_questions records to fh and the planted-duplicate truth lines to truth_fh.
     The corpus is made of independently seeded chunks of CHUNK questions (a copy and its original are in the
     same chunk), so the bytes are the same for any number of workers."""
     n_v3 = int(n_questions * 0.35)  # the oldest ~35% of questions are under CC BY-SA 3.0
-    jobs = [(seed, c, min(CHUNK, n_questions - c * CHUNK), n_v3)
-            for c in range((n_questions + CHUNK - 1) // CHUNK)]
+    jobs = [(seed, c, min(chunk, n_questions - c * chunk), n_v3, chunk)
+            for c in range((n_questions + chunk - 1) // chunk)]
     fh.write(b"[\n")
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
@@ -1926,6 +1929,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="data/sample/law-stackexchange-questions-answers.json")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="processes (output is byte-identical for any value; default: all cores)")
+    ap.add_argument("--chunk", type=int, default=CHUNK, help=argparse.SUPPRESS)  # part of the output identity
     ap.add_argument("--truth", default=None, help="ground truth of planted duplicates "
                                                   "(default: <out stem>-duplicates.jsonl)")
     args = ap.parse_args(argv)
@@ -1936,7 +1940,7 @@ def main(argv=None) -> int:
     tfh, ttmp = _atomic_open(truth)
     try:
         with fh, tfh:
-            generate(args.questions, args.seed, fh, tfh, max(1, args.workers))
+            generate(args.questions, args.seed, fh, tfh, max(1, args.workers), max(100, args.chunk))
         for p in (tmp, ttmp):
             os.chmod(p, 0o644)
         os.replace(tmp, args.out)

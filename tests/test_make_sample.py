@@ -156,6 +156,17 @@ def test_deterministic_byte_identical(tmp_path, corpus):
     assert other.read_bytes() != corpus["out"].read_bytes()
 
 
+def test_output_independent_of_workers(tmp_path):
+    n = 450  # three chunks of (hidden, test-only) size 200
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    run_gen(a, "--workers", "1", "--chunk", "200", n=n, seed=3)
+    run_gen(b, "--workers", "2", "--chunk", "200", n=n, seed=3)
+    assert a.read_bytes() == b.read_bytes()
+    assert (tmp_path / "a-duplicates.jsonl").read_bytes() == (tmp_path / "b-duplicates.jsonl").read_bytes()
+    ids = [r["question_id"] for r in json.loads(a.read_bytes())]
+    assert ids == sorted(ids) and len(set(ids)) == n
+
+
 def test_atomic_write_leaves_no_temp_files(corpus):
     names = sorted(os.listdir(corpus["dir"]))
     assert names == ["law-stackexchange-questions-answers-duplicates.jsonl",
