@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import urlparse
 
-import openai
 
 KEY_ENV_VARS = ("NVIDIA_API_KEY", "OPENAI_API_KEY")
 NO_KEY = "no-key"  # sent to servers that need none (the SDK insists on some token)
@@ -320,6 +319,8 @@ class LLMClient:
         if self._sdk is not None:
             yield self
             return
+        import openai  # imported here: `python main.py --help` should not pay for the SDK
+
         self._sdk = openai.AsyncOpenAI(base_url=self.base_url, api_key=self._key or NO_KEY, max_retries=0,
                                        timeout=openai.Timeout(self.timeout, connect=min(self.timeout, 10.0)))
         self.limiter.reset_waiters()
@@ -413,6 +414,8 @@ class LLMClient:
             await asyncio.sleep(slot - now)
 
     async def _fetch(self, key: str, model: str, messages: list[dict], params: dict) -> Result:
+        import openai
+
         attempt = 0
         while True:
             await self._rpm_wait()
