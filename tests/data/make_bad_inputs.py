@@ -9,7 +9,9 @@ Each manifest entry says what the pipeline must do with the file:
   "skip"  - finish; the listed elements are counted as skipped with the listed reasons
             (`skip_reasons`: reason -> count); `records_ok` elements come out of the convert stage;
   "ok"    - finish; every element converts (`records_ok`), the noted hazard is handled (stripped, bounded).
-Reason names follow the backbone's convention: "no_answer", "malformed:<field>", "duplicate_question_id".
+Reason names follow docbuilder.py: "no_answer" (answers null/empty/missing), "malformed:<field>" (first bad
+field; answer-level: "malformed:answers.body" / "malformed:answers.score"; a non-object element:
+"malformed:element"), "duplicate_question_id" (the later occurrence is dropped).
 Where a second behaviour is acceptable it is listed under `also_acceptable`.
 
 The 10 MB body (huge_body.json) is not committed: tests build it with make_huge_body(path) (or pass
@@ -127,9 +129,10 @@ def build(out: str, with_huge: bool = False) -> list[dict]:
                       "answer score str, question_body int, question_title list; the last element is valid",
           outcome="skip", records_ok=1,
           skip_reasons={"malformed:question_id": 1, "malformed:score": 1, "malformed:tags": 1,
-                        "malformed:answers": 2, "malformed:question_body": 1, "malformed:question_title": 1},
+                        "malformed:answers": 1, "malformed:answers.score": 1, "malformed:question_body": 1,
+                        "malformed:question_title": 1},
           also_acceptable="answer-level problems (a bad answer score) may skip just that answer and keep the "
-                          "question if another answer is valid: then records_ok=2 and malformed:answers=1")
+                          "question if another answer is valid: then records_ok=2, no malformed:answers.score")
 
     recs = [valid_record(100200 + i, i) for i in range(6)]
     del recs[0]["question_title"]
@@ -142,9 +145,9 @@ def build(out: str, with_huge: bool = False) -> list[dict]:
           description="required fields missing: question_title, question_body, answers, question_id, "
                       "answers[].body (in every answer); the last element is valid",
           outcome="skip", records_ok=1,
-          skip_reasons={"malformed:question_title": 1, "malformed:question_body": 1, "malformed:answers": 2,
-                        "malformed:question_id": 1},
-          also_acceptable="a missing `answers` key may be counted as no_answer instead of malformed:answers")
+          skip_reasons={"malformed:question_title": 1, "malformed:question_body": 1, "no_answer": 1,
+                        "malformed:question_id": 1, "malformed:answers.body": 1},
+          also_acceptable="a missing `answers` key counted as malformed:answers instead of no_answer")
 
     recs = [valid_record(100300 + i, i) for i in range(4)]
     recs[0]["answers"] = None
@@ -152,10 +155,10 @@ def build(out: str, with_huge: bool = False) -> list[dict]:
     recs[2]["answers"] = [None, recs[2]["answers"][0]]
     write("null_answers.json", _dump(recs),
           description="answers: null; answers: []; answers: [null, <valid answer>]; one valid element",
-          outcome="skip", records_ok=2,
-          skip_reasons={"no_answer": 2},
-          also_acceptable="answers: null counted as malformed:answers; the [null, valid] element may be "
-                          "skipped as malformed:answers (then records_ok=1)")
+          outcome="skip", records_ok=1,
+          skip_reasons={"no_answer": 2, "malformed:answers.body": 1},
+          also_acceptable="answers: null counted as malformed:answers; the null answer alone dropped and the "
+                          "[null, valid] element kept (then records_ok=2)")
 
     a = valid_record(100400, 0)
     b = valid_record(100400, 3)
@@ -188,10 +191,10 @@ def build(out: str, with_huge: bool = False) -> list[dict]:
     write("invalid_surrogates.json", raw,
           description="lone / reversed UTF-16 surrogate escapes (\\ud800, \\udc00) in a body, a title and an "
                       "answer; one clean element",
-          outcome="skip", records_ok=1,
-          skip_reasons={"malformed:question_body": 1, "malformed:question_title": 1, "malformed:answers": 1},
-          also_acceptable="repair: replace each lone surrogate with U+FFFD (or drop it) and keep the element "
-                          "(then records_ok=4, no skips); never crash when writing UTF-8 output")
+          outcome="error", error_hint="invalid text (lone surrogate escape) naming the element and byte position",
+          also_acceptable="skip the three elements (malformed:question_body, malformed:question_title, "
+                          "malformed:answers.body; records_ok=1), or repair each lone surrogate to U+FFFD and "
+                          "keep all 4; never a traceback or a crash while writing UTF-8 output")
 
     recs = [valid_record(100800 + i, i) for i in range(3)]
     recs[0]["question_body"] = recs[0]["question_body"].replace("Leeds", "Le\u0000eds\u0007")
