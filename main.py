@@ -19,6 +19,7 @@ EXIT_BAD_INPUT = 2
 EXIT_DOWNLOAD = 3
 EXIT_ENDPOINT = 4
 EXIT_INTERRUPTED = 130
+EXIT_IO = 1  # an output could not be written (disk full, permissions)
 
 log = logging.getLogger("lawqa")
 HERE = Path(__file__).resolve().parent
@@ -33,6 +34,7 @@ examples:
 
 exit codes:
   0    success
+  1    an output could not be written (disk full, permission denied); finished files are left as they were
   2    bad input or arguments (unreadable / truncated dump, bad flag value)
   3    download failed and --no-fallback was given
   4    LLM endpoint error (authentication, not a reward model, unreachable)
@@ -489,6 +491,17 @@ def main(argv: list[str] | None = None) -> int:
     from report import redact, secret_values
     from synthetic_gen import SdgError
 
+    import signal
+    import threading
+
+    def on_sigint(signum, frame):
+        # Ctrl-C: the Dask teardown that follows logs worker/scheduler errors and tracebacks that tell the user
+        # nothing; mute logging until the one "interrupted" line below
+        logging.disable(logging.CRITICAL)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_sigint)
     try:
         return run(args)
     except (AuthError, SdgError) as exc:
@@ -501,8 +514,15 @@ def main(argv: list[str] | None = None) -> int:
         log.error(f"error: download failed: {exc}")
         return EXIT_DOWNLOAD
     except KeyboardInterrupt:
+        logging.disable(logging.NOTSET)
         log.error("interrupted: completed work is saved; run the same command again to continue")
         return EXIT_INTERRUPTED
+    except OSError as exc:  # disk full, permission denied, ...: outputs are written atomically, none is half-done
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        log.error(f"error: {where}{exc.strerror or exc} (files already in the output folder are left as they were)")
+        return EXIT_IO
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 if __name__ == "__main__":
