@@ -766,7 +766,7 @@ TOPICS = [
         ),
         titles=[
             "[Customer|A customer|Someone] [posted|published|wrote] {statement} - [is it defamation|can I sue|what are my options]?",
-            "[Can I|May I|Is it legal to] [leave|post|write] an [honest|negative|critical] review of a {biz} [without|with no risk of|and avoid] being [sued|taken to court|threatened]?",
+            "[Can I|May I|Is it legal to] [leave|post|write] [an honest|a negative|a critical] review of a {biz} [without|with no risk of|and avoid] being [sued|taken to court|threatened]?",
             "[Threatened|Warned|Sent a letter] with a [defamation|libel|slander] [suit|claim|lawsuit] [over|for|about] a [review|post|comment] I wrote",
             "[Is|Would] [repeating|sharing|retweeting] [someone else's|another person's|a third party's] [accusation|claim|allegation] [defamatory|actionable|a risk]?",
             "[Platform|Website|Review site] [refuses|declines|will not agree] to [remove|take down|delete] {statement}",
@@ -777,12 +777,12 @@ TOPICS = [
             "[Since then|After that|Following the post] [bookings|sales|enquiries] [dropped|fell|went down] by [about|roughly|around] {pct}%.",
             "[The|That] [post|review|comment] [has been|was] [shared|reposted|viewed] [more than|over|about] {n}00 times.",
             "[I|We] [asked|requested|wrote to ask] the [platform|site|website] to [remove|take down|delete] it [on|back on] {date2}, [but|and|yet] [they|the site] [refused|declined|said no].",
-            "[I|Instead, I] [wrote|posted|published] a [review|comment|post] [saying|stating|claiming] the {biz} [overcharged|ripped off|misled] me by {amount}.",
+            "[I|Instead, I] [wrote|posted|published] a [review|comment|post] [saying|stating|claiming] the {biz} [overcharged me|ripped me off|misled me] by {amount}.",
             "[Yesterday|Today|This week] [I received|I got|there came] a [solicitor's letter|lawyer's letter|cease-and-desist letter] [demanding|asking|requiring] [removal|a retraction|an apology] and {amount2}.",
             "[Everything|All of it|What I wrote] [is|was] [true|accurate|factual] and [I have|I kept|there is] [receipts|photos|email records] [to prove it|as evidence|backing it up].",
         ],
         asks=[
-            "[Is|Would|Does] [the|this|that] [post|review|statement] [count as|amount to|constitute] [defamation|libel|actionable defamation]?",
+            "[Would|Does|Could] [the|this|that] [post|review|statement] [count as|amount to|constitute] [defamation|libel|actionable defamation]?",
             "[Can|Could|Would] I [force|make|compel] the [platform|site|website] to [remove|delete|take down] it or [reveal|disclose|identify] who [wrote|posted] it?",
             "[Is|Would] [truth|the truth|accuracy] [a|a complete|a full] defence [to|against|in] [the|this|a] claim?",
             "[Should I|Do I need to|Must I] [remove|delete|take down] my [review|post|comment] [because of|after|following] the [letter|threat|demand]?",
@@ -793,7 +793,7 @@ TOPICS = [
             "[Opinion|Honest opinion|Fair comment] [is|remains|stays] [generally|usually|normally] [protected|a defence|safe] [if|when|where] it is [clearly|recognisably|obviously] [opinion|comment|a view] [based on|grounded in|resting on] [true|accurate|stated] facts.",
             "[Truth|Substantial truth|Justification] is [a complete|a full|an absolute] [defence|answer]; [the burden|the onus|the task] of [proving|showing|establishing] it [often|usually|may] [lies|falls|rests] on the [defendant|person who said it|publisher].",
             "[Some|Several|Many] [jurisdictions|countries|places] [require|need|demand] [serious harm|a threshold of harm|substantial damage], [and|so|which means] [companies|businesses|firms] [must|need to|have to] [show|prove|demonstrate] [serious|real|substantial] [financial loss|loss|harm].",
-            "[Platforms|Hosts|Websites] [are|tend to be|are often] [shielded|protected|immune] from [liability|being sued|claims] for [user|third-party|users'] content [in|under] [US law|some systems|Section 230], [but|while|whereas] [elsewhere|in Europe|in other places] [notice-and-takedown|a takedown duty|a removal duty] [rules|regimes|systems] [apply|exist].",
+            "[Platforms|Hosts|Websites] [are|tend to be|are often] [shielded|protected|immune] from [liability|being sued|claims] for [user|third-party|users'] content [in|under] [US law|some systems|Section 230], [but|while|whereas] [elsewhere|in Europe|in other places] [notice-and-takedown rules|takedown duties|removal duties] [apply|exist|operate].",
             "[Repeating|Republishing|Sharing] a [defamatory|false|damaging] statement [can|may|could] [make|render] [you|the sharer|the person repeating it] [liable|responsible|answerable] [too|as well|in turn], [even|even if|although] [you|they] [did not|didn't] [write|invent|originate] it.",
             "[Limitation|Time limits|Deadlines] for [defamation|libel] [claims|actions|suits] are [short|brief|tight], [often|usually|commonly] [one|a single|1] year [from|after|since] [publication|posting|first publication].",
         ],
@@ -923,14 +923,14 @@ TOPICS = [
             "[Can I|May I|Am I allowed to] [cut|trim|remove] [branches|roots|parts of a tree] [that|which] [overhang|cross|hang over] [the boundary|my fence|my garden]?",
             "[Boundary|Property line|Fence line] [dispute|disagreement|argument]: [neighbour|next door|the new owner] [claims|says|insists] {n} metres of my [garden|land|drive]",
             "[Right of way|Access right|Easement] [over|across|through] my [driveway|land|yard] - [can it be|is it|may it be] [blocked|closed|restricted]?",
-            "[Is|Would] [it|recording|filming] [legal|lawful|allowed] to [record|film|document] {nuisance} [as|for|to gather] evidence?",
+            "[Is it|Would it be] [legal|lawful] to [record|film|document] {nuisance} [as|for|to gather] evidence?",
         ],
         facts=[
-            "[Since|For the past|Over the last] {months} months [my neighbour|the people next door|the household next door] [has had|have had|has caused] {nuisance}.",
+            "[Since|For the past|Over the last] {months} months [my neighbour|the family next door|the household next door] [has had|has caused|has been responsible for] {nuisance}.",
             "[I have|I've|We have] [asked|spoken to|approached] them [politely|calmly|in person] {n} times, [and|but] [nothing|little|not much] [changed|improved|happened].",
-            "[The|Our] [deeds|title plan|land registry plan] [show|shows|indicate] the [boundary|line|fence] [running|following|along] [the old wall|a straight line|the hedge].",
-            "[A|The] [surveyor|valuer|builder] [estimated|said|told me] the [damage|repair|fix] [would cost|at|will cost] {amount2}.",
-            "[The|My] [house|property|home] was [bought|purchased|acquired] in {month} [from|off|through] {company}, and [nobody|the seller|no one] [mentioned|disclosed|told us about] [any dispute|the issue|a problem].",
+            "[The|Our] [title plan|land registry plan|registry plan] [shows|indicates|marks] the [boundary|line|fence] [running|following|along] [the old wall|a straight line|the hedge].",
+            "[A|The] [surveyor|valuer|builder] [estimated that|said that|told me that] the [damage|repair|fix] [would cost|will cost|is going to cost] {amount2}.",
+            "[The|My] [house|property|home] was [bought|purchased|acquired] in {month} [from|off|through] {company}, and [nobody|no one|not a single person] [mentioned|disclosed|told us about] [any dispute|the issue|a problem].",
             "[The|Their] [access|right of way|path] [runs|goes|crosses] [along|over|through] [the side|the edge|the back] of [my|our] [driveway|garden|yard] [for|over|across] about {n} metres.",
             "[I|We] [kept|have kept|started] a [diary|log|record] [since|from|as of] {date}, [noting|recording|listing] [each|every] [incident|occasion|episode].",
         ],
@@ -1289,7 +1289,10 @@ def _grow(rng, sections, expandable, target, facts):
     words = sum(_wc(v[1]) for v in sections.values())
     guard = 0
     while words < target and guard < 200:
-        name = expandable[int(rng.random() * len(expandable))]
+        # prefer sections whose pool still has unused templates; repeat templates only when all are used up
+        fresh = [x for x in expandable if len(sections[x][0].used) < len(sections[x][0].items)]
+        cands = fresh or expandable
+        name = cands[int(rng.random() * len(cands))]
         pool, lst = sections[name]
         s = new_sent(pool.draw(), facts, rng)
         lst.append(s)
@@ -1339,7 +1342,7 @@ def build_question(rng, topic, facts, target):
         if words > 49 and len(sec["asks"][1]) and len(sec["facts"][1]):
             sec["facts"][1].clear()
     else:
-        _grow(rng, sec, ("facts", "facts", "facts", "bg"), target - (words - sum(_wc(v[1]) for v in sec.values())), facts)
+        _grow(rng, sec, ("facts", "facts", "facts", "bg", "bg"), target - (words - sum(_wc(v[1]) for v in sec.values())), facts)
     # assemble
     blocks = []
     long_doc = target > 420
@@ -1402,7 +1405,7 @@ def build_answer(rng, topic, facts, target, main=True):
             sec["open"][1].clear()
     else:
         base = sum(_wc(v[1]) for v in sec.values())
-        _grow(rng, sec, ("rules", "rules", "rules", "cav", "proc"), target - (words - base), facts)
+        _grow(rng, sec, ("rules", "rules", "rules", "cav", "proc", "proc"), target - (words - base), facts)
     blocks = []
     long_doc = target > 420
     if sec["open"][1]:
