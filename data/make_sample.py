@@ -1929,7 +1929,8 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--questions", type=int, default=1200, help="number of questions (planted copies included)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="data/sample/law-stackexchange-questions-answers.json")
+    ap.add_argument("--out", required=True, help="output JSON file (the committed sample is "
+                    "data/sample/law-stackexchange-questions-answers.json: --questions 1200 --seed 0)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="processes (output is byte-identical for any value; default: all cores)")
     ap.add_argument("--chunk", type=int, default=CHUNK, help=argparse.SUPPRESS)  # part of the output identity
