@@ -38,17 +38,18 @@ def is_secret_name(name: str) -> bool:
     return any(word in lowered for word in SECRET_WORDS)
 
 
-def secret_values(args=None, environ: dict | None = None, min_len: int = 6) -> set[str]:
+_SECRET_ENV = re.compile(r"(^|_)(API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD)$", re.IGNORECASE)
+
+
+def secret_values(args=None, environ: dict | None = None, min_len: int = 8) -> set[str]:
     """The secret strings of this run: values of secret-named arguments and environment variables."""
     found: set[str] = set()
     for name, value in (vars(args).items() if args is not None else ()):
         if is_secret_name(name) and isinstance(value, str) and len(value) >= min_len:
             found.add(value)
     env = os.environ if environ is None else environ
-    for name, value in env.items():
-        upper = name.upper()
-        if ("API_KEY" in upper or "TOKEN" in upper or "SECRET" in upper or "PASSWORD" in upper) \
-                and isinstance(value, str) and len(value) >= min_len:
+    for name, value in env.items():  # NVIDIA_API_KEY, OPENAI_API_KEY, HF_TOKEN, ... (not TOKENIZERS_PARALLELISM)
+        if _SECRET_ENV.search(name) and isinstance(value, str) and len(value) >= min_len:
             found.add(value)
     return found
 

@@ -185,12 +185,18 @@ def test_report_scrubs_secrets_everywhere(tmp_path, monkeypatch):
     assert CANARY not in r.table()
 
 
+def test_only_credential_variables_are_treated_as_secrets():
+    env = {"NVIDIA_API_KEY": "nvapi-0123456789", "HF_TOKEN": "hf_abcdefghij", "TOKENIZERS_PARALLELISM": "false-ish",
+           "AWS_SECRET_ACCESS_KEY": "abcdefghijkl", "PATH": "/usr/bin:/bin", "SHORT_KEY": "abc"}
+    assert secret_values(None, environ=env) == {"nvapi-0123456789", "hf_abcdefghij", "abcdefghijkl"}
+
+
 def test_scrub_helpers():
-    ns = argparse.Namespace(api_key=CANARY, hf_token=None, max_tokens=5, client_secret="s3cr3t-value", url="x")
+    ns = argparse.Namespace(api_key=CANARY, hf_token=None, max_tokens=5, client_secret="s3cr3t-value-1", url="x")
     assert scrub_args(ns) == {"api_key": REDACTED, "client_secret": REDACTED, "hf_token": None, "max_tokens": 5,
                               "url": "x"}
     secrets = secret_values(ns, environ={})
-    assert secrets == {CANARY, "s3cr3t-value"}
+    assert secrets == {CANARY, "s3cr3t-value-1"}
     assert scrub_argv(["--api-key=" + CANARY, "--max-tokens", "5", "--api-k", CANARY, "--x", "y"], secrets) == [
         f"--api-key={REDACTED}", "--max-tokens", "5", "--api-k", REDACTED, "--x", "y"]
     assert redact({"a": [f"pre {CANARY} post"], "api_key": "zzz", "prompt_tokens": 3}, secrets) == {
