@@ -178,7 +178,7 @@ def dask_client(args: argparse.Namespace):
                            memory_limit=args.memory_limit, dashboard_address="127.0.0.1:0",
                            silence_logs=logging.ERROR)
     client = Client(cluster)
-    log.info(f"dask: LocalCluster with {args.n_workers} worker(s)")
+    log.info(f"dask: LocalCluster with {args.n_workers} worker(s), dashboard {client.dashboard_link}")
     try:
         yield client
     finally:
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
     from docbuilder import DATASET_URL, ConvertStats, iter_record_chunks, resolve_input, sha256_of
     from filters import DROP_REASON, FilterConfig, apply_filters, default_filters, filter_partition
     from modifiers import clean_partition
-    from outputs import split_file_name, write_removed, write_split_files
+    from outputs import split_file_name, write_removed
     from records import drop_ids, empty_frame
     from report import RunReport, timed
     from split import SPLITS, assign_splits, parse_ratios
