@@ -366,6 +366,7 @@ class _Round:
         self.counts = {"pairs_generated": 0, "parse_failures": 0, "call_failures": 0, "reasks": 0,
                        "below_threshold": 0, "scored": 0}
         self.accepted = 0
+        self.scores: dict[int, list[tuple[dict, bool]]] = {}  # per source index: (scores, passed threshold)
         self.t0 = time.monotonic()
         self.req0 = client.stats.requests
         self._last_post = 0.0
@@ -436,7 +437,9 @@ class _Round:
             if scores is None:
                 continue
             self.counts["scored"] += 1
-            if self.cfg.reward_mode != "none" and not passes(scores, self.cfg.thresholds):
+            passed = self.cfg.reward_mode == "none" or passes(scores, self.cfg.thresholds)
+            self.scores.setdefault(idx, []).append((scores, passed))
+            if not passed:
                 self.counts["below_threshold"] += 1
                 continue
             s = score_of(scores)
@@ -527,6 +530,9 @@ def _loop(records, cfg, curate, dedup_against, client, failures_file, report):
                               else (cfg.model if cfg.reward_mode == "judge" else None),
                               "thresholds": cfg.thresholds if cfg.reward_mode != "none" else {}}})
     new_parts: list[pd.DataFrame] = []
+    # the thresholded attribute's score of every scored pair, for the card's accepted-vs-rejected plot
+    reward_attribute = next(iter(cfg.thresholds), "helpfulness")
+    reward_scores: dict[str, list[float]] = {"accepted": [], "rejected": []}
     added = 0
     pos = 0
     sources_used = 0
@@ -577,6 +583,10 @@ def _loop(records, cfg, curate, dedup_against, client, failures_file, report):
                 bar.close()
         llm_seconds = time.monotonic() - t0
         rows = [r for per_source in results for r in per_source]   # seeded sample order, k order: deterministic
+        for i in sorted(rnd.scores):
+            for scores, passed in rnd.scores[i]:
+                if reward_attribute in scores:
+                    reward_scores["accepted" if passed else "rejected"].append(round(scores[reward_attribute], 4))
         failures = [f for i in sorted(rnd.failures) for f in rnd.failures[i]]
         for f in failures:
             failure_reasons[f["reason"]] = failure_reasons.get(f["reason"], 0) + 1
@@ -621,5 +631,6 @@ def _loop(records, cfg, curate, dedup_against, client, failures_file, report):
                    "sources_used": sources_used, "sources_available": int(len(candidates)),
                    "failures": dict(sorted(failure_reasons.items())),
                    "failures_file": str(failures_file.name) if failures_file else None,
-                   "seconds": round(time.monotonic() - t_start, 3), "llm": client.report()})
+                   "seconds": round(time.monotonic() - t_start, 3), "llm": client.report(),
+                   "reward_scores": {"attribute": reward_attribute, **reward_scores}})
     return new_rows, report

@@ -272,6 +272,11 @@ def test_full_run_reaches_target(server, tmp_path):
     rnd = rep["rounds"][0]
     assert rnd["below_threshold"] > 0    # the reward model did reject some pairs
     assert rep["llm"]["requests"] == len(read_log(srv.cfg.log_path))
+    plot = rep["reward_scores"]          # every scored pair's helpfulness, for the card's reward plot
+    assert plot["attribute"] == "helpfulness"
+    assert len(plot["rejected"]) == sum(r["below_threshold"] for r in rep["rounds"])
+    assert len(plot["accepted"]) + len(plot["rejected"]) == sum(r["scored"] for r in rep["rounds"])
+    assert max(plot["rejected"]) < 2.0 <= min(plot["accepted"])
 
 
 def test_content_shape_reward_model(server, tmp_path):
