@@ -153,8 +153,9 @@ def speed_vs_plain_st(texts: list[str], cfg, rounds: int = 4) -> dict:
 
     import dedup
 
-    m = SentenceTransformer(dedup._minilm_path("minilm"), device="cpu")
+    m = SentenceTransformer(dedup._minilm_path(cfg.embedding_model), device="cpu")
     m.max_seq_length = cfg.max_seq_length
+    m.float()  # plain fp32, whatever dtype the checkpoint was saved in
     ours = dedup.Embedder(dataclasses.replace(cfg, embedding_cache=None))
     m.encode(texts[:8], batch_size=8)  # load/warm-up, not timed
     ours._encode(texts[:8])

@@ -419,11 +419,12 @@ def test_quality_semantic_removes_no_false_positives_at_default_eps(planted):
     assert q["semantic"]["precision"] >= 0.95, q["semantic"]
 
 
-@pytest.mark.parametrize("model,eps", [("minilm", 0.05), ("static", 0.015)])
+@pytest.mark.parametrize("model,eps", [("minilm", 0.08), ("static", 0.02)])
 def test_quality_semantic_recall_on_paraphrases_at_high_precision(planted, model, eps):
-    """Paraphrase-level rewrites (Jaccard < 0.5) sit at MiniLM cosine ~0.95-0.97 and the nearest
-    non-duplicate below ~0.90, so eps 0.05 separates them; the static model's compressed scale needs
-    eps 0.015. (At the default eps 0.01 MiniLM catches only near-identical rows: recall ~0.03 here.)"""
+    """Paraphrase-level rewrites sit at MiniLM cosine ~0.88-0.99 (10% quantile ~0.95) and the nearest
+    non-duplicate below ~0.90 in this corpus, so eps 0.08 (cosine >= 0.92) separates them; the static
+    model's compressed scale needs eps 0.02. (At the default eps 0.01 MiniLM catches only near-identical
+    rows: paraphrase recall ~0.03.)"""
     import dataclasses
 
     import dedup_bench
