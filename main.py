@@ -500,8 +500,17 @@ def main(argv: list[str] | None = None) -> int:
         logging.disable(logging.CRITICAL)
         raise KeyboardInterrupt
 
+    def on_unraisable(unraisable, default=sys.unraisablehook):
+        # a Ctrl-C that lands inside a finalizer (weakref callback, __del__) is swallowed there with an "Exception
+        # ignored" traceback: say nothing and deliver it again, to ordinary code
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            return
+        default(unraisable)
+
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, on_sigint)
+        sys.unraisablehook = on_unraisable
     try:
         return run(args)
     except (AuthError, SdgError) as exc:
