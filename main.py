@@ -165,9 +165,11 @@ def dask_client(args: argparse.Namespace):
 
     if args.scheduler_address:
         client = Client(args.scheduler_address)
+        # Workers of another cluster cannot import our modules: ship them, unloaded (they import each
+        # other, so loading one before its dependency has arrived would fail).
         for module in sorted(HERE.glob("*.py")):
             if module.name != "main.py":
-                client.upload_file(str(module))
+                client.upload_file(str(module), load=False)
         log.info(f"dask: connected to {args.scheduler_address} (dashboard {client.dashboard_link})")
         try:
             yield client

@@ -1,0 +1,48 @@
+"""`--scheduler-address`: the pipeline on an existing Dask cluster whose workers cannot import our code."""
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import SAMPLE, run_main
+
+pytestmark = pytest.mark.slow
+
+CLUSTER = """
+import sys, time
+from distributed import LocalCluster
+cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+print(cluster.scheduler_address, flush=True)
+sys.stdin.read()
+cluster.close()
+"""
+
+
+@pytest.fixture
+def external_cluster(tmp_path):
+    # started from an empty directory, so its workers have no path to this repository
+    proc = subprocess.Popen([sys.executable, "-c", CLUSTER], cwd=tmp_path, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    address = proc.stdout.readline().strip()
+    assert address.startswith("tcp://"), address
+    yield address
+    proc.stdin.close()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_runs_on_an_existing_cluster_with_the_same_output(external_cluster, tmp_path):
+    common = ["--input", str(SAMPLE), "--dedup", "exact,fuzzy", "--quiet", "--formats", "none"]
+    remote = run_main(*common, "--output-dir", str(tmp_path / "remote"), "--scheduler-address", external_cluster)
+    assert remote.returncode == 0, remote.stderr[-2000:]
+    local = run_main(*common, "--output-dir", str(tmp_path / "local"), "--n-workers", "1")
+    assert local.returncode == 0, local.stderr[-2000:]
+    for split in ("train", "val", "test"):
+        name = f"law-qa-{split}.jsonl"
+        assert (tmp_path / "remote" / "final" / name).read_bytes() == (tmp_path / "local" / "final" / name).read_bytes()
+    report = json.loads((tmp_path / "remote" / "final" / "report.json").read_text())
+    assert sum(report["splits"].values()) > 0
