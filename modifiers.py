@@ -245,12 +245,14 @@ _MANY_BLANK_LINES = re.compile(r"\n{3,}")
 # either needs a non-ASCII character, a control character, \r or ESC, or - when unescaping - an "&").
 _FTFY_SENSITIVE = re.compile(r"[^\t\n\x20-\x7e]")
 # The non-ASCII characters most posts carry (curly quotes, no-break space, dashes, ellipsis, bullet, section
-# and paragraph signs) cannot make ftfy's mojibake detector fire on their own or beside ASCII, and the only
+# and paragraph signs, euro/pound/rupee, zero-width space) cannot make ftfy's mojibake detector fire on their own or beside ASCII, and the only
 # ftfy step that touches them is uncurl_quotes. A line of printable ASCII plus these comes out of fix_text as the line with quotes
 # straightened; tests/test_clean_fastpath.py checks this against ftfy exhaustively on short strings.
-_FTFY_SIMPLE_EXTRA = "\u2018\u2019\u201c\u201d\u00a0\u2013\u2014\u2026\u2022\u00a7\u00b6"
-# ... except a section or paragraph sign right before a closing double quote (badness: law, end, start punct).
-_FTFY_NOT_SIMPLE = re.compile(f"[^\\t\\n\\x20-\\x7e{_FTFY_SIMPLE_EXTRA}]|[\u00a7\u00b6]\u201d")
+_FTFY_SIMPLE_EXTRA = "\u2018\u2019\u201c\u201d\u00a0\u2013\u2014\u2026\u2022\u00a7\u00b6\u20ac\u00a3\u20b9\u200b"
+# ... except a section or paragraph sign right before a closing double quote, and a euro or pound sign next to
+# any non-ASCII character (badness patterns pair currency and law signs with punctuation).
+_FTFY_NOT_SIMPLE = re.compile(f"[^\\t\\n\\x20-\\x7e{_FTFY_SIMPLE_EXTRA}]|[\u00a7\u00b6]\u201d"
+                              "|[\u20ac\u00a3][^\\x00-\\x7f]|[^\\x00-\\x7f][\u20ac\u00a3]")
 
 
 def _uncurl(text: str) -> str:
