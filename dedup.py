@@ -833,23 +833,19 @@ def deduplicate(records, cfg: DedupConfig | None = None, client=None) -> DedupRe
     if is_dask:
         feats_dd = records.map_partitions(_features, cfg.fuzzy_shingle, cfg.num_perm, cfg.seed, with_sig,
                                           meta=_features_meta())
-        # one compute for both, so the upstream graph runs once; the rows come back because the kept
-        # rows are returned and the texts are embedded on the driver (one model copy, torch uses all cores)
-        if client is not None:
-            feats, df = [f.result() for f in client.compute([feats_dd, records])]
-        else:
-            import dask
-
-            feats, df = dask.compute(feats_dd, records)
+        # only ids, scores, hashes and signatures come to the driver; texts come later, and only those the
+        # embedding cache lacks (the driver embeds them: one model copy, torch uses all cores)
+        feats = _compute(feats_dd, client)
+        df = None
     else:
         df = records
         feats = _features(records, cfg.fuzzy_shingle, cfg.num_perm, cfg.seed, with_sig)
     t_feat = float(feats["_sig_s"].sum()) if len(feats) else 0.0  # CPU-seconds over all partitions
     feats = feats.drop(columns=["_sig_s"])
     t_wall_feat = time.perf_counter() - t0
-    df = df.reset_index(drop=True)
+    df = df.reset_index(drop=True) if df is not None else None
     feats = feats.reset_index(drop=True)
-    n = len(df)
+    n = len(feats)
     ids = feats["id"].to_numpy(dtype=object)
     if len(set(ids)) != n:
         raise ValueError("deduplicate: ids are not unique")
@@ -912,8 +908,12 @@ def deduplicate(records, cfg: DedupConfig | None = None, client=None) -> DedupRe
         alive = np.nonzero(alive_mask)[0]
         t = time.perf_counter()
         emb_er = Embedder(cfg)
-        texts = [doc_text(df.at[i, "title"], df.at[i, "question"], df.at[i, "answer"]) for i in alive]
-        emb, est = emb_er.embed(texts, feats["text_hash"].iloc[alive].tolist())
+        hashes = feats["text_hash"].iloc[alive].tolist()
+        if df is not None:
+            texts = [doc_text(df.at[i, "title"], df.at[i, "question"], df.at[i, "answer"]) for i in alive]
+        else:
+            texts = _uncached_texts(records, hashes, emb_er, client)
+        emb, est = emb_er.embed(texts, hashes)
         sem_stats["embed_seconds"] = time.perf_counter() - t
         sem_stats.update({k: est[k] for k in ("cache_hits", "cache_misses", "precision")})
         sem_stats["model_calls"] = emb_er.calls
@@ -942,14 +942,42 @@ def deduplicate(records, cfg: DedupConfig | None = None, client=None) -> DedupRe
     families = _families(feats, family_edges)
     stats["families"] = {"count": int(families.nunique()), "seconds": time.perf_counter() - t}
 
-    kept = df[alive_mask].reset_index(drop=True)
     removed = _removed_frame(removed_rows)
-    stats["rows_out"] = int(len(kept))
+    if df is not None:
+        kept = df[alive_mask].reset_index(drop=True)
+    else:  # stays lazy on the cluster: the caller streams it
+        kept = records.map_partitions(_drop_ids, frozenset(removed["id"]), meta=records._meta)
+    stats["rows_out"] = int(alive_mask.sum())
     stats["removed_total"] = int(len(removed))
     stats["seconds_total"] = time.perf_counter() - t0
     log.info("dedup: %d rows in, %d exact, %d fuzzy, %d semantic removed, %d out (%.1fs)", n, n_exact,
-             n_fuzzy, n_sem, len(kept), stats["seconds_total"])
+             n_fuzzy, n_sem, stats["rows_out"], stats["seconds_total"])
     return DedupResult(kept=kept, removed=removed, families=families, stats=stats)
+
+
+def _drop_ids(pdf: pd.DataFrame, ids: frozenset) -> pd.DataFrame:
+    return pdf[~pdf["id"].isin(ids)] if ids else pdf
+
+
+def _texts_with_hashes(pdf: pd.DataFrame, wanted: frozenset) -> pd.DataFrame:
+    """Per partition: the embedding texts whose hash is in `wanted` (and their hashes)."""
+    texts = [doc_text(t, q, a) for t, q, a in zip(pdf["title"], pdf["question"], pdf["answer"])]
+    hashes = _text_hashes(texts)
+    keep = [i for i, h in enumerate(hashes) if h in wanted]
+    return pd.DataFrame({"text_hash": [hashes[i] for i in keep], "text": [texts[i] for i in keep]})
+
+
+def _uncached_texts(records, hashes: list[str], embedder: "Embedder", client) -> list[str]:
+    """Texts for `hashes` from a Dask frame, fetched only where the embedding cache lacks them ("" elsewhere:
+    Embedder.embed reads a text only on a cache miss). A warm run moves no text to the driver."""
+    pos, _ = embedder.cache.lookup(hashes)
+    wanted = frozenset(h for h, p in zip(hashes, pos) if p < 0)
+    if not wanted:
+        return [""] * len(hashes)
+    meta = pd.DataFrame({"text_hash": pd.Series(dtype=object), "text": pd.Series(dtype=object)})
+    fetched = _compute(records.map_partitions(_texts_with_hashes, wanted, meta=meta), client)
+    by_hash = dict(zip(fetched["text_hash"], fetched["text"]))
+    return [by_hash.get(h, "") for h in hashes]
 
 
 def _families(feats: pd.DataFrame, edges: list[np.ndarray]) -> pd.Series:

@@ -161,12 +161,37 @@ def test_dask_and_pandas_inputs_agree(cache_dir):
     rows.append(copy_row(rows[1], 500))
     rows.append(copy_row(rows[2], 501, answer=edit_words(rows[2]["answer"], rng, 0.01)))
     df = frame(rows)
-    cfg = static_cfg(cache_dir)
-    a = dedup.deduplicate(df, cfg)
-    b = dedup.deduplicate(dd.from_pandas(df, npartitions=4), cfg)
+    # the Dask run goes first, on a cold cache of its own: it must fetch the texts it embeds from the partitions
+    b = dedup.deduplicate(dd.from_pandas(df, npartitions=4), static_cfg(cache_dir + "-dask"))
+    a = dedup.deduplicate(df, static_cfg(cache_dir))
     pd.testing.assert_frame_equal(a.removed, b.removed)
-    assert list(a.kept["id"]) == list(b.kept["id"])
+    assert list(a.kept["id"]) == list(b.kept["id"].compute())
     assert a.families.to_dict() == b.families.to_dict()
+
+
+def test_dask_input_moves_only_uncached_texts_to_the_driver(cache_dir, monkeypatch):
+    import dask.dataframe as dd
+
+    df = frame(make_rows(80, seed=5))
+    cfg = static_cfg(cache_dir)
+    fetched = []
+    real = dedup._texts_with_hashes
+
+    def spy(pdf, wanted):
+        out = real(pdf, wanted)
+        fetched.append(len(out))
+        return out
+
+    monkeypatch.setattr(dedup, "_texts_with_hashes", spy)
+    dedup.deduplicate(dd.from_pandas(df.iloc[:50], npartitions=3), cfg)
+    assert sum(fetched) == 50  # cold: every text, once
+    fetched.clear()
+    res = dedup.deduplicate(dd.from_pandas(df, npartitions=3), cfg)
+    assert sum(fetched) == 30  # only the 30 rows the cache has not seen
+    assert res.stats["semantic"]["cache_hits"] == 50
+    fetched.clear()
+    dedup.deduplicate(dd.from_pandas(df, npartitions=3), cfg)
+    assert fetched == []  # warm: no text leaves the partitions
 
 
 # ------------------------------------------------------------------------------------ survivor rule
