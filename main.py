@@ -142,6 +142,14 @@ def configure_logging(args: argparse.Namespace) -> None:
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
+    if not args.verbose:
+        # model loading chatter ("Loading weights" bars, "Repo card metadata block was not found") is
+        # not ours to show; environment variables so Dask workers inherit them too
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("HF_HUB_VERBOSITY", "error")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
 
 def dask_wait(collection, desc: str, progress: bool) -> None:
