@@ -13,10 +13,27 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for path in (REPO, REPO / "tests"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 SAMPLE = REPO / "data" / "sample" / "law-stackexchange-questions-answers.json"
+
+
+@pytest.fixture
+def server(tmp_path):
+    """`server(**options)` starts an OpenAI-compatible test server (tests/llm_server.py) on 127.0.0.1."""
+    from llm_server import start_server
+
+    servers = []
+
+    def make(**kw):
+        srv = start_server(log_path=tmp_path / f"server{len(servers)}.jsonl", **kw)
+        servers.append(srv)
+        return srv
+    yield make
+    for s in servers:
+        s.stop()
 
 
 def run_main(*args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None):

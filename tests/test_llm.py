@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import llm  # noqa: E402
-from llm_server import completed_twice, read_log, start_server  # noqa: E402
+from llm_server import completed_twice, read_log  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,19 +28,6 @@ def gen_msgs(i: int) -> list[dict]:
 
 def reqs(n: int, model: str = "gen") -> list[llm.ChatRequest]:
     return [llm.ChatRequest(model, gen_msgs(i), {"seed": 1234, "top_p": 0.7, "max_tokens": 64}) for i in range(n)]
-
-
-@pytest.fixture
-def server(tmp_path):
-    servers = []
-
-    def make(**kw):
-        srv = start_server(log_path=tmp_path / f"server{len(servers)}.jsonl", **kw)
-        servers.append(srv)
-        return srv
-    yield make
-    for s in servers:
-        s.stop()
 
 
 def client(srv, tmp_path, **kw) -> llm.LLMClient:

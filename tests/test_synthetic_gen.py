@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import llm  # noqa: E402
 import synthetic_gen as sg  # noqa: E402
-from llm_server import completed_twice, parse_generation_prompt, read_log, start_server  # noqa: E402
+from llm_server import completed_twice, parse_generation_prompt, read_log  # noqa: E402
 from records import COLUMNS, conform, record_id  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
@@ -79,19 +79,6 @@ def dedup_against(new: pd.DataFrame, existing: pd.DataFrame):
     k = key(new)
     keep = ~k.isin(seen) & ~k.duplicated()
     return new[keep], {"exact": int((~keep).sum())}
-
-
-@pytest.fixture
-def server(tmp_path):
-    servers = []
-
-    def make(**kw):
-        srv = start_server(log_path=tmp_path / f"server{len(servers)}.jsonl", **kw)
-        servers.append(srv)
-        return srv
-    yield make
-    for s in servers:
-        s.stop()
 
 
 def config(srv, tmp_path, **kw) -> sg.SdgConfig:
