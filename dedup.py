@@ -1078,21 +1078,36 @@ def dedup_against(new_rows: pd.DataFrame, existing_rows: pd.DataFrame, cfg: Dedu
 
 
 # ------------------------------------------------------------------------------------ leak check
-def cross_split_leaks(records_with_split: pd.DataFrame, cfg: DedupConfig | None = None,
-                      max_examples: int = 10) -> dict:
+def _leak_features(pdf: pd.DataFrame, shingle: int, num_perm: int, seed: int) -> pd.DataFrame:
+    feats = _features(pdf, shingle, num_perm, seed, True)
+    feats["split"] = pdf["split"].astype(str).to_numpy()
+    return feats
+
+
+def cross_split_leaks(records_with_split, cfg: DedupConfig | None = None, max_examples: int = 10,
+                      client=None) -> dict:
     """Pairs of rows in different splits with signature Jaccard >= leak_jaccard or cosine >= leak_cosine
-    (exact copies included). Must be 0 after a family-based split."""
+    (exact copies included). Must be 0 after a family-based split. A Dask input stays on the cluster: only
+    hashes, signatures and the texts the embedding cache lacks reach the driver."""
     cfg = cfg or DedupConfig()
     t0 = time.perf_counter()
-    df = records_with_split.reset_index(drop=True)
-    n = len(df)
-    split = df["split"].astype(str).to_numpy()
-    ids = df["id"].astype(str).to_numpy()
+    is_dask = hasattr(records_with_split, "map_partitions") and hasattr(records_with_split, "npartitions")
+    if is_dask:
+        meta = _features_meta().assign(split=pd.Series(dtype=object))
+        feats = _compute(records_with_split.map_partitions(_leak_features, cfg.fuzzy_shingle, cfg.num_perm,
+                                                           cfg.seed, meta=meta), client)
+        df = None
+    else:
+        df = records_with_split.reset_index(drop=True)
+        feats = _leak_features(df, cfg.fuzzy_shingle, cfg.num_perm, cfg.seed)
+    feats = feats.reset_index(drop=True)
+    n = len(feats)
+    split = feats["split"].to_numpy()
+    ids = feats["id"].astype(str).to_numpy()
     out: dict[str, Any] = {"rows": n, "exact_pairs": 0, "jaccard_pairs": 0, "cosine_pairs": 0, "examples": []}
     if n < 2:
         out.update(total=0, seconds=0.0)
         return out
-    feats = _features(df, cfg.fuzzy_shingle, cfg.num_perm, cfg.seed, True)
     codes = pd.factorize(feats["exact_hash"])[0]
     order = np.argsort(codes, kind="stable")
     sc = codes[order]
@@ -1111,8 +1126,12 @@ def cross_split_leaks(records_with_split: pd.DataFrame, cfg: DedupConfig | None 
         out["examples"].append({"a": ids[a], "b": ids[c], "kind": "jaccard", "similarity": round(float(s), 4)})
     if cfg.semantic:
         emb_er = Embedder(cfg)
-        texts = [doc_text(t, q, a) for t, q, a in zip(df["title"], df["question"], df["answer"])]
-        emb, est = emb_er.embed(texts, feats["text_hash"].tolist())
+        hashes = feats["text_hash"].tolist()
+        if df is not None:
+            texts = [doc_text(t, q, a) for t, q, a in zip(df["title"], df["question"], df["answer"])]
+        else:
+            texts = _uncached_texts(records_with_split, hashes, emb_er, client)
+        emb, est = emb_er.embed(texts, hashes)
         out["cache_hits"], out["cache_misses"] = est["cache_hits"], est["cache_misses"]
         pairs, sims, _ = semantic_pairs(emb, cfg.leak_cos, cfg.semdedup_clusters, cfg.cluster_probe, cfg.seed,
                                         cfg.device)

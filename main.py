@@ -223,8 +223,6 @@ def run(args: argparse.Namespace) -> int:
     import dask.dataframe as dd
     from distributed import wait
 
-    import pandas as pd
-
     from dedup import cross_split_leaks, dedup_against, dedup_config_from_args, deduplicate
     from docbuilder import DATASET_URL, ConvertStats, iter_record_chunks, resolve_input, sha256_of
     from filters import DROP_REASON, FilterConfig, apply_filters, default_filters, filter_partition
@@ -332,9 +330,8 @@ def run(args: argparse.Namespace) -> int:
 
         # leak check over the final rows: pairs in different splits above the leak thresholds (must be 0)
         with timed() as t:
-            final_rows = pd.concat([records.compute(), synthetic], ignore_index=True)
-            report.sections["leaks"] = cross_split_leaks(final_rows, dedup_cfg)
-        del final_rows
+            final_rows = dd.concat([records, dd.from_pandas(synthetic, npartitions=1)]) if len(synthetic) else records
+            report.sections["leaks"] = cross_split_leaks(final_rows, dedup_cfg, client=client)
 
         # 8. write: the tutorial's law-qa-{split}.jsonl + chat/ and nemo/ formats, partition order = source order
         from outputs import parse_formats, write_final

@@ -265,6 +265,24 @@ def test_cross_split_leaks_zero_with_family_split_and_found_otherwise(cache_dir)
     assert any({e["a"], e["b"]} == {rows[0]["id"], record_id(400)} for e in leaks["examples"])
 
 
+def test_cross_split_leaks_on_dask_input_matches_pandas(cache_dir):
+    import dask.dataframe as dd
+
+    rng = random.Random(13)
+    rows = make_rows(60, seed=13)
+    for k in range(6):
+        rows.append(copy_row(rows[k], 500 + k, answer=edit_words(rows[k]["answer"], rng, 0.03)))
+    df = frame(rows)
+    df["split"] = ["train" if i % 3 else "test" for i in range(len(df))]
+    df.loc[df.index[:6], "split"] = "train"
+    df.loc[df.index[-6:], "split"] = "test"  # the near copies of rows 0-5 sit across the split
+    pandas_leaks = dedup.cross_split_leaks(df, static_cfg(cache_dir))
+    dask_leaks = dedup.cross_split_leaks(dd.from_pandas(df, npartitions=3), static_cfg(cache_dir + "-cold"))
+    assert pandas_leaks["total"] > 0
+    for key in ("rows", "exact_pairs", "jaccard_pairs", "cosine_pairs", "total", "examples"):
+        assert dask_leaks[key] == pandas_leaks[key], key
+
+
 # ------------------------------------------------------------------------------ semantic (static)
 def test_semantic_static_removes_identical_meaning_rows_and_uses_cache(cache_dir):
     rows = make_rows(80, seed=4)
