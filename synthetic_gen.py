@@ -14,6 +14,7 @@ identical rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import re
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 import llm
+from outputs import atomic_write
 from records import COLUMNS, conform, empty_frame, synthetic_id
 
 DEFAULT_ENDPOINT = "https://integrate.api.nvidia.com/v1"
@@ -499,15 +501,16 @@ def grow_train(records: pd.DataFrame, cfg: SdgConfig,
     own_client = client is None
     if own_client:
         client = llm.client_from_config(cfg)
-    failures_file = None
-    if failures_path is not None:
-        Path(failures_path).parent.mkdir(parents=True, exist_ok=True)
-        failures_file = open(failures_path, "w", encoding="utf-8")
     try:
-        return _loop(records, cfg, curate, dedup_against, client, failures_file, report)
+        with contextlib.ExitStack() as stack:
+            # written to a temp file beside it and renamed when the loop ends: a kill or Ctrl-C leaves the previous
+            # file (or none), never a part-written one; a rerun (answered from the cache) writes the same bytes
+            failures_file = (stack.enter_context(atomic_write(Path(failures_path), "w"))
+                             if failures_path is not None else None)
+            new_rows, report = _loop(records, cfg, curate, dedup_against, client, failures_file, report)
+            report["failures_file"] = str(failures_path) if failures_path is not None else None
+        return new_rows, report
     finally:
-        if failures_file:
-            failures_file.close()
         if own_client:
             client.close()
 
@@ -630,7 +633,7 @@ def _loop(records, cfg, curate, dedup_against, client, failures_file, report):
     report.update({"stop_reason": stop, "added": int(len(new_rows)), "train_size_after": size_before + added,
                    "sources_used": sources_used, "sources_available": int(len(candidates)),
                    "failures": dict(sorted(failure_reasons.items())),
-                   "failures_file": str(failures_file.name) if failures_file else None,
+                   "failures_file": None,   # set by grow_train (the final name, not the temp file's)
                    "seconds": round(time.monotonic() - t_start, 3), "llm": client.report(),
                    "reward_scores": {"attribute": reward_attribute, **reward_scores}})
     return new_rows, report

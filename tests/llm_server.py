@@ -19,7 +19,10 @@ request, random 5xx, wrong-count, garbage, preamble + numbered/bold lists, wrapp
 
 Every request is logged (JSONL file when `log_path` is set, and in memory; GET /log) with `hash` = sha256 of the
 canonical request body (model + messages + parameters) and `completed` = a 200 answer was written in full, so tests
-can assert no completed request was ever sent twice, across processes.
+can assert no completed request was ever sent twice, across processes. "Completed" is the server's view: an answer
+written in full can still be lost by a client killed before it stored it (tests/test_faults.py reads the client's
+cache to tell the two apart; the answer's id carries the hash: "chatcmpl-<hash[:24]>"). `on_completed` (a callable
+set on LLMServer) runs after each such answer, e.g. to interrupt a client at that exact point.
 """
 from __future__ import annotations
 
@@ -178,6 +181,9 @@ class _State:
         self.log: list[dict] = []
         self.counts = {"requests": 0, "429": 0, "5xx": 0, "200": 0, "401": 0, "hang": 0}
         self._log_file = open(cfg.log_path, "a", encoding="utf-8") if cfg.log_path else None
+        # called (on the handler's thread) with each logged entry of a 200 answer written in full, after it is
+        # logged: tests use it to interrupt a client right after a response left the server (LLMServer.on_completed)
+        self.on_completed = None
 
     def record(self, entry: dict) -> None:
         with self.lock:
@@ -325,6 +331,8 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.counts["200"] += 1
             st.record(entry)
+            if ok and st.on_completed is not None:
+                st.on_completed(entry)
         finally:
             release()
 
@@ -392,6 +400,12 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        # a client killed (or closing its keep-alive connections) mid-request is expected here, not a server bug
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class LLMServer:
     """A running test server (in this process, on a daemon thread)."""
@@ -420,6 +434,15 @@ class LLMServer:
     def log(self) -> list[dict]:
         with self.state.lock:
             return list(self.state.log)
+
+    @property
+    def on_completed(self):
+        return self.state.on_completed
+
+    @on_completed.setter
+    def on_completed(self, fn) -> None:
+        """fn(entry), called after each 200 answer has been written in full and logged."""
+        self.state.on_completed = fn
 
     @property
     def counts(self) -> dict:

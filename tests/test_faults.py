@@ -3,16 +3,22 @@ worker killed mid-run. After an interruption the same command, run again, finish
 to an uninterrupted run, leaves no temporary files, and (with SDG) never re-sends a completed LLM request.
 
 Interruptions are placed from inside the run: `python tests/test_faults.py --inject STAGE SIGNAL DELAY -- ARGS`
-wraps the stage's function so that DELAY seconds after the stage starts (0 = at once) the process sends itself
-SIGNAL, then runs main.main(ARGS). Small inputs run on an in-process Dask cluster, so the wrapped function is the
-one that runs."""
+wraps the stage's function so that DELAY seconds after the stage starts (0 = at once) the main process gets
+SIGNAL, then runs main.main(ARGS). Stages that run on the Dask workers get the wrapper by value (cloudpickle ships
+functions of __main__), and it signals the main process by pid. During SDG the test server itself sends the signal
+to main.py right after it has written an answer (see `What "completed" means` below).
+
+Runtime: about 5 minutes on 2 cores. Semantic dedup (static embeddings) runs only where it is tested: the dedup
+cells and SDG (dedup of the new rows against everything); elsewhere `--dedup exact,fuzzy`."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -43,6 +49,9 @@ TARGETS = {
 DATA_GLOBS = ("law-qa-*.jsonl", "chat/*.jsonl", "nemo/*.jsonl", "removed.jsonl")
 BASE_FLAGS = ("--n-workers", "1", "--embedding-model", "static", "--embedding-cache", "", "--partition-rows", "64",
               "--quiet", "--seed", "7")
+# where embeddings are not what is tested, no semantic dedup: ~2 s less per run (CI has 2 cores)
+FAST = ("--dedup", "exact,fuzzy")
+NO_SDG = ("--synth-gen-endpoint", "")
 
 
 # ------------------------------------------------------------------------------------------ the injector
@@ -147,14 +156,20 @@ def interrupted_then_rerun(tmp: Path, name: str, stage: str, signame: str, delay
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
+    """The source file, the uninterrupted run's data digests {"fast": exact+fuzzy dedup, "semantic": all three
+    kinds with static embeddings}, and the module's temp dir."""
     tmp = tmp_path_factory.mktemp("faults")
     src = tmp / "q300.json"
     made = run_cmd(["data/make_sample.py", "--questions", "300", "--seed", "1", "--out", str(src)])
     assert made.returncode == 0, made.stderr
-    base = tmp / "baseline"
-    result = run_cmd(["main.py", *main_args(src, base, "--synth-gen-endpoint", "")])
-    assert result.returncode == 0, result.stderr[-3000:]
-    return src, data_digest(base), tmp
+    baselines = {}
+    for name, extra in (("fast", (*NO_SDG, *FAST)), ("semantic", NO_SDG)):
+        base = tmp / f"baseline-{name}"
+        result = run_cmd(["main.py", *main_args(src, base, *extra)])
+        assert result.returncode == 0, result.stderr[-3000:]
+        baselines[name] = data_digest(base)
+    assert baselines["fast"] != baselines["semantic"]  # semantic dedup did remove rows: the dedup cells test it
+    return src, baselines, tmp
 
 
 MATRIX = [(stage, sig) for stage in ("convert", "clean", "filter", "dedup", "split", "write", "card", "audit")
@@ -164,20 +179,22 @@ MATRIX = [(stage, sig) for stage in ("convert", "clean", "filter", "dedup", "spl
 @pytest.mark.slow
 @pytest.mark.parametrize("stage,signame", MATRIX, ids=[f"{s}-{g}" for s, g in MATRIX])
 def test_interrupt_each_stage_then_rerun(stage, signame, corpus):
-    src, baseline, tmp = corpus
+    src, baselines, tmp = corpus
     delay = round(random.Random(f"{stage}{signame}").uniform(0, 0.3), 3)
     out = tmp / f"{stage}-{signame}"
+    kind = "semantic" if stage == "dedup" else "fast"   # dedup cells run all three kinds (static embeddings)
+    extra = NO_SDG if kind == "semantic" else (*NO_SDG, *FAST)
     cell = interrupted_then_rerun(tmp, f"{stage}/{signame}", stage, signame, delay,
-                                  main_args(src, out, "--synth-gen-endpoint", ""), baseline)
+                                  main_args(src, out, *extra), baselines[kind])
     print(f"{stage:<11}{signame:<8} delay {delay}s: {cell}")
 
 
 @pytest.mark.slow
 def test_sigint_and_sigkill_while_rewriting_keep_previous_outputs(corpus):
     """An interrupted write over a finished run leaves that run's files complete (old), never a mix."""
-    src, baseline, tmp = corpus
+    src, baselines, tmp = corpus
     out = tmp / "rewrite"
-    args = main_args(src, out, "--synth-gen-endpoint", "")
+    args = main_args(src, out, *NO_SDG, *FAST)
     assert run_cmd(["main.py", *args]).returncode == 0
     before = data_digest(out)
     for signame in ("SIGINT", "SIGKILL"):
@@ -193,9 +210,9 @@ def test_sigint_and_sigkill_while_rewriting_keep_previous_outputs(corpus):
 
 @pytest.mark.slow
 def test_disk_full_on_write(corpus):
-    src, baseline, tmp = corpus
+    src, baselines, tmp = corpus
     out = tmp / "diskfull"
-    args = main_args(src, out, "--synth-gen-endpoint", "")
+    args = main_args(src, out, *NO_SDG, *FAST)
     assert run_cmd(["main.py", *args]).returncode == 0
     before, files = data_digest(out), all_files(out)
     report = (out / "final" / "report.json").read_bytes()
@@ -208,9 +225,40 @@ def test_disk_full_on_write(corpus):
 
 
 # ------------------------------------------------------------------------------------------ SDG (issue 5)
+# What "completed" means. The server logs a request as completed once it has written the 200 answer in full. The
+# client stores an answer in its cache (one SQLite commit) as soon as it has read it; a rerun is answered from the
+# cache. Between the server's last write and the client's commit there is a window (the bytes in the socket, the
+# SDK's parsing, the INSERT) that no client can close: a kill -9 (or Ctrl-C) landing there loses an answer the server
+# counts as completed, and the rerun must ask for it again - the only way not to lose that row. So the invariant
+# checked is the precise one:
+#   - every answer the interrupted run had committed is never sent again (not even once: the cache answers it);
+#   - an answer the server completed twice is one the interrupted run never committed (it was in flight at the
+#     kill), and there are at most --max-concurrency of them;
+#   - within one run nothing is completed twice; the rerun's files equal an uninterrupted run's, byte for byte.
+# Which answers the client committed is read from its cache: the test server puts the request hash in each
+# answer's id ("chatcmpl-<hash[:24]>"). The kill is fired by the server itself right after it has written the
+# K-th answer (K seeded), i.e. inside that window - the old timer-based kill hit it by chance (about one run in ten)
+# and the test, counting every written answer as paid, failed then.
+SDG_MAX_CONCURRENCY = 4
+SDG_SERVER = {"latency": 0.05, "wrong_count_rate": 0.35}   # wrong counts: re-asks and sdg_failures.jsonl rows
+
+
 def sdg_flags(url: str, cache: Path) -> list[str]:
     return ["--synth-gen-endpoint", url, "--synth-gen-model", "test-gen", "--reward-model", "test-reward",
-            "--target-size", "150", "--synth-n-variants", "2", "--max-concurrency", "4", "--cache-dir", str(cache)]
+            "--target-size", "150", "--synth-n-variants", "2", "--max-concurrency", str(SDG_MAX_CONCURRENCY),
+            "--cache-dir", str(cache)]
+
+
+def committed_requests(cache_dir: Path) -> set[str]:
+    """hash[:24] of every request whose answer the client committed to its response cache."""
+    db = sqlite3.connect(str(cache_dir / "llm_cache.sqlite"))
+    try:
+        rows = db.execute("SELECT response FROM responses").fetchall()
+    finally:
+        db.close()
+    ids = {json.loads(text)["id"] for (text,) in rows}
+    assert all(i.startswith("chatcmpl-") for i in ids)
+    return {i[len("chatcmpl-"):] for i in ids}
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +267,7 @@ def sdg_baseline(corpus):
 
     src, _, tmp = corpus
     log = tmp / "sdg-base.log"
-    server = start_server(latency=0.1, log_path=log)
+    server = start_server(log_path=log, **SDG_SERVER)
     try:
         out = tmp / "sdg-base"
         result = run_cmd(["main.py", *main_args(src, out, *sdg_flags(server.base_url, tmp / "sdg-base-cache"))])
@@ -227,39 +275,75 @@ def sdg_baseline(corpus):
         server.stop()
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "final" / "report.json").read_text())
-    assert report["sdg"]["added"] > 0 and not completed_twice(read_log(log))
-    return data_digest(out), len(read_log(log))
+    assert report["sdg"]["added"] > 0 and report["sdg"]["stop_reason"] == "target_reached", report["sdg"]
+    assert (out / "final" / "sdg_failures.jsonl").read_text().strip(), "no parse failure to write: raise the rate"
+    entries = read_log(log)
+    assert not completed_twice(entries)
+    return data_digest(out), sum(1 for e in entries if e.get("completed"))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signame", [pytest.param("SIGKILL", marks=pytest.mark.xfail(
-    reason="failed in the first full run (cause not yet diagnosed; see hardening report)", strict=False)),
-    "SIGINT"])
+@pytest.mark.parametrize("signame", ["SIGKILL", "SIGINT"])
 def test_interrupt_sdg_then_rerun_pays_no_call_twice(signame, corpus, sdg_baseline):
+    """kill -9 / Ctrl-C of main.py (a subprocess) mid-SDG, right after the server has written an answer; the same
+    command again: no committed answer is asked for again, and the final files equal an uninterrupted run's."""
     from llm_server import completed_twice, read_log, start_server
 
     src, _, tmp = corpus
-    baseline, base_requests = sdg_baseline
+    baseline, base_completed = sdg_baseline
     log = tmp / f"sdg-{signame}.log"
-    server = start_server(latency=0.1, log_path=log)
+    out, cache = tmp / f"sdg-{signame}", tmp / f"sdg-{signame}-cache"
+    args = ["main.py", *main_args(src, out, *sdg_flags("URL", cache))]
+    kill_after = random.Random(signame).randint(base_completed // 5, base_completed * 3 // 5)
+    server = start_server(log_path=log, **SDG_SERVER)
     try:
-        out = tmp / f"sdg-{signame}"
-        args = main_args(src, out, *sdg_flags(server.base_url, tmp / f"sdg-{signame}-cache"))
-        delay = round(random.Random(signame).uniform(1.0, 3.0), 2)
-        first = run_cmd([__file__, "--inject", "synthesize", signame, str(delay), "--", *args])
-        assert signame == "SIGKILL" or "Traceback" not in first.stderr, first.stderr[-3000:]
-        assert first.returncode in ((-9,) if signame == "SIGKILL" else (130,)), first.stderr[-2000:]
-        sent_before = len(read_log(log))
-        assert 0 < sent_before < base_requests, "the kill did not land mid-SDG"
-        again = run_cmd(["main.py", *args])
+        args[args.index("URL")] = server.base_url
+        proc = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        completed = itertools.count(1)
+
+        def kill_inside_the_window(entry):  # on the server's handler thread, the answer just written in full
+            if next(completed) == kill_after:
+                os.kill(proc.pid, getattr(signal, signame))
+        server.on_completed = kill_inside_the_window
+        try:
+            _, stderr = proc.communicate(timeout=300)
+        finally:
+            proc.kill()
+        server.on_completed = None
+        if signame == "SIGKILL":
+            assert proc.returncode == -9, (proc.returncode, stderr[-2000:])
+        else:
+            lines = stderr_lines(stderr)
+            assert "Traceback" not in stderr, stderr[-3000:]
+            assert proc.returncode == 130 and len(lines) == 1 and lines[0].startswith("interrupted"), stderr
+        first = read_log(log)
+        committed = committed_requests(cache)
+        # nothing part-written in final/: sdg_failures.jsonl is renamed into place only when the loop ends
+        assert not (out / "final" / "sdg_failures.jsonl").exists()
+        if signame == "SIGINT":
+            assert not stray_files(out), stray_files(out)
+        again = run_cmd(args)
     finally:
         server.stop()
     assert again.returncode == 0, again.stderr[-3000:]
     entries = read_log(log)
-    assert completed_twice(entries) == [], "a completed LLM request was sent again after the interruption"
-    assert data_digest(out) == baseline and not stray_files(out)
-    print(f"synthesize {signame} at {delay}s: {sent_before} requests before, {len(entries) - sent_before} after, "
-          f"0 completed twice; rerun identical")
+    rerun = entries[len(first):]
+    done_first = {e["hash"][:24] for e in first if e.get("completed")}
+    lost = done_first - committed          # written by the server, never committed by the killed client
+    assert kill_after <= len(done_first) < base_completed, "the interruption did not land mid-SDG"
+    assert committed <= done_first
+    assert len(lost) <= SDG_MAX_CONCURRENCY, f"{len(lost)} completed answers were not committed as they arrived"
+    resent = sorted({e["hash"][:24] for e in rerun} & committed)
+    assert not resent, f"{len(resent)} answers already in the cache were requested again"
+    assert completed_twice(first) == [] and completed_twice(rerun) == []
+    twice = {h[:24] for h in completed_twice(entries)}
+    assert twice <= lost, "a completed LLM request the client had committed was sent again after the interruption"
+    assert data_digest(out) == baseline, "rerun output differs from the uninterrupted run"
+    assert not stray_files(out), stray_files(out)
+    print(f"synthesize {signame} after answer {kill_after}/{base_completed}: {len(committed)} committed, "
+          f"{len(lost)} written but not committed (in flight), {len(rerun)} requests in the rerun "
+          f"({len(twice)} of them re-sent answers never committed), 0 committed answers re-sent; rerun identical")
 
 
 # ------------------------------------------------------------------------------------------ a Dask worker dies
@@ -277,17 +361,20 @@ if __name__ == "__main__":
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="--scheduler-address: client.upload_file imports card.py before outputs.py is uploaded "
-                          "(ModuleNotFoundError traceback) - a bug in main.dask_client, reported", strict=False)
+@pytest.mark.xfail(reason="a worker killed during filter can end the run with distributed.FuturesCancelledError "
+                          "('lost dependencies') as a traceback instead of one error line: main.run/main catch no "
+                          "Dask errors (reported to the lead; the --scheduler-address upload bug is fixed)",
+                   strict=False)
 def test_dask_worker_killed_mid_run(corpus):
-    src, baseline, tmp = corpus
+    src, baselines, tmp = corpus
+    baseline = baselines["fast"]
     script = tmp / "cluster.py"
     script.write_text(CLUSTER)
     cluster = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
         address, *pids = cluster.stdout.readline().split()
         out = tmp / "worker-killed"
-        proc = subprocess.Popen([sys.executable, "main.py", *main_args(src, out, "--synth-gen-endpoint", "",
+        proc = subprocess.Popen([sys.executable, "main.py", *main_args(src, out, *NO_SDG, *FAST,
                                                                        "--scheduler-address", address)],
                                 cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "HF_HUB_OFFLINE": "1"})
