@@ -20,6 +20,7 @@ EXIT_DOWNLOAD = 3
 EXIT_ENDPOINT = 4
 EXIT_INTERRUPTED = 130
 EXIT_IO = 1  # an output could not be written (disk full, permissions)
+EXIT_CLUSTER = 5  # the Dask cluster lost work it cannot recompute (a worker died holding data)
 
 log = logging.getLogger("lawqa")
 HERE = Path(__file__).resolve().parent
@@ -38,6 +39,7 @@ exit codes:
   2    bad input or arguments (unreadable / truncated dump, bad flag value)
   3    download failed and --no-fallback was given
   4    LLM endpoint error (authentication, not a reward model, unreachable)
+  5    the Dask cluster lost work (a worker died); LLM responses are kept, rerun to continue
   130  interrupted (Ctrl-C); completed work and LLM responses are kept, rerun to continue
 
 The API key comes from --api-key, $NVIDIA_API_KEY or $OPENAI_API_KEY and is never written anywhere.
@@ -482,6 +484,12 @@ def dry_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _is_cluster_error(exc: BaseException) -> bool:
+    """A failure of the Dask cluster itself (a worker died, data lost), not of our code."""
+    return (type(exc).__module__.split(".")[0] == "distributed"
+            or type(exc).__name__ in ("KilledWorker", "FuturesCancelledError", "CommClosedError"))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the pipeline and turn known failures into one line and an exit code."""
     if (sys.argv[1:] if argv is None else argv)[:1] == ["audit"]:  # python main.py audit <output-dir>
@@ -511,7 +519,8 @@ def main(argv: list[str] | None = None) -> int:
         # a Ctrl-C that lands inside a finalizer (weakref callback, __del__) is swallowed there with an "Exception
         # ignored" traceback: say nothing and deliver it again, to ordinary code
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
+            # not os.kill() here: the handler would run at once, inside this hook, and be swallowed again
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
             return
         default(unraisable)
 
@@ -533,10 +542,18 @@ def main(argv: list[str] | None = None) -> int:
         logging.disable(logging.NOTSET)
         log.error("interrupted: completed work is saved; run the same command again to continue")
         return EXIT_INTERRUPTED
-    except OSError as exc:  # disk full, permission denied, ...: outputs are written atomically, none is half-done
-        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        log.error(f"error: {where}{exc.strerror or exc} (files already in the output folder are left as they were)")
-        return EXIT_IO
+    except Exception as exc:  # noqa: BLE001 - two kinds are turned into one line, the rest re-raised
+        logging.disable(logging.NOTSET)
+        if _is_cluster_error(exc):
+            reason = " ".join(str(exc).split())[:160]
+            log.error(f"error: the Dask cluster lost work ({type(exc).__name__}: {reason}); nothing was written "
+                      "and LLM responses are cached: run the same command again")
+            return EXIT_CLUSTER
+        if isinstance(exc, OSError):  # disk full, permission denied: outputs are atomic, none is half-done
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            log.error(f"error: {where}{exc.strerror or exc} (files already in the output folder are left as they were)")
+            return EXIT_IO
+        raise
     finally:
         logging.disable(logging.NOTSET)
 
