@@ -120,6 +120,7 @@ class DedupConfig:
     leak_jaccard: float = 0.5
     leak_cosine: float | None = None  # None: the model's calibrated default
     seed: int = 0
+    progress: bool = False  # a progress bar while embedding (the CLI turns it on unless --quiet)
 
     # derived -------------------------------------------------------------------------------------
     @property
@@ -223,6 +224,7 @@ def dedup_config_from_args(args: argparse.Namespace) -> DedupConfig:
         leak_jaccard=args.leak_jaccard,
         leak_cosine=args.leak_cosine,
         seed=int(getattr(args, "seed", 0) or 0),
+        progress=not getattr(args, "quiet", True),
     )
 
 
@@ -651,11 +653,11 @@ class Embedder:
         with torch.inference_mode():
             if dtype is None:
                 e = m.encode(sorted_texts, batch_size=bs, convert_to_numpy=True,
-                             normalize_embeddings=False, show_progress_bar=False)
+                             normalize_embeddings=False, show_progress_bar=self.cfg.progress)
             else:
                 with torch.autocast(device_type="cuda" if on_gpu else "cpu", dtype=dtype):
                     e = m.encode(sorted_texts, batch_size=bs, convert_to_numpy=True,
-                                 normalize_embeddings=False, show_progress_bar=False)
+                                 normalize_embeddings=False, show_progress_bar=self.cfg.progress)
         e = np.asarray(e, dtype=np.float32)
         out = np.empty_like(e)
         out[order] = e
