@@ -495,7 +495,7 @@ def audit_dataset(path: Path, report: dict | None = None, embeddings: str | None
     if embeddings:
         checks["near_dup_cosine"] = check_cosine(rows, split_codes, embeddings, cosine)
     else:
-        checks["near_dup_cosine"] = _check("SKIP", 0, "embedding check not run (--no-embeddings, or a run without semantic dedup)")
+        checks["near_dup_cosine"] = _check("SKIP", 0, "embedding check not run (--audit fast, --no-embeddings, or no semantic dedup)")
     checks["synthetic_lineage"] = check_synthetic(rows)
     checks["ids"] = check_ids(rows)
     checks["filters"] = check_filters(rows, filter_thresholds(report))

@@ -248,3 +248,19 @@ def test_minilm_cosine_check(tmp_path):
     check = result["checks"]["near_dup_cosine"]
     assert check["status"] == "LEAK" and check["threshold"] == 0.95
     assert "law-stackexchange-qa-994" in json.dumps(check["examples"])
+
+
+@pytest.mark.parametrize("mode, cosine_status", [("full", "PASS"), ("fast", "SKIP"), ("off", None)])
+def test_pipeline_audit_modes(tmp_path, write_source, mode, cosine_status):
+    elements = [source_element(i, body_words=55 + i % 40, answer_words=60 + i % 30) for i in range(1, 41)]
+    src = write_source(elements)
+    result = run_main("--input", str(src), "--output-dir", str(tmp_path / "out"), "--n-workers", "1",
+                      "--embedding-model", "static", "--embedding-cache", "", "--synth-gen-endpoint", "",
+                      "--formats", "none", "--audit", mode, "--quiet", timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    audit = json.loads((tmp_path / "out" / "final" / "report.json").read_text())["audit"]
+    if cosine_status is None:
+        assert audit["verdict"] == "not run" and audit["checks"] == {}
+    else:
+        assert audit["verdict"] == "pass"
+        assert audit["checks"]["near_dup_cosine"]["status"] == cosine_status
