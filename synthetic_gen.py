@@ -590,7 +590,12 @@ def _loop(records, cfg, curate, dedup_against, client, failures_file, report):
             for scores, passed in rnd.scores[i]:
                 if reward_attribute in scores:
                     reward_scores["accepted" if passed else "rejected"].append(round(scores[reward_attribute], 4))
-        failures = [f for i in sorted(rnd.failures) for f in rnd.failures[i]]
+        # within a source, failures arrive in response order, which a rerun served from the cache changes:
+        # order them by prompt instead, so sdg_failures.jsonl is the same bytes either way
+        prompt_order = {p: k for k, p in enumerate((*KINDS, "reward", "judge"))}
+        failures = [f for i in sorted(rnd.failures)
+                    for f in sorted(rnd.failures[i], key=lambda f: (prompt_order.get(f["prompt"], 99), f["kind"],
+                                                                    f["reason"], f["raw"]))]
         for f in failures:
             failure_reasons[f["reason"]] = failure_reasons.get(f["reason"], 0) + 1
             if failures_file:
