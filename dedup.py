@@ -80,6 +80,8 @@ import numpy as np
 import pandas as pd
 import xxhash
 
+from records import drop_ids
+
 log = logging.getLogger("lawqa.dedup")
 
 KINDS = ("exact", "fuzzy", "semantic")
@@ -948,17 +950,13 @@ def deduplicate(records, cfg: DedupConfig | None = None, client=None) -> DedupRe
     if df is not None:
         kept = df[alive_mask].reset_index(drop=True)
     else:  # stays lazy on the cluster: the caller streams it
-        kept = records.map_partitions(_drop_ids, frozenset(removed["id"]), meta=records._meta)
+        kept = records.map_partitions(drop_ids, set(removed["id"]), meta=records._meta)
     stats["rows_out"] = int(alive_mask.sum())
     stats["removed_total"] = int(len(removed))
     stats["seconds_total"] = time.perf_counter() - t0
     log.info("dedup: %d rows in, %d exact, %d fuzzy, %d semantic removed, %d out (%.1fs)", n, n_exact,
              n_fuzzy, n_sem, stats["rows_out"], stats["seconds_total"])
     return DedupResult(kept=kept, removed=removed, families=families, stats=stats)
-
-
-def _drop_ids(pdf: pd.DataFrame, ids: frozenset) -> pd.DataFrame:
-    return pdf[~pdf["id"].isin(ids)] if ids else pdf
 
 
 def _texts_with_hashes(pdf: pd.DataFrame, wanted: frozenset) -> pd.DataFrame:

@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     from filters import DROP_REASON, FilterConfig, apply_filters, default_filters, filter_partition
     from modifiers import clean_partition
     from outputs import split_file_name, write_removed
-    from records import drop_ids, empty_frame
+    from records import empty_frame
     from report import RunReport, timed
     from split import SPLITS, assign_splits, parse_ratios
     from synthetic_gen import grow_train, sdg_config_from_args, sdg_gate
@@ -298,10 +298,9 @@ def run(args: argparse.Namespace) -> int:
         with timed() as t:
             dedup_cfg = dedup_config_from_args(args)
             deduped = deduplicate(records, dedup_cfg, client)
-            removed_ids = set(deduped.removed["id"])
-            records = records.map_partitions(drop_ids, removed_ids, meta=empty_frame()).persist()
+            records = deduped.kept.persist()  # the kept rows, still partitioned in source order
             wait(records)
-        rows_after_dedup = kept - len(removed_ids)
+        rows_after_dedup = kept - len(deduped.removed)
         report.add_stage("dedup", kept, rows_after_dedup, deduped.removed["kind"].value_counts().to_dict(),
                          t["seconds"])
         report.sections["dedup"] = deduped.stats
