@@ -126,10 +126,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and check the flags (a bad value exits 2 with argparse's one-line message)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    known_formats = {"all", "none", "chat", "nemo", "jsonl", "tutorial"}
-    bad_formats = [f for f in str(args.formats).lower().split(",") if f.strip() and f.strip() not in known_formats]
-    if bad_formats:
-        parser.error(f"--formats: unknown format(s) {', '.join(bad_formats)} (choose from chat, nemo, all, none)")
+    from outputs import parse_formats
+
+    try:
+        parse_formats(args.formats)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.min_words > args.max_words:
         parser.error("--min-words must not exceed --max-words")
     if args.n_workers < 1:

@@ -72,17 +72,6 @@ def jsonl_bytes(df: pd.DataFrame) -> bytes:
     return b"\n".join(lines) + (b"\n" if lines else b"")
 
 
-def write_jsonl(path: Path, frames: Iterator[pd.DataFrame] | list[pd.DataFrame]) -> int:
-    """Write the frames, in order, to one JSONL file atomically; returns the row count."""
-    rows = 0
-    with atomic_write(path, "wb") as f:
-        for df in frames:
-            if len(df):
-                f.write(jsonl_bytes(df))
-                rows += len(df)
-    return rows
-
-
 def split_file_name(split: str) -> str:
     """The tutorial's file names: law-qa-train.jsonl, law-qa-val.jsonl, law-qa-test.jsonl."""
     return f"law-qa-{split}.jsonl"
@@ -191,19 +180,6 @@ def write_final(final_dir: Path, partitions, formats: tuple[str, ...] = FORMATS,
             "synthetic": {"rows": sum(by_round.values()),
                           "by_round": dict(sorted(by_round.items(), key=lambda kv: int(kv[0])))},
             "synthetic_rewards": rewards}
-
-
-def write_split_files(final_dir: Path, partitions) -> dict[str, int]:
-    """Stream partitions (in order) into law-qa-{train,val,test}.jsonl only, all three atomically."""
-    return write_final(final_dir, partitions, formats=(), remove_stale=False)["rows"]
-
-
-def write_removed(path: Path, removed: pd.DataFrame) -> int:
-    """The dedup audit trail: one JSON line per removed row (id, kind, duplicate_of, similarity)."""
-    with atomic_write(path, "wb") as f:
-        for row in removed.to_dict("records"):
-            f.write(orjson.dumps(row) + b"\n")
-    return len(removed)
 
 
 def write_removed(path: Path, removed: pd.DataFrame) -> int:

@@ -6,8 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from outputs import (FORMATS, chat_jsonl_bytes, nemo_jsonl_bytes, parse_formats, write_final, write_removed,
-                     write_split_files)
+from outputs import (FORMATS, chat_jsonl_bytes, nemo_jsonl_bytes, parse_formats, write_final, write_removed)
 from records import conform, empty_frame
 
 SPLITS = ("train", "val", "test")
@@ -121,7 +120,7 @@ def test_formats_selection_and_stale_files(tmp_path, partitions):
     assert set(written["files"]) == {"jsonl", "chat"}
     assert not (tmp_path / "nemo" / "train.jsonl").exists()  # an older run's format would mislead
     assert (tmp_path / "chat" / "train.jsonl").exists()
-    counts = write_split_files(tmp_path / "tut", iter(partitions))
+    counts = write_final(tmp_path / "tut", iter(partitions), formats=(), remove_stale=False)["rows"]
     assert counts == expected_counts(partitions)
     assert not (tmp_path / "tut" / "chat").exists()
 
