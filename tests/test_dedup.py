@@ -243,13 +243,20 @@ def test_families_join_near_duplicates_and_synthetic_rows(cache_dir):
     assert len(fam) == len(rows)
 
 
+def rows_with_near_copies(n: int, copies: int, first_copy_id: int, edit_rate: float, seed: int) -> list[dict]:
+    """`n` generated rows plus near copies of the first `copies` (answers edited at `edit_rate`), ids from
+    `first_copy_id` on."""
+    rng = random.Random(seed)
+    rows = make_rows(n, seed=seed)
+    for k in range(copies):
+        rows.append(copy_row(rows[k], first_copy_id + k, answer=edit_words(rows[k]["answer"], rng, edit_rate)))
+    return rows
+
+
 def test_cross_split_leaks_zero_with_family_split_and_found_otherwise(cache_dir):
     from split import assign_splits
 
-    rng = random.Random(12)
-    rows = make_rows(80, seed=12)
-    for k in range(8):
-        rows.append(copy_row(rows[k], 400 + k, answer=edit_words(rows[k]["answer"], rng, 0.06)))
+    rows = rows_with_near_copies(80, copies=8, first_copy_id=400, edit_rate=0.06, seed=12)
     df = frame(rows)
     cfg = static_cfg(cache_dir, fuzzy=False, semantic=False)
     res = dedup.deduplicate(df, cfg)
@@ -268,11 +275,7 @@ def test_cross_split_leaks_zero_with_family_split_and_found_otherwise(cache_dir)
 def test_cross_split_leaks_on_dask_input_matches_pandas(cache_dir):
     import dask.dataframe as dd
 
-    rng = random.Random(13)
-    rows = make_rows(60, seed=13)
-    for k in range(6):
-        rows.append(copy_row(rows[k], 500 + k, answer=edit_words(rows[k]["answer"], rng, 0.03)))
-    df = frame(rows)
+    df = frame(rows_with_near_copies(60, copies=6, first_copy_id=500, edit_rate=0.03, seed=13))
     df["split"] = ["train" if i % 3 else "test" for i in range(len(df))]
     df.loc[df.index[:6], "split"] = "train"
     df.loc[df.index[-6:], "split"] = "test"  # the near copies of rows 0-5 sit across the split
