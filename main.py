@@ -251,10 +251,9 @@ def run(args: argparse.Namespace) -> int:
     report = RunReport()
 
     # 1. download (or --input, or the bundled sample when offline)
-    with timed() as t:
-        source = resolve_input(args.input, args.url or DATASET_URL, Path(args.raw_dir),
-                               fallback=not args.no_fallback, warn=log.warning, progress=progress)
-        source["sha256"] = sha256_of(Path(source["path"]))
+    source = resolve_input(args.input, args.url or DATASET_URL, Path(args.raw_dir),
+                           fallback=not args.no_fallback, warn=log.warning, progress=progress)
+    source["sha256"] = sha256_of(Path(source["path"]))
     report.source = source
 
     with dask_client(args) as client:
@@ -336,9 +335,8 @@ def run(args: argparse.Namespace) -> int:
             log.info(why_not)
 
         # leak check over the final rows: pairs in different splits above the leak thresholds (must be 0)
-        with timed() as t:
-            final_rows = dd.concat([records, dd.from_pandas(synthetic, npartitions=1)]) if len(synthetic) else records
-            report.sections["leaks"] = cross_split_leaks(final_rows, dedup_cfg, client=client)
+        final_rows = dd.concat([records, dd.from_pandas(synthetic, npartitions=1)]) if len(synthetic) else records
+        report.sections["leaks"] = cross_split_leaks(final_rows, dedup_cfg, client=client)  # times itself
 
         # 8. write: the tutorial's law-qa-{split}.jsonl + chat/ and nemo/ formats, partition order = source order
         from outputs import parse_formats, write_final
