@@ -29,6 +29,8 @@ import time
 import unicodedata
 from pathlib import Path
 
+from outputs import FORMATS
+
 SPLITS = ("train", "val", "test")
 EXIT_OK, EXIT_FAIL, EXIT_UNREADABLE = 0, 1, 2
 JACCARD = 0.8
@@ -456,7 +458,7 @@ def check_accounting(report: dict | None, final: Path, file_rows: dict[str, int]
     if "write" in by_name and by_name["write"]["rows_out"] != sum(file_rows.values()):
         problems.append(f"write stage says {by_name['write']['rows_out']} rows out, the files hold "
                         f"{sum(file_rows.values())}")
-    for fmt in ("chat", "nemo"):
+    for fmt in FORMATS:
         for split in SPLITS:
             path = final / fmt / f"{split}.jsonl"
             if path.is_file() and count_lines(path) != file_rows[split]:
@@ -485,9 +487,9 @@ def audit_dataset(path: Path, report: dict | None = None, embeddings: str | None
     rows = read_rows(final)
     file_rows = {s: sum(1 for r in rows if r["_file"] == s) for s in SPLITS}
     split_codes = np.array([SPLITS.index(r["_file"]) for r in rows], dtype=np.int8)
-    args = ((report or {}).get("run") or {}).get("args") or {}
-    kinds = {k.strip() for k in str(args.get("dedup", "exact,fuzzy,semantic")).split(",")}
-    exact_on = ("exact" in kinds or "all" in kinds) and not args.get("no_exact", False)
+    # exact copies within a split are a failure only when the run asked for exact dedup (its resolved config)
+    dedup_config = ((report or {}).get("dedup") or {}).get("config") or {}
+    exact_on = bool(dedup_config.get("exact", True))
 
     checks: dict[str, dict] = {}
     checks["exact_within_split"], checks["exact_across_splits"] = check_exact(rows, exact_on)
@@ -526,15 +528,6 @@ def table(result: dict) -> str:
         verdict += f"; failed: {', '.join(result['failed'])}"
     lines.append(f"verdict: {verdict}")
     return "\n".join(lines)
-
-
-def embeddings_for_run(args) -> str | None:
-    """Which embedding check the pipeline's own end-of-run audit does: the run's semantic model, none if
-    semantic dedup was off (MiniLM for the default model, the static distillation for --embedding-model static)."""
-    kinds = {k.strip().lower() for k in str(getattr(args, "dedup", "exact,fuzzy,semantic")).split(",")}
-    if not ({"semantic", "all"} & kinds) or getattr(args, "no_semantic", False):
-        return None
-    return "static" if str(getattr(args, "embedding_model", "")).strip().lower() == "static" else "minilm"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from outputs import atomic_write
+from outputs import FORMATS, atomic_write
 
 # Word-count histogram bins: [0,20), [20,40), ... [980,1000), then everything >= 1000 in the last bin.
 BIN_WIDTH = 20
@@ -210,7 +210,7 @@ def _yaml_str(text: str) -> str:
 
 
 def yaml_header(report: dict) -> str:
-    """The card's YAML front matter: licence, tasks, size, and one config per format with its splits."""
+    """The card's YAML front matter: license, tasks, size, and one config per format with its splits."""
     files = (report.get("outputs") or {}).get("files") or {"jsonl": {s: f"law-qa-{s}.jsonl" for s in SPLIT_NAMES}}
     total = sum((report.get("splits") or {}).values())
     synthetic = bool(_synthetic_rows(report))
@@ -294,7 +294,8 @@ def render_card(report: dict, images: dict[str, str]) -> str:
     out += [f"**{total:,}** question–answer pairs ({split_text})"
             + (f", of which **{n_synth:,}** are synthetic" if n_synth else "")
             + ", curated by lawqa-curate (a re-creation of NVIDIA NeMo Curator's `peft-curation-with-sdg` tutorial): "
-            "HTML cleaned to plain text, filtered by length and score, deduplicated, split 80/10/10 by family "
+            "HTML cleaned to plain text, filtered by length and score, deduplicated, split "
+            f"{args.get('split_ratios') or '80/10/10'} (train/val/test) by family "
             "so that no question (or its near-duplicates and synthetic descendants) is in two splits.", ""]
 
     out += ["## Files", "", "| split | rows | " + " | ".join(files) + " |", "|---|---|" + "---|" * len(files)]
@@ -304,37 +305,34 @@ def render_card(report: dict, images: dict[str, str]) -> str:
     out += ["", "- `jsonl` (the tutorial's files): one record per line — `id`, `source_id`, `title`, `question`, "
             "`answer`, `question_score`, `answer_score`, `tags`, `link`, `license`, `file_name`, `split`, "
             "`synthetic`, `round`, `reward`."]
-    if "chat" in files:
-        out.append('- `chat`: `{"messages": [{"role": "system"}?, {"role": "user", "content": title + "\\n\\n" + '
-                   'question}, {"role": "assistant", "content": answer}]}` — OpenAI fine-tuning, TRL `SFTTrainer`.')
-    if "nemo" in files:
-        out.append('- `nemo`: `{"input": title + "\\n\\n" + question, "output": answer}` — NeMo SFT data loaders.')
+    out += [f"- `{fmt.name}`: `{fmt.schema}` — {fmt.used_by}." for fmt in FORMATS.values() if fmt.name in files]
     out.append("")
 
     data_files = ", ".join(f'"{SPLIT_NAMES[s]}": "{files["jsonl"][s]}"' for s in SPLIT_NAMES if s in files["jsonl"])
     out += ["## How to load", "", "```python", "from datasets import load_dataset", "",
             f'ds = load_dataset("json", data_files={{{data_files}}})']
-    for fmt in ("chat", "nemo"):
+    for fmt in FORMATS:
         if fmt in files:
             fmt_files = ", ".join(f'"{SPLIT_NAMES[s]}": "{files[fmt][s]}"' for s in SPLIT_NAMES)
             out.append(f'{fmt} = load_dataset("json", data_files={{{fmt_files}}})')
     out += ["# once pushed to the Hub: load_dataset(\"<user>/<repo>\", \"chat\")  (configs: "
             + ", ".join({"jsonl": "default"}.get(f, f) for f in files) + ")", "```", ""]
 
-    licences = outputs.get("licenses") or {}
-    out += ["## Source and licence", "",
+    licenses = outputs.get("licenses") or {}
+    out += ["## Source and license", "",
             "Questions and answers from [Law Stack Exchange](https://law.stackexchange.com), as published in the "
             "[ymoslem/Law-StackExchange](https://huggingface.co/datasets/ymoslem/Law-StackExchange) dump. "
             "Stack Exchange content is user-contributed and licensed under CC BY-SA (3.0 or 4.0, per post); "
             "this derived dataset is shared under **CC BY-SA 4.0**. Attribution: every real row keeps the "
             "`link` to its question (which names its authors) and its `license`; synthetic rows keep the "
             "`source_id` of the row they were generated from.", "",
-            f"- input: `{source.get('path', '')}` ({source.get('origin', '?')}"
+            # the file's name, never its path: the card is published, the user's folders are not
+            f"- input: `{Path(str(source.get('path', ''))).name}` ({source.get('origin', '?')}"
             + (", **sample**" if source.get("sample") else "") + ")",
             f"- url: {source.get('url') or '—'}",
             f"- sha256: `{source.get('sha256', '')}`"]
-    if licences:
-        out.append("- rows per licence: " + ", ".join(f"{k}: {v:,}" for k, v in licences.items()))
+    if licenses:
+        out.append("- rows per license: " + ", ".join(f"{k}: {v:,}" for k, v in licenses.items()))
     if source.get("download_error"):
         out.append(f"- download error (why the sample was used): {source['download_error']}")
     out.append("")

@@ -1,391 +1,388 @@
 """lawqa-curate: Law StackExchange -> clean, deduplicated, leak-free fine-tuning data (+ synthetic growth).
 
 The flow, top to bottom, as in NeMo Curator's peft-curation-with-sdg tutorial:
-download -> convert -> clean -> filter -> dedup -> split -> synthesize -> write.
+download -> convert -> clean -> filter -> dedup -> split -> synthesize -> (leak check) -> write -> audit -> card.
+Each stage below is a small class: `describe` says what it will do (`--dry-run` prints these), `run` does it and
+returns its row accounting; `pipeline.run_stages` runs them in order, times them and checks the accounting.
 """
 from __future__ import annotations
 
-import argparse
-import itertools
 import logging
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
+
+from pipeline import Context, StageResult, checkpoint, run_stages
 
 # Exit codes: distinct so scripts can tell bad input from a network or endpoint failure.
 EXIT_OK = 0
+EXIT_IO = 1  # an output could not be written (disk full, permissions)
 EXIT_BAD_INPUT = 2
 EXIT_DOWNLOAD = 3
-EXIT_ENDPOINT = 4
-EXIT_INTERRUPTED = 130
-EXIT_IO = 1  # an output could not be written (disk full, permissions)
+EXIT_ENDPOINT = 4  # the preflight found the LLM endpoint unusable; nothing was done
 EXIT_CLUSTER = 5  # the Dask cluster lost work it cannot recompute (a worker died holding data)
+EXIT_SDG_INCOMPLETE = 6  # the dataset is written, but synthetic generation stopped on an endpoint error
+EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("lawqa")
-HERE = Path(__file__).resolve().parent
-
-EPILOG = """\
-examples:
-  python main.py                                   download (or, offline, the bundled sample), curate, write
-  python main.py --input law-stackexchange-questions-answers.json --output-dir out
-  python main.py --dry-run --target-size 20000     show the plan and the LLM calls it would make
-  NVIDIA_API_KEY=... python main.py --target-size 20000
-  python main.py --synth-gen-endpoint http://127.0.0.1:8000/v1 --synth-gen-model my-model --reward-mode judge
-
-exit codes:
-  0    success
-  1    an output could not be written (disk full, permission denied); finished files are left as they were
-  2    bad input or arguments (unreadable / truncated dump, bad flag value)
-  3    download failed and --no-fallback was given
-  4    LLM endpoint error (authentication, not a reward model, unreachable)
-  5    the Dask cluster lost work (a worker died); LLM responses are kept, rerun to continue
-  130  interrupted (Ctrl-C); completed work and LLM responses are kept, rerun to continue
-
-The API key comes from --api-key, $NVIDIA_API_KEY or $OPENAI_API_KEY and is never written anywhere.
-Outputs: <output-dir>/final/ holds law-qa-{train,val,test}.jsonl, chat/ and nemo/ formats,
-README.md (dataset card) with PNG plots, and report.json. See README.md for details.
-"""
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Defaults shown after each flag (unless None/False); the description's and epilog's layout kept."""
+# ------------------------------------------------------------------------------------------------- the stages
+class Download:
+    """1. The dump: --input, the download (resumable, cached), or the bundled sample when offline."""
 
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if ("%(default)" not in text and action.option_strings and action.default is not argparse.SUPPRESS
-                and action.default is not None and action.default is not False):
-            text += " (default: %(default)s)"
-        return text
+    name = "download"
 
+    def describe(self, ctx: Context) -> str:
+        from docbuilder import DATASET_FILE, DATASET_URL, SAMPLE_PATH
 
-def build_parser() -> argparse.ArgumentParser:
-    """Command-line flags, grouped as the flow runs (input, curation, dedup, synthetic generation, cluster, output)."""
-    parser = argparse.ArgumentParser(
-        prog="python main.py", usage="%(prog)s [options]",
-        description="Curate the Law StackExchange Q&A dump into a clean, deduplicated, leak-free fine-tuning\n"
-                    "dataset, optionally grown with synthetic Q&A from an OpenAI-compatible LLM.\n"
-                    "Flow: download -> convert -> clean -> filter -> dedup -> split -> synthesize -> write.",
-        epilog=EPILOG, formatter_class=_HelpFormatter)
-    source = parser.add_argument_group("input", "where the Law StackExchange dump comes from")
-    source.add_argument("--input", metavar="FILE", help="a local copy of the dump (skips the download)")
-    source.add_argument("--url", default=None, help="where to download the dump from (default: Hugging Face)")
-    source.add_argument("--no-fallback", action="store_true",
-                        help="fail when the download fails instead of using the bundled sample")
-    source.add_argument("--raw-dir", default="data/raw", help="download cache")
-
-    curation = parser.add_argument_group("curation", "filters applied to every record, and the split")
-    curation.add_argument("--min-words", type=int, default=50, help="fewest words in question and in answer")
-    curation.add_argument("--max-words", type=int, default=500, help="most words in question and in answer")
-    curation.add_argument("--min-question-score", type=int, default=0, help="lowest question score kept")
-    curation.add_argument("--min-answer-score", type=int, default=0, help="lowest best-answer score kept")
-    curation.add_argument("--split-ratios", default="80/10/10", help="train/val/test proportions")
-    curation.add_argument("--seed", type=int, default=42, help="seed for the split hash and all sampling")
-
-    from dedup import add_dedup_arguments
-
-    add_dedup_arguments(parser.add_argument_group(
-        "dedup", "exact, fuzzy (MinHash-LSH) and semantic (embedding) dedup over all rows of all splits"))
-
-    from synthetic_gen import add_sdg_arguments
-
-    add_sdg_arguments(parser.add_argument_group(
-        "synthetic generation",
-        "grow train with synthetic Q&A from an OpenAI-compatible endpoint, scored by a reward model"))
-
-    cluster = parser.add_argument_group("cluster", "where the Dask stages run")
-    cluster.add_argument("--n-workers", type=int, default=os.cpu_count() or 1,
-                         help="Dask LocalCluster worker processes")
-    cluster.add_argument("--scheduler-address", default=None,
-                         help="use an existing Dask cluster (tcp://host:8786) instead of a LocalCluster")
-    cluster.add_argument("--memory-limit", default="auto",
-                         help="memory limit per LocalCluster worker (e.g. 4GiB); 'auto' shares RAM evenly")
-    cluster.add_argument("--partition-rows", type=int, default=4096, help="records per Dask partition")
-
-    output = parser.add_argument_group("output", "what is written, and how much is said")
-    output.add_argument("--output-dir", default="data/curated", help="writes <output-dir>/final/...")
-    output.add_argument("--audit", choices=["fast", "full", "off"], default="fast",
-                        help="the independent audit at the end: fast = exact and MinHash leaks, lineage, ids, "
-                             "filters, accounting; full = also MiniLM cosine across splits (re-embeds every row, "
-                             "about as long as semantic dedup); `python main.py audit DIR` runs it later")
-    output.add_argument("--formats", default="all",
-                        help="fine-tuning formats besides the tutorial's law-qa-{split}.jsonl (always written): "
-                             "chat (chat/{split}.jsonl, messages), nemo (nemo/{split}.jsonl, input/output); "
-                             "comma-separated, 'all' or 'none'")
-    output.add_argument("--system-prompt", default=None, metavar="TEXT",
-                        help="system message at the start of every chat-format example (none if unset)")
-    output.add_argument("--dry-run", action="store_true",
-                        help="print the stages, the input and the estimated LLM calls, then exit without writing")
-    loudness = output.add_mutually_exclusive_group()
-    loudness.add_argument("--quiet", action="store_true", help="warnings and errors only, no progress bars")
-    loudness.add_argument("--verbose", action="store_true", help="debug logging")
-    return parser
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse and check the flags (a bad value exits 2 with argparse's one-line message)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from outputs import parse_formats
-
-    try:
-        parse_formats(args.formats)
-    except ValueError as exc:
-        parser.error(str(exc))
-    if args.min_words > args.max_words:
-        parser.error("--min-words must not exceed --max-words")
-    if args.n_workers < 1:
-        parser.error("--n-workers must be at least 1")
-    if args.partition_rows < 1:
-        parser.error("--partition-rows must be at least 1")
-    return args
-
-
-def configure_logging(args: argparse.Namespace) -> None:
-    """Console logging at the level the flags ask for."""
-    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s" if args.verbose
-                                           else "%(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(level)
-    log.propagate = False
-    if not args.verbose:
-        # model loading chatter ("Loading weights" bars, "Repo card metadata block was not found") is
-        # not ours to show; environment variables so Dask workers inherit them too
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("HF_HUB_VERBOSITY", "error")
-        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
-
-
-def dask_wait(collection, desc: str, progress: bool) -> None:
-    """`distributed.wait` on a persisted collection, with a tqdm bar over its partitions."""
-    from distributed import as_completed, futures_of, wait
-
-    futures = futures_of(collection)
-    if progress and futures:
-        from tqdm import tqdm
-
-        with tqdm(total=len(futures), desc=desc, unit="part") as bar:
-            for _ in as_completed(futures):
-                bar.update(1)
-    wait(collection)
-
-
-@contextmanager
-def dask_client(args: argparse.Namespace):
-    """A Dask client: on an existing cluster (our modules uploaded to it) or on a fresh LocalCluster."""
-    from distributed import Client, LocalCluster
-
-    if args.scheduler_address:
-        client = Client(args.scheduler_address)
-        # Workers of another cluster cannot import our modules: ship them, unloaded (they import each
-        # other, so loading one before its dependency has arrived would fail).
-        for module in sorted(HERE.glob("*.py")):
-            if module.name != "main.py":
-                client.upload_file(str(module), load=False)
-        log.info(f"dask: connected to {args.scheduler_address} (dashboard {client.dashboard_link})")
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    cluster = LocalCluster(n_workers=args.n_workers, threads_per_worker=1, processes=True,
-                           memory_limit=args.memory_limit, dashboard_address="127.0.0.1:0",
-                           silence_logs=logging.ERROR)
-    client = Client(cluster)
-    log.info(f"dask: LocalCluster with {args.n_workers} worker(s), dashboard {client.dashboard_link}")
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
-
-
-def count_values(column) -> dict[str, int]:
-    """Value counts of a Dask column, summed per partition (no shuffle)."""
-    per_partition = column.map_partitions(lambda s: s.value_counts().to_frame("n").reset_index(),
-                                          meta={column.name: "object", "n": "int64"}).compute()
-    return {str(k): int(v) for k, v in per_partition.groupby(column.name)["n"].sum().items()}
-
-
-def synthesis_accounting(sdg: dict) -> tuple[int, int, dict[str, int]]:
-    """The synthesize stage as rows in/out/dropped: generated pairs -> accepted rows, every loss named."""
-    dropped: dict[str, int] = {}
-    generated = 0
-    for rnd in sdg.get("rounds", []):
-        generated += rnd.get("pairs_generated", 0)
-        losses = {"reward_call_failed": rnd.get("pairs_generated", 0) - rnd.get("scored", 0),
-                  "below_reward_threshold": rnd.get("below_threshold", 0),
-                  "duplicate": rnd.get("dedup_dropped", 0), "over_target": rnd.get("trimmed", 0),
-                  **{f"filter:{k}": v for k, v in rnd.get("curate_dropped", {}).items()}}
-        for reason, n in losses.items():
-            dropped[reason] = dropped.get(reason, 0) + int(n)
-    return generated, int(sdg.get("added", 0)), dropped
-
-
-def run(args: argparse.Namespace) -> int:
-    """The pipeline, top to bottom."""
-    import dask.dataframe as dd
-    from distributed import wait
-
-    from dedup import cross_split_leaks, dedup_against, dedup_config_from_args, deduplicate
-    from docbuilder import DATASET_URL, ConvertStats, iter_record_chunks, resolve_input, sha256_of
-    from filters import DROP_REASON, FilterConfig, apply_filters, default_filters, filter_partition
-    from modifiers import clean_partition
-    from outputs import split_file_name, write_removed
-    from records import empty_frame
-    from report import RunReport, timed
-    from split import SPLITS, assign_splits, parse_ratios
-    from synthetic_gen import grow_train, sdg_config_from_args, sdg_gate
-
-    progress = not args.quiet
-    try:
-        ratios = parse_ratios(args.split_ratios)
-    except ValueError as exc:
-        log.error(f"error: {exc}")
-        return EXIT_BAD_INPUT
-    final_dir = Path(args.output_dir) / "final"
-    report = RunReport()
-
-    # 1. download (or --input, or the bundled sample when offline)
-    source = resolve_input(args.input, args.url or DATASET_URL, Path(args.raw_dir),
-                           fallback=not args.no_fallback, warn=log.warning, progress=progress)
-    source["sha256"] = sha256_of(Path(source["path"]))
-    report.source = source
-
-    with dask_client(args) as client:
-        # 2. convert: stream the JSON array into record partitions
-        convert_stats = ConvertStats()
-        with timed() as t:
-            # each partition is cleaned on a worker as soon as it is parsed (convert overlaps clean), and its
-            # raw HTML is released once cleaned
-            chunks = [client.submit(clean_partition, client.scatter(chunk), pure=False) for chunk in
-                      iter_record_chunks(Path(source["path"]), convert_stats, args.partition_rows, progress)]
-            if not chunks:
-                log.error(f"error: {source['path']}: no usable questions "
-                          f"({dict(convert_stats.dropped) or 'empty array'})")
-                return EXIT_BAD_INPUT
-            records = dd.from_delayed(chunks, meta=empty_frame(), verify_meta=False)
-            del chunks
-        report.add_stage("convert", convert_stats.elements, convert_stats.records, convert_stats.dropped,
-                         t["seconds"])
-
-        # 3. clean: HTML -> structured plain text, Unicode repair, whitespace
-        with timed() as t:  # the rest of the clean work (started during convert)
-            dask_wait(records, "clean", progress)
-        report.add_stage("clean", convert_stats.records, convert_stats.records, {}, t["seconds"])
-
-        # 4. filter: word counts and scores, every drop with a named reason
-        filters = default_filters(FilterConfig(args.min_words, args.max_words,
-                                               args.min_question_score, args.min_answer_score))
-        with timed() as t:
-            marked_meta = empty_frame().assign(**{DROP_REASON: ""})
-            marked = records.map_partitions(filter_partition, filters, meta=marked_meta).persist()
-            dask_wait(marked, "filter", progress)
-            from card import word_count_histograms  # per-partition word-count histograms for the card
-
-            report.sections["word_counts"] = word_count_histograms(marked, DROP_REASON)
-            reasons = count_values(marked[DROP_REASON])
-            records = marked[marked[DROP_REASON] == ""].drop(columns=[DROP_REASON]).persist()
-            wait(records)
-            del marked  # only the kept rows stay on the workers
-        kept = int(reasons.pop("", 0))
-        report.add_stage("filter", convert_stats.records, kept, reasons, t["seconds"])
-
-        # 5. dedup: exact, fuzzy, semantic over all rows; near-duplicate clusters become split families
-        with timed() as t:
-            dedup_cfg = dedup_config_from_args(args)
-            deduped = deduplicate(records, dedup_cfg, client)
-            records = deduped.kept.persist()  # the kept rows, still partitioned in source order
-            wait(records)
-        rows_after_dedup = kept - len(deduped.removed)
-        report.add_stage("dedup", kept, rows_after_dedup, deduped.removed["kind"].value_counts().to_dict(),
-                         t["seconds"])
-        report.sections["dedup"] = deduped.stats
-        write_removed(final_dir / "removed.jsonl", deduped.removed)
-        kept = rows_after_dedup
-
-        # 6. split: by a stable, seeded hash of the family key
-        families = deduped.families.to_dict()
-        with timed() as t:
-            records = records.map_partitions(assign_splits, families, args.seed, ratios,
-                                             meta=empty_frame()).persist()
-            wait(records)
-        report.add_stage("split", kept, kept, {}, t["seconds"])
-
-        # 7. synthesize: grow train with synthetic Q&A pairs, reward-scored, curated and deduplicated
-        sdg_cfg = sdg_config_from_args(args)
-        synthetic = empty_frame()
-        run_sdg, why_not = sdg_gate(sdg_cfg)
-        if run_sdg:
-            with timed() as t:
-                synthetic, sdg_section = grow_train(
-                    records.compute(), sdg_cfg, curate=lambda rows: apply_filters(clean_partition(rows), filters),
-                    dedup_against=lambda new, existing: dedup_against(new, existing, dedup_cfg),
-                    failures_path=final_dir / "sdg_failures.jsonl")
-            report.sections["sdg"] = sdg_section
-            rows_in, rows_out, dropped = synthesis_accounting(sdg_section)
-            report.add_stage("synthesize", rows_in, rows_out, dropped, t["seconds"])
-            log.info(f"synthesize: +{rows_out} train rows, stopped: {sdg_section.get('stop_reason')}")
+        cfg = ctx.cfg.input
+        url = cfg.url or DATASET_URL
+        if cfg.path:
+            local, where = Path(cfg.path), f"skipped: --input {cfg.path}"
         else:
-            report.sections["sdg"] = {"ran": False, "skipped": why_not}
-            log.info(why_not)
+            local = Path(cfg.raw_dir) / DATASET_FILE
+            where = (f"{local} (already downloaded)" if local.is_file() else
+                     f"{url} -> {local} (resumable)" + ("" if not cfg.fallback else f"; if offline: {SAMPLE_PATH}"))
+            local = local if local.is_file() or not cfg.fallback else SAMPLE_PATH
+        ctx.data["elements"] = count_questions(local) if local.is_file() else None
+        elements = ctx.data["elements"]
+        return where + (f"  [{elements:,} questions]" if elements is not None else "")
 
-        # leak check over the final rows: pairs in different splits above the leak thresholds (must be 0)
+    def run(self, ctx: Context) -> None:
+        from docbuilder import DATASET_URL, resolve_input, sha256_of
+
+        cfg = ctx.cfg.input
+        source = resolve_input(cfg.path, cfg.url or DATASET_URL, Path(cfg.raw_dir), fallback=cfg.fallback,
+                               warn=log.warning, progress=ctx.cfg.output.progress)
+        source["sha256"] = sha256_of(Path(source["path"]))
+        ctx.report.source = ctx.data["source"] = source
+
+
+class StartCluster:
+    """The Dask cluster the record stages run on (started here so that no stage's time includes its start)."""
+
+    name = "cluster"
+
+    def describe(self, ctx: Context) -> str:
+        cfg = ctx.cfg.cluster
+        if cfg.scheduler_address:
+            return f"existing Dask cluster at {cfg.scheduler_address}"
+        return f"LocalCluster, {cfg.n_workers} worker(s), {cfg.partition_rows} records per partition"
+
+    def run(self, ctx: Context) -> None:
+        ctx.client  # noqa: B018 - starts the client (and cluster)
+
+
+class Convert:
+    """2. Stream the JSON array into record partitions; each is cleaned on a worker as soon as it is parsed."""
+
+    name = "convert"
+
+    def describe(self, ctx: Context) -> str:
+        return "stream the JSON array into records; best-scored answer per question"
+
+    def run(self, ctx: Context) -> StageResult:
+        import dask.dataframe as dd
+
+        from docbuilder import ConvertStats, InputError, iter_record_chunks
+        from modifiers import clean_partition
+        from records import empty_frame
+
+        stats, client, path = ConvertStats(), ctx.client, Path(ctx.data["source"]["path"])
+        # convert overlaps clean: a partition's raw HTML is released on the worker once it is cleaned
+        chunks = [client.submit(clean_partition, client.scatter(chunk), pure=False) for chunk in
+                  iter_record_chunks(path, stats, ctx.cfg.cluster.partition_rows, ctx.cfg.output.progress)]
+        if not chunks:
+            raise InputError(f"{path}: no usable questions ({dict(stats.dropped) or 'empty array'})")
+        ctx.data["records"] = dd.from_delayed(chunks, meta=empty_frame(), verify_meta=False)
+        return StageResult(stats.elements, stats.records, dict(stats.dropped))
+
+
+class Clean:
+    """3. HTML -> structured plain text, Unicode repair, whitespace (started during convert)."""
+
+    name = "clean"
+
+    def describe(self, ctx: Context) -> str:
+        return "HTML -> plain text (paragraphs, lists, quotes, code kept), Unicode repair, whitespace"
+
+    def run(self, ctx: Context) -> StageResult:
+        from cluster import dask_wait
+
+        dask_wait(ctx.data["records"], "clean", ctx.cfg.output.progress)
+        return StageResult(ctx.rows, ctx.rows)
+
+
+class Filter:
+    """4. Word counts and vote scores; every drop has a named reason."""
+
+    name = "filter"
+
+    def describe(self, ctx: Context) -> str:
+        f = ctx.cfg.filters
+        return (f"{f.min_words}-{f.max_words} words in question and answer; question score >= "
+                f"{f.min_question_score}; answer score >= {f.min_answer_score}")
+
+    def run(self, ctx: Context) -> StageResult:
+        from distributed import wait
+
+        from card import word_count_histograms
+        from cluster import count_values, dask_wait
+        from filters import DROP_REASON, default_filters, filter_partition
+        from records import empty_frame
+
+        filters = ctx.data["filters"] = default_filters(ctx.cfg.filters)
+        marked = ctx.data["records"].map_partitions(filter_partition, filters,
+                                                    meta=empty_frame().assign(**{DROP_REASON: ""})).persist()
+        dask_wait(marked, "filter", ctx.cfg.output.progress)
+        ctx.report.sections["word_counts"] = word_count_histograms(marked, DROP_REASON)
+        reasons = count_values(marked[DROP_REASON])
+        records = marked[marked[DROP_REASON] == ""].drop(columns=[DROP_REASON]).persist()
+        wait(records)  # only the kept rows stay on the workers
+        ctx.data["records"] = records
+        return StageResult(ctx.rows, int(reasons.pop("", 0)), reasons)
+
+
+class Dedup:
+    """5. Exact, fuzzy and semantic dedup over all rows; near-duplicate clusters become split families."""
+
+    name = "dedup"
+
+    def describe(self, ctx: Context) -> str:
+        cfg = ctx.cfg.dedup
+        kinds = [k for k in ("exact", "fuzzy", "semantic") if getattr(cfg, k)]
+        if not kinds:
+            return "skipped (--dedup none); families still group near-duplicates for the split"
+        model = f" ({cfg.embedding_model}, cosine >= {1 - cfg.eps:g})" if cfg.semantic else ""
+        return ", ".join(kinds) + model + f" on {cfg.device}"
+
+    def run(self, ctx: Context) -> StageResult:
+        from distributed import wait
+
+        from dedup import deduplicate
+        from outputs import write_removed
+
+        deduped = deduplicate(ctx.data["records"], ctx.cfg.dedup, ctx.client)
+        records = ctx.data["records"] = deduped.kept.persist()  # still partitioned in source order
+        wait(records)
+        ctx.data["families"] = deduped.families.to_dict()
+        ctx.report.sections["dedup"] = deduped.stats
+        write_removed(ctx.cfg.output.final_dir / "removed.jsonl", deduped.removed)
+        removed = deduped.removed["kind"].value_counts().to_dict()
+        return StageResult(ctx.rows, ctx.rows - len(deduped.removed), removed)
+
+
+class Split:
+    """6. train/val/test by a stable, seeded hash of the family key."""
+
+    name = "split"
+
+    def describe(self, ctx: Context) -> str:
+        return f"{ctx.cfg.split.text} train/val/test by family hash, seed {ctx.cfg.seed}"
+
+    def run(self, ctx: Context) -> StageResult:
+        from distributed import wait
+
+        from records import empty_frame
+        from split import assign_splits
+
+        records = ctx.data["records"].map_partitions(assign_splits, ctx.data["families"], ctx.cfg.seed,
+                                                     ctx.cfg.split.ratios, meta=empty_frame()).persist()
+        wait(records)
+        ctx.data["records"] = records
+        return StageResult(ctx.rows, ctx.rows)
+
+
+class Synthesize:
+    """7. Grow train with synthetic Q&A pairs, reward-scored, curated and deduplicated against everything."""
+
+    name = "synthesize"
+
+    def describe(self, ctx: Context) -> str:
+        from synthetic_gen import describe_plan
+
+        return describe_plan(ctx.cfg.sdg, ctx.data.get("elements"), ctx.cfg.split.ratios[0])
+
+    def run(self, ctx: Context) -> StageResult | None:
+        from records import empty_frame
+
+        ctx.data["synthetic"] = empty_frame()
+        if not ctx.data.get("sdg_on"):
+            ctx.report.sections["sdg"] = {"ran": False, "skipped": ctx.data.get("sdg_skipped")}
+            return None
+        from dedup import dedup_against
+        from filters import apply_filters
+        from modifiers import clean_partition
+        from synthetic_gen import grow_train, synthesis_accounting
+
+        filters, dedup_cfg = ctx.data["filters"], ctx.cfg.dedup
+        synthetic, section = grow_train(
+            ctx.data["records"].compute(), ctx.cfg.sdg,
+            curate=lambda rows: apply_filters(clean_partition(rows), filters),
+            dedup_against=lambda new, existing: dedup_against(new, existing, dedup_cfg),
+            failures_path=ctx.cfg.output.final_dir / "sdg_failures.jsonl")
+        ctx.data["synthetic"] = synthetic
+        section.update(ctx.data.get("preflight") or {})
+        ctx.report.sections["sdg"] = section
+        log.info(f"synthesize: +{len(synthetic)} train rows, stopped: {section.get('stop_reason')}")
+        rows_in, rows_out, dropped = synthesis_accounting(section)
+        return StageResult(rows_in, rows_out, dropped, adds=True)
+
+
+class LeakCheck:
+    """Pairs of rows in different splits above the leak thresholds: must be 0 after a family split."""
+
+    name = "leak check"
+
+    def describe(self, ctx: Context) -> str:
+        return "cross-split pairs above the leak thresholds (must be 0)"
+
+    def run(self, ctx: Context) -> None:
+        import dask.dataframe as dd
+
+        from dedup import cross_split_leaks
+
+        records, synthetic = ctx.data["records"], ctx.data["synthetic"]
         final_rows = dd.concat([records, dd.from_pandas(synthetic, npartitions=1)]) if len(synthetic) else records
-        report.sections["leaks"] = cross_split_leaks(final_rows, dedup_cfg, client=client)  # times itself
+        ctx.report.sections["leaks"] = cross_split_leaks(final_rows, ctx.cfg.dedup, client=ctx.client)
 
-        # 8. write: the tutorial's law-qa-{split}.jsonl + chat/ and nemo/ formats, partition order = source order
-        from outputs import parse_formats, write_final
 
-        with timed() as t:
-            partitions = itertools.chain((part.compute() for part in records.to_delayed()), [synthetic])
-            written = write_final(final_dir, partitions, parse_formats(args.formats), args.system_prompt)
-        kept += len(synthetic)
-        counts = written["rows"]
-        report.splits = {s: counts.get(s, 0) for s in SPLITS}
-        report.add_stage("write", kept, sum(counts.values()), {}, t["seconds"])
+class Write:
+    """8. The tutorial's law-qa-{split}.jsonl + the fine-tuning formats, in source order, all atomically."""
 
-    # the dataset card (README.md + PNGs) from the same dict as report.json, then report.json
-    from card import write_card
+    name = "write"
 
-    report.set_run(args, getattr(args, "_argv", None))
-    # an independent audit of the files just written (audit.py shares no code with dedup.py); the verdict goes
-    # into report.json and the card, and a leak is said loudly
-    from audit import AuditError, audit_dataset, embeddings_for_run
+    def describe(self, ctx: Context) -> str:
+        from outputs import describe_files
 
-    if args.audit == "off":
-        audit = {"verdict": "not run", "checks": {}}
+        return f"{ctx.cfg.output.final_dir}/: " + describe_files(ctx.cfg.output.formats)
+
+    def run(self, ctx: Context) -> StageResult:
+        from outputs import write_final
+        from split import SPLITS
+
+        def partitions():
+            for index, part in enumerate(ctx.data["records"].to_delayed()):
+                checkpoint(self.name, "partition", index)
+                yield part.compute()
+            yield ctx.data["synthetic"]
+
+        out = ctx.cfg.output
+        written = ctx.data["written"] = write_final(out.final_dir, partitions(), out.formats, out.system_prompt)
+        ctx.report.splits = {s: written["rows"].get(s, 0) for s in SPLITS}
+        ctx.report.sections["outputs"] = {"dir": str(out.final_dir), "files": written["files"],
+                                          "licenses": written["licenses"], "synthetic": written["synthetic"]}
+        ctx.close()  # the files are written: the cluster's work is done
+        return StageResult(ctx.rows, sum(written["rows"].values()))
+
+
+class Audit:
+    """An independent audit of the files just written (audit.py shares no code with dedup.py)."""
+
+    name = "audit"
+
+    def describe(self, ctx: Context) -> str:
+        return {"off": "skipped (--audit off)", "fast": "exact and MinHash leaks, lineage, ids, filters, accounting",
+                "full": "as fast, plus embedding cosine across splits"}[ctx.cfg.output.audit]
+
+    def run(self, ctx: Context) -> None:
+        from audit import AuditError, audit_dataset
+
+        cfg = ctx.cfg
+        ctx.report.set_run(cfg)
+        if cfg.output.audit == "off":
+            audit = {"verdict": "not run", "checks": {}}
+        else:
+            embeddings = cfg.dedup.model_family if cfg.output.audit == "full" and cfg.dedup.semantic else None
+            try:
+                audit = audit_dataset(cfg.output.final_dir, ctx.report.to_dict(), embeddings=embeddings)
+            except AuditError as exc:
+                audit = {"verdict": "error", "error": str(exc)}
+        ctx.report.sections["audit"] = audit
+        if audit["verdict"] not in ("pass", "not run"):
+            failed = audit.get("error") or ", ".join(f"{k}={audit['checks'][k]['count']}" for k in audit["failed"])
+            log.warning(f"AUDIT {audit['verdict'].upper()}: {failed} "
+                        f"(python main.py audit {cfg.output.output_dir} for details)")
+
+
+class Card:
+    """The dataset card (README.md + PNGs) from the same dict as report.json, then report.json itself."""
+
+    name = "card"
+
+    def describe(self, ctx: Context) -> str:
+        return "README.md (dataset card + PNGs), report.json"
+
+    def run(self, ctx: Context) -> None:
+        from card import write_card
+
+        final_dir = ctx.cfg.output.final_dir
+        card = write_card(final_dir, ctx.report.to_dict(), accepted_rewards=ctx.data["written"]["synthetic_rewards"])
+        ctx.report.sections["outputs"]["card"] = card.pop("card")
+        ctx.report.sections["outputs"]["plots"] = sorted(card.values())
+        ctx.report.write(final_dir / "report.json")
+
+
+STAGES = [Download(), StartCluster(), Convert(), Clean(), Filter(), Dedup(), Split(), Synthesize(), LeakCheck(), Write(), Audit(),
+          Card()]
+
+
+# ------------------------------------------------------------------------------------------------- the run
+def preflight(ctx: Context) -> None:
+    """Before any work: is SDG on, and does its endpoint answer as it must? A rejected key, an unreachable
+    endpoint or a model that is not a reward model raises here, in seconds, with nothing written."""
+    from synthetic_gen import sdg_gate
+
+    ctx.data["sdg_on"], ctx.data["sdg_skipped"] = sdg_gate(ctx.cfg.sdg)
+    if ctx.data["sdg_on"]:
+        from synthetic_gen import preflight as sdg_preflight
+
+        ctx.data["preflight"] = sdg_preflight(ctx.cfg.sdg)
     else:
-        try:
-            audit = audit_dataset(final_dir, report.to_dict(),
-                                  embeddings=embeddings_for_run(args) if args.audit == "full" else None)
-        except AuditError as exc:
-            audit = {"verdict": "error", "error": str(exc)}
-    report.sections["audit"] = audit
-    if audit["verdict"] not in ("pass", "not run"):
-        log.warning(f"AUDIT {audit['verdict'].upper()}: "
-                    + (audit.get("error") or ", ".join(f"{k}={audit['checks'][k]['count']}"
-                                                       for k in audit.get("failed", [])))
-                    + f" (python main.py audit {args.output_dir} for details)")
-    report.sections["outputs"] = {"dir": str(final_dir), "files": written["files"],
-                                  "licenses": written["licenses"], "synthetic": written["synthetic"]}
-    card = write_card(final_dir, report.to_dict(), accepted_rewards=written["synthetic_rewards"])
-    report.sections["outputs"]["card"] = card.pop("card")
-    report.sections["outputs"]["plots"] = sorted(card.values())
-    report.write(final_dir / "report.json")
-    print(report.table())
-    print(f"wrote {final_dir}/: " + ", ".join(split_file_name(s) for s in SPLITS)
+        log.info(ctx.data["sdg_skipped"])
+
+
+def run(cfg) -> int:
+    """The pipeline, top to bottom."""
+    from cluster import dask_client
+    from split import SPLITS
+    from outputs import split_file_name
+
+    ctx = Context(cfg, start_client=lambda: dask_client(cfg.cluster))
+    preflight(ctx)
+    try:
+        run_stages(STAGES, ctx)
+    finally:
+        ctx.close()
+    print(ctx.report.table())
+    written = ctx.data["written"]
+    print(f"wrote {cfg.output.final_dir}/: " + ", ".join(split_file_name(s) for s in SPLITS)
           + "".join(f", {fmt}/" for fmt in written["files"] if fmt != "jsonl") + ", README.md, report.json")
-    if source.get("sample"):
+    if ctx.data["source"].get("sample"):
         log.warning("NOTE: this dataset was built from the bundled SAMPLE, not the real Law StackExchange dump.")
+    sdg = ctx.report.sections.get("sdg") or {}
+    if sdg.get("stopped_on_error"):
+        log.error(f"error: synthetic generation stopped early: {sdg.get('stop_detail')}; the dataset above was "
+                  "written without the rest — run the same command again to continue from the LLM cache")
+        return EXIT_SDG_INCOMPLETE
     return EXIT_OK
 
 
-def _count_elements(path: Path) -> int | None:
+def dry_run(cfg) -> int:
+    """Print the stages that would run (the same list `run` runs) and the estimated LLM calls; touch nothing."""
+    ctx = Context(cfg)
+    print("dry run: nothing is downloaded, read or written")
+    print("stages:")
+    for i, stage in enumerate(STAGES, 1):
+        lines = stage.describe(ctx).splitlines() or [""]
+        print(f"{i:>3}. {stage.name:<11}{lines[0]}")
+        for line in lines[1:]:
+            print(f"     {'':<11}{line}")
+    return EXIT_OK
+
+
+def count_questions(path: Path) -> int | None:
     """Questions in a dump file, counted cheaply (occurrences of the "question_id" key); None if unreadable."""
     try:
         count, tail = 0, b""
@@ -398,127 +395,34 @@ def _count_elements(path: Path) -> int | None:
         return None
 
 
-def dry_run(args: argparse.Namespace) -> int:
-    """Print the stages that would run, the input and the estimated LLM calls; read and write nothing."""
-    import math
-
-    from split import parse_ratios
-
-    say = print
-    try:
-        ratios = parse_ratios(args.split_ratios)
-    except ValueError as exc:
-        log.error(f"error: {exc}")
-        return EXIT_BAD_INPUT
-    sample = HERE / "data" / "sample" / "law-stackexchange-questions-answers.json"
-    url = args.url or "https://huggingface.co/datasets/ymoslem/Law-StackExchange/resolve/main/" \
-                      "law-stackexchange-questions-answers.json"
-    if args.input:
-        local = Path(args.input)
-        where = f"--input {local}" + ("" if local.is_file() else "  (MISSING: the run would exit 2)")
-    else:
-        local = Path(args.raw_dir) / "law-stackexchange-questions-answers.json"
-        where = (f"{local} (already downloaded)" if local.is_file() else
-                 f"download {url} -> {local}" + ("" if args.no_fallback else f"; if offline: {sample}"))
-        if not local.is_file() and not args.no_fallback:
-            local = sample
-    elements = _count_elements(local) if local.is_file() else None
-    say("dry run: nothing is downloaded, read or written")
-    say(f"input:   {where}" + (f"  [{elements:,} questions]" if elements is not None else ""))
-    cluster = (f"existing Dask cluster at {args.scheduler_address}" if args.scheduler_address
-               else f"LocalCluster, {args.n_workers} worker(s), {args.partition_rows} records per partition")
-    dedup_kinds = str(getattr(args, "dedup", "none"))
-    dedup_on = [k for k in ("exact", "fuzzy", "semantic")
-                if k in dedup_kinds.replace("all", "exact,fuzzy,semantic") and not getattr(args, f"no_{k}", False)]
-    stages = [
-        ("download", "skipped (--input)" if args.input else f"{url} (resumable, cached in {args.raw_dir})"),
-        ("convert", "stream the JSON array into records; best-scored answer per question"),
-        ("clean", "HTML -> plain text, Unicode repair, whitespace"),
-        ("filter", f"{args.min_words}-{args.max_words} words in question and answer; "
-                   f"question score >= {args.min_question_score}; answer score >= {args.min_answer_score}"),
-        ("dedup", (", ".join(dedup_on) + f" on {getattr(args, 'device', 'cpu')}") if dedup_on else "skipped"),
-        ("split", f"{args.split_ratios} train/val/test by family hash, seed {args.seed}"),
-    ]
-    sdg_lines: list[str] = []
-    if hasattr(args, "synth_gen_endpoint"):
-        from synthetic_gen import sdg_config_from_args, sdg_gate
-
-        cfg = sdg_config_from_args(args)
-        will_run, why = sdg_gate(cfg)
-        n = max(1, cfg.n_variants)
-        reward_calls = 0 if cfg.reward_mode == "none" else n
-        per_source = 3 + reward_calls
-        if not will_run:
-            stages.append(("synthesize", why or "skipped"))
-        else:
-            stages.append(("synthesize", f"{cfg.model} at {cfg.endpoint}; reward: {cfg.reward_mode}"
-                           + (f" ({cfg.reward_model})" if cfg.reward_mode == "reward" else "")
-                           + f"; up to {cfg.max_rounds()} round(s)"))
-            sdg_lines.append(f"LLM calls: 3 generation + {reward_calls} reward call(s) per source row per round; "
-                             f"each source row yields up to {n} pair(s)")
-            train_max = math.floor(elements * ratios[0]) if elements is not None else None
-            if cfg.target_size:
-                needed = cfg.target_size - (train_max or 0)
-                if needed <= 0:
-                    sdg_lines.append(f"target {cfg.target_size:,} train rows: may already be met by the "
-                                     f"~{train_max:,} real train rows (known after curation)")
-                else:
-                    best = math.ceil(needed / n) * per_source
-                    likely = math.ceil(needed / (n * 0.5)) * per_source
-                    sdg_lines.append(f"target {cfg.target_size:,} train rows: at least {needed:,} synthetic rows"
-                                     + (f" (if all ~{train_max:,} real train rows survive curation)"
-                                        if train_max is not None else "")
-                                     + f" -> about {best:,} LLM calls if every pair is accepted, "
-                                       f"{likely:,} if half are")
-            elif train_max is not None:
-                per_round = max(1, math.ceil((cfg.ratio or 0.001) * train_max))
-                calls = per_round * per_source * cfg.max_rounds()
-                sdg_lines.append(f"no --target-size: {per_round:,} source row(s) per round -> about {calls:,} "
-                                 f"LLM calls in {cfg.max_rounds()} round(s)")
-            if cfg.max_requests:
-                sdg_lines.append(f"budget: stops after {cfg.max_requests:,} HTTP requests (--max-requests)")
-            sdg_lines.append(f"responses are cached in {cfg.cache_dir}: a rerun pays only for new calls")
-    final = Path(args.output_dir) / "final"
-    formats = [f for f in ("chat", "nemo") if args.formats in ("all", "") or f in args.formats.split(",")]
-    stages.append(("write", f"{final}/: law-qa-{{train,val,test}}.jsonl"
-                   + "".join(f", {f}/{{split}}.jsonl" for f in formats) + ", README.md (card + PNGs), report.json"))
-    say(f"cluster: {cluster}")
-    say("stages:")
-    for i, (name, what) in enumerate(stages, 1):
-        say(f"  {i}. {name:<11}{what}")
-    for line in sdg_lines:
-        say(line)
-    return EXIT_OK
+def configure_logging(cfg) -> None:
+    """Console logging at the level the flags ask for."""
+    level = logging.WARNING if cfg.quiet else logging.DEBUG if cfg.verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s" if cfg.verbose
+                                           else "%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+    if not cfg.verbose:
+        # model loading chatter ("Loading weights" bars, "Repo card metadata block was not found") is
+        # not ours to show; environment variables so Dask workers inherit them too
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("HF_HUB_VERBOSITY", "error")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
 
-def _is_cluster_error(exc: BaseException) -> bool:
-    """A failure of the Dask cluster itself (a worker died, data lost), not of our code."""
-    return (type(exc).__module__.split(".")[0] == "distributed"
-            or type(exc).__name__ in ("KilledWorker", "FuturesCancelledError", "CommClosedError"))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the pipeline and turn known failures into one line and an exit code."""
-    if (sys.argv[1:] if argv is None else argv)[:1] == ["audit"]:  # python main.py audit <output-dir>
-        from audit import main as audit_main
-
-        return audit_main(list(sys.argv[2:] if argv is None else argv[1:]))
-    args = parse_args(argv)
-    args._argv = list(sys.argv[1:] if argv is None else argv)  # for the report (scrubbed there)
-    configure_logging(args)
-    if args.dry_run:
-        return dry_run(args)
-    from docbuilder import DownloadError, InputError
-    from llm import AuthError
-    from report import redact, secret_values
-    from synthetic_gen import SdgError
-
+def install_interrupt_handlers() -> None:
+    """Ctrl-C ends the run with one line: mute the Dask teardown's noise, and re-deliver a Ctrl-C that a
+    finalizer swallowed."""
     import signal
     import threading
 
     def on_sigint(signum, frame):
-        # Ctrl-C: the Dask teardown that follows logs worker/scheduler errors and tracebacks that tell the user
-        # nothing; mute logging until the one "interrupted" line below
+        # the Dask teardown that follows logs worker/scheduler errors and tracebacks that tell the user
+        # nothing; mute logging until the one "interrupted" line
         logging.disable(logging.CRITICAL)
         raise KeyboardInterrupt
 
@@ -534,33 +438,63 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, on_sigint)
         sys.unraisablehook = on_unraisable
-    try:
-        return run(args)
-    except (AuthError, SdgError) as exc:
-        log.error(f"error: LLM endpoint: {redact(str(exc), secret_values(args))}")
+
+
+def exit_code_for(exc: BaseException, cfg) -> int | None:
+    """One line and an exit code for the failures a user can act on; None for a bug (re-raised)."""
+    from cluster import is_cluster_error
+    from docbuilder import DownloadError, InputError
+    from llm import AuthError
+    from report import redact, secret_values
+    from synthetic_gen import SdgError
+
+    logging.disable(logging.NOTSET)
+    if isinstance(exc, (AuthError, SdgError)):
+        log.error(f"error: LLM endpoint: {redact(str(exc), secret_values(cfg))}; nothing was done")
         return EXIT_ENDPOINT
-    except InputError as exc:
+    if isinstance(exc, InputError):
         log.error(f"error: {exc}")
         return EXIT_BAD_INPUT
-    except DownloadError as exc:
+    if isinstance(exc, DownloadError):
         log.error(f"error: download failed: {exc}")
         return EXIT_DOWNLOAD
-    except KeyboardInterrupt:
-        logging.disable(logging.NOTSET)
+    if isinstance(exc, KeyboardInterrupt):
         log.error("interrupted: completed work is saved; run the same command again to continue")
         return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - two kinds are turned into one line, the rest re-raised
-        logging.disable(logging.NOTSET)
-        if _is_cluster_error(exc):
-            reason = " ".join(str(exc).split())[:160]
-            log.error(f"error: the Dask cluster lost work ({type(exc).__name__}: {reason}); nothing was written "
-                      "and LLM responses are cached: run the same command again")
-            return EXIT_CLUSTER
-        if isinstance(exc, OSError):  # disk full, permission denied: outputs are atomic, none is half-done
-            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-            log.error(f"error: {where}{exc.strerror or exc} (files already in the output folder are left as they were)")
-            return EXIT_IO
-        raise
+    if is_cluster_error(exc):
+        reason = " ".join(str(exc).split())[:160]
+        log.error(f"error: the Dask cluster lost work ({type(exc).__name__}: {reason}); nothing was written "
+                  "and LLM responses are cached: run the same command again")
+        return EXIT_CLUSTER
+    if isinstance(exc, OSError):  # disk full, permission denied: outputs are atomic, none is half-done
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        log.error(f"error: {where}{exc.strerror or exc} (files already in the output folder are left as they were)")
+        return EXIT_IO
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: validate every flag, then run the pipeline (or print its plan); known failures end with
+    one line and an exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["audit"]:  # python main.py audit <output-dir>
+        from audit import main as audit_main
+
+        return audit_main(argv[1:])
+    from config import parse_args
+
+    cfg = parse_args(argv)
+    configure_logging(cfg.output)
+    if cfg.dry_run:
+        return dry_run(cfg)
+    install_interrupt_handlers()
+    try:
+        return run(cfg)
+    except BaseException as exc:  # noqa: BLE001 - known kinds become one line, the rest is re-raised
+        code = exit_code_for(exc, cfg)
+        if code is None:
+            raise
+        return code
     finally:
         logging.disable(logging.NOTSET)
 

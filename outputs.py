@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 import orjson
 import pandas as pd
@@ -77,18 +78,52 @@ def split_file_name(split: str) -> str:
     return f"law-qa-{split}.jsonl"
 
 
-# Fine-tuning formats written next to the tutorial files (which are always written).
-FORMATS = ("chat", "nemo")
-FORMAT_HELP = {
-    "chat": 'chat/{split}.jsonl: {"messages": [system?, user, assistant]} (OpenAI fine-tuning, TRL SFTTrainer)',
-    "nemo": 'nemo/{split}.jsonl: {"input", "output"} (NeMo SFT data loaders)',
+def user_prompt(title: str, question: str) -> str:
+    """The user turn of a training pair: the title, a blank line, the question (as the reward model sees it)."""
+    return f"{title}\n\n{question}"
+
+
+def chat_jsonl_bytes(df: pd.DataFrame, system_prompt: str | None = None) -> bytes:
+    """Rows as chat JSON lines: {"messages": [{"role": "system"}?, {"role": "user"}, {"role": "assistant"}]}."""
+    head = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    lines = [orjson.dumps({"messages": head + [{"role": "user", "content": user_prompt(t, q)},
+                                               {"role": "assistant", "content": a}]})
+             for t, q, a in zip(df["title"], df["question"], df["answer"])]
+    return b"\n".join(lines) + (b"\n" if lines else b"")
+
+
+def nemo_jsonl_bytes(df: pd.DataFrame, system_prompt: str | None = None) -> bytes:
+    """Rows as NeMo SFT JSON lines: {"input": title + question, "output": answer} (no system turn)."""
+    lines = [orjson.dumps({"input": user_prompt(t, q), "output": a})
+             for t, q, a in zip(df["title"], df["question"], df["answer"])]
+    return b"\n".join(lines) + (b"\n" if lines else b"")
+
+
+@dataclass(frozen=True)
+class Format:
+    """A fine-tuning format written next to the tutorial files: `<name>/<split>.jsonl`, encoded by `encode`.
+    The writer, the card, the audit and `--dry-run` all read this registry; adding a format is one entry."""
+
+    name: str
+    encode: Callable[[pd.DataFrame, str | None], bytes]  # (rows of one split, system prompt) -> JSONL bytes
+    schema: str  # one line for the card and --help
+    used_by: str
+
+
+FORMATS: dict[str, Format] = {
+    "chat": Format("chat", chat_jsonl_bytes,
+                   '{"messages": [{"role": "system"}?, {"role": "user", "content": title + "\\n\\n" + question}, '
+                   '{"role": "assistant", "content": answer}]}',
+                   "OpenAI fine-tuning, TRL SFTTrainer, most chat templates"),
+    "nemo": Format("nemo", nemo_jsonl_bytes, '{"input": title + "\\n\\n" + question, "output": answer}',
+                   "NeMo SFT data loaders"),
 }
 
 
 def parse_formats(text: str | None) -> tuple[str, ...]:
-    """'all' / 'chat,nemo' / 'none' -> the formats in canonical order. Raises ValueError naming bad ones."""
+    """'all' / 'chat,nemo' / 'none' -> the formats in registry order. Raises ValueError naming bad ones."""
     if text is None or text.strip().lower() in ("", "all"):
-        return FORMATS
+        return tuple(FORMATS)
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     if names == ["none"]:
         return ()
@@ -104,35 +139,20 @@ def format_file_name(fmt: str, split: str) -> str:
     return f"{fmt}/{split}.jsonl"
 
 
-def user_prompt(title: str, question: str) -> str:
-    """The user turn of a training pair: the title, a blank line, the question (as the reward model sees it)."""
-    return f"{title}\n\n{question}"
+def describe_files(formats: tuple[str, ...]) -> str:
+    """The data files a run writes, in one line (for --dry-run)."""
+    return ("law-qa-{train,val,test}.jsonl" + "".join(f", {f}/{{train,val,test}}.jsonl" for f in formats)
+            + ", removed.jsonl")
 
 
-def chat_jsonl_bytes(df: pd.DataFrame, system_prompt: str | None = None) -> bytes:
-    """Rows as chat JSON lines: {"messages": [{"role": "system"}?, {"role": "user"}, {"role": "assistant"}]}."""
-    head = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    lines = [orjson.dumps({"messages": head + [{"role": "user", "content": user_prompt(t, q)},
-                                               {"role": "assistant", "content": a}]})
-             for t, q, a in zip(df["title"], df["question"], df["answer"])]
-    return b"\n".join(lines) + (b"\n" if lines else b"")
-
-
-def nemo_jsonl_bytes(df: pd.DataFrame) -> bytes:
-    """Rows as NeMo SFT JSON lines: {"input": title + question, "output": answer}."""
-    lines = [orjson.dumps({"input": user_prompt(t, q), "output": a})
-             for t, q, a in zip(df["title"], df["question"], df["answer"])]
-    return b"\n".join(lines) + (b"\n" if lines else b"")
-
-
-def write_final(final_dir: Path, partitions, formats: tuple[str, ...] = FORMATS,
+def write_final(final_dir: Path, partitions, formats: tuple[str, ...] = tuple(FORMATS),
                 system_prompt: str | None = None, remove_stale: bool = True) -> dict:
     """Stream partitions (in order) into the tutorial files and each fine-tuning format, all atomically.
 
     Each partition is read once; its rows go to their split's file in every format. No file appears
     until every partition has been written, and then all appear together (a failure leaves the previous
     files). Files of formats not asked for this time are removed so the folder never mixes two runs.
-    Returns {"rows": {split: n}, "licenses": {licence: n}, "files": {format: {split: relative path}},
+    Returns {"rows": {split: n}, "licenses": {license: n}, "files": {format: {split: relative path}},
     "synthetic": {"rows": n, "by_round": {round: n}}, "synthetic_rewards": [reward dict per synthetic row]}.
     """
     from contextlib import ExitStack
@@ -159,13 +179,11 @@ def write_final(final_dir: Path, partitions, formats: tuple[str, ...] = FORMATS,
                 if split not in counts:
                     raise ValueError(f"row with unknown split {split!r}")
                 handles["jsonl"][split].write(jsonl_bytes(group))
-                if "chat" in handles:
-                    handles["chat"][split].write(chat_jsonl_bytes(group, system_prompt))
-                if "nemo" in handles:
-                    handles["nemo"][split].write(nemo_jsonl_bytes(group))
+                for fmt in formats:
+                    handles[fmt][split].write(FORMATS[fmt].encode(group, system_prompt))
                 counts[split] += len(group)
-            for licence, n in df["license"].value_counts().items():
-                licenses[str(licence)] = licenses.get(str(licence), 0) + int(n)
+            for license_name, n in df["license"].value_counts().items():
+                licenses[str(license_name)] = licenses.get(str(license_name), 0) + int(n)
             synthetic = df[df["synthetic"].astype(bool)]
             for round_no, n in synthetic["round"].value_counts().items():
                 by_round[str(round_no)] = by_round.get(str(round_no), 0) + int(n)

@@ -1,4 +1,4 @@
-"""The one record type every stage reads and writes (see DESIGN.md, "One record, one contract").
+"""The one record type every stage reads and writes (ARCHITECTURE.md, "The record contract").
 
 A record is a row of a pandas DataFrame (one Dask partition) or a line of JSONL. Stages keep these
 columns and their dtypes; a stage that drops rows reports a named reason per dropped row.
@@ -32,8 +32,8 @@ SCHEMA: dict[str, str] = {
 }
 COLUMNS = list(SCHEMA)
 
-# Columns the NeMo Curator tutorial wrote; their names and meaning never change.
-TUTORIAL_COLUMNS = ["id", "title", "question", "question_score", "answer", "answer_score", "tags", "file_name"]
+# The columns the NeMo Curator tutorial wrote (id, title, question, question_score, answer, answer_score, tags,
+# file_name) keep their names and meaning, so its users read our output unchanged.
 
 
 def record_id(question_id: int) -> str:

@@ -29,7 +29,7 @@ REDACTED = "***"
 # Packages whose versions a run records (those missing are skipped).
 VERSIONED_PACKAGES = ("dask", "distributed", "pandas", "pyarrow", "numpy", "requests", "openai", "tqdm", "ftfy",
                       "lxml", "ijson", "orjson", "xxhash", "torch", "sentence-transformers", "transformers",
-                      "scikit-learn", "model2vec", "datasketch", "matplotlib", "cudf", "cuml")
+                      "scikit-learn", "model2vec", "matplotlib", "cudf", "cuml")
 
 
 def is_secret_name(name: str) -> bool:
@@ -41,10 +41,20 @@ def is_secret_name(name: str) -> bool:
 _SECRET_ENV = re.compile(r"(^|_)(API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD)$", re.IGNORECASE)
 
 
+def _arguments(args) -> dict:
+    """The parsed flags as a dict, from a RunConfig (its `namespace`), an argparse Namespace or a dict."""
+    if args is None:
+        return {}
+    if isinstance(args, dict):
+        return args
+    namespace = getattr(args, "namespace", None)
+    return dict(namespace) if isinstance(namespace, dict) else vars(args)
+
+
 def secret_values(args=None, environ: dict | None = None, min_len: int = 8) -> set[str]:
     """The secret strings of this run: values of secret-named arguments and environment variables."""
     found: set[str] = set()
-    for name, value in (vars(args).items() if args is not None else ()):
+    for name, value in _arguments(args).items():
         if is_secret_name(name) and isinstance(value, str) and len(value) >= min_len:
             found.add(value)
     env = os.environ if environ is None else environ
@@ -79,7 +89,7 @@ def scrub_args(args) -> dict:
     """The parsed arguments as a dict, string values of secret-named ones replaced by *** (numbers such as
     --max-tokens and None stay), private (_name) ones left out."""
     out = {}
-    for name, value in sorted(vars(args).items()):
+    for name, value in sorted(_arguments(args).items()):
         if name.startswith("_"):
             continue
         out[name] = REDACTED if is_secret_name(name) and isinstance(value, str) and value else value
@@ -129,7 +139,7 @@ def run_info(args, argv: list[str] | None = None) -> dict:
     return {
         "command": ["python", "main.py", *scrub_argv(argv, secrets)],
         "args": redact(scrub_args(args), secrets),
-        "seed": getattr(args, "seed", None),
+        "seed": _arguments(args).get("seed"),
         "versions": package_versions(),
         "platform": f"{platform.system()} {platform.machine()}",
     }
@@ -173,10 +183,11 @@ class RunReport:
         self.stages.append(stage)
         return stage
 
-    def set_run(self, args, argv: list[str] | None = None) -> None:
-        """Record the command line, arguments (scrubbed), seed and versions; remember the secrets to redact."""
-        self.secrets |= secret_values(args)
-        self.sections["run"] = run_info(args, argv)
+    def set_run(self, cfg) -> None:
+        """Record the command line, arguments (scrubbed), seed and versions of a RunConfig; remember the secrets
+        to redact."""
+        self.secrets |= secret_values(cfg)
+        self.sections["run"] = run_info(cfg, cfg.argv)
 
     def to_dict(self) -> dict:
         """The report as written: JSON-safe, with every secret redacted."""

@@ -7,6 +7,7 @@ added or removed, so a dataset can grow without rows moving between train and te
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 import pandas as pd
@@ -20,7 +21,10 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
     parts = [p for p in text.replace(",", "/").split("/") if p.strip()]
     if len(parts) != 3:
         raise ValueError(f"--split-ratios needs three numbers (train/val/test), got {text!r}")
-    values = [float(p) for p in parts]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"--split-ratios needs three numbers (train/val/test), got {text!r}") from None
     if any(v < 0 for v in values) or sum(values) <= 0:
         raise ValueError(f"--split-ratios must be non-negative and not all zero, got {text!r}")
     total = sum(values)
@@ -48,3 +52,21 @@ def assign_splits(df: pd.DataFrame, families: Mapping[str, str], seed: int,
     keys = keys.where(keys.notna(), df["source_id"])
     df["split"] = [split_of(k, seed, ratios) for k in keys]
     return df
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """The requested train/val/test proportions (fractions summing to 1)."""
+
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    text: str = "80/10/10"
+
+
+def add_split_arguments(group) -> None:
+    """The split flags."""
+    group.add_argument("--split-ratios", default=SplitConfig.text, help="train/val/test proportions")
+
+
+def split_config_from_args(args) -> SplitConfig:
+    """The validated split settings; ValueError names the flag."""
+    return SplitConfig(ratios=parse_ratios(args.split_ratios), text=args.split_ratios)

@@ -642,3 +642,40 @@ def _loop(records, cfg, curate, dedup_against, client, failures_file, report):
                    "seconds": round(time.monotonic() - t_start, 3), "llm": client.report(),
                    "reward_scores": {"attribute": reward_attribute, **reward_scores}})
     return new_rows, report
+
+
+# ---- the plan, for --dry-run --------------------------------------------------------------------------------------
+def describe_plan(cfg: SdgConfig, questions: int | None, train_ratio: float) -> str:
+    """What SDG would do and about how many LLM calls it would make (lines for --dry-run). `questions`: questions
+    in the input if known; `train_ratio`: the train share of the split."""
+    import math
+
+    will_run, why = sdg_gate(cfg)
+    if not will_run:
+        return why or "skipped"
+    n = cfg.n_variants
+    reward_calls = 0 if cfg.reward_mode == "none" else n
+    per_source = len(PROMPTS) + reward_calls
+    lines = [f"{cfg.model} at {cfg.endpoint}; reward: {cfg.reward_mode}"
+             + (f" ({cfg.reward_model})" if cfg.reward_mode == "reward" else "") + f"; up to {cfg.max_rounds()} round(s)",
+             f"LLM calls: {len(PROMPTS)} generation + {reward_calls} reward call(s) per source row per "
+             f"round; each source row yields up to {n} pair(s)"]
+    train_max = math.floor(questions * train_ratio) if questions is not None else None
+    if cfg.target_size:
+        needed = cfg.target_size - (train_max or 0)
+        if needed <= 0:
+            lines.append(f"target {cfg.target_size:,} train rows: may already be met by the ~{train_max:,} real "
+                         "train rows (known after curation)")
+        else:
+            best, likely = math.ceil(needed / n) * per_source, math.ceil(needed / (n * 0.5)) * per_source
+            lines.append(f"target {cfg.target_size:,} train rows: at least {needed:,} synthetic rows"
+                         + (f" (if all ~{train_max:,} real train rows survive curation)" if train_max is not None else "")
+                         + f" -> about {best:,} LLM calls if every pair is accepted, {likely:,} if half are")
+    elif train_max is not None:
+        per_round = max(1, math.ceil((cfg.ratio or 0.001) * train_max))
+        lines.append(f"no --target-size: {per_round:,} source row(s) per round -> about "
+                     f"{per_round * per_source * cfg.max_rounds():,} LLM calls in {cfg.max_rounds()} round(s)")
+    if cfg.max_requests:
+        lines.append(f"budget: stops after {cfg.max_requests:,} HTTP requests (--max-requests)")
+    lines.append(f"responses are cached in {cfg.cache_dir}: a rerun pays only for new calls")
+    return "\n".join(lines)

@@ -1,16 +1,31 @@
-"""Shared fixtures. Tests never touch a model or data hub: everything is offline and on 127.0.0.1."""
+"""Shared fixtures. Tests are hermetic: offline (no model or data hub), servers on 127.0.0.1 only, no credential
+from the developer's environment, and nothing written into the checkout (every run works in a temp directory)."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Variables that could carry a credential to a paid endpoint or a hub: never seen by a test or a child process.
+_SECRET_VAR = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.IGNORECASE)
+for _name in [n for n in os.environ if _SECRET_VAR.search(n)]:
+    del os.environ[_name]
+
+# The working directory of every `python main.py` a test starts: the pipeline's relative defaults (data/raw,
+# data/curated, data/cache) land here, never in the checkout.
+RUN_DIR = Path(tempfile.mkdtemp(prefix="lawqa-tests-"))
+atexit.register(shutil.rmtree, RUN_DIR, ignore_errors=True)
 
 REPO = Path(__file__).resolve().parent.parent
 for path in (REPO, REPO / "tests"):
@@ -36,11 +51,28 @@ def server(tmp_path):
         s.stop()
 
 
+def hermetic_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process: this one (credentials already removed), offline, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not _SECRET_VAR.search(k)}
+    return {**env, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **extra}
+
+
+@pytest.fixture(autouse=True)
+def _no_credentials(monkeypatch):
+    """A test that sets a key sets it itself; none leaks in from the developer's shell."""
+    for name in [n for n in os.environ if _SECRET_VAR.search(n)]:
+        monkeypatch.delenv(name)
+
+
 def run_main(*args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None):
-    """Run `python main.py ARGS` in a subprocess; returns CompletedProcess with text output."""
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    """Run `python main.py ARGS` in a subprocess (in a temp working directory, with no endpoint unless the test
+    names one); returns CompletedProcess with text output."""
+    if args[:1] != ("audit",) and not any(a.startswith("--synth-gen-endpoint") for a in args):
+        args = (*args, "--synth-gen-endpoint", "")
+    if args[:1] != ("audit",) and not any(a.startswith("--embedding-cache") for a in args):
+        args = (*args, "--embedding-cache", str(RUN_DIR / "embeddings"))
     return subprocess.run([sys.executable, str(REPO / "main.py"), *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, cwd=cwd or REPO)
+                          timeout=timeout, env=hermetic_env(**(env or {})), cwd=cwd or RUN_DIR)
 
 
 def source_element(qid: int, body_words: int = 60, answer_words: int = 60, score: int = 1,

@@ -218,6 +218,7 @@ def test_audit_shares_no_code_with_dedup():
     assert "import dedup" not in (REPO / "audit.py").read_text() and "from dedup" not in (REPO / "audit.py").read_text()
 
 
+@pytest.mark.e2e
 def test_pipeline_records_the_audit_verdict(tmp_path, write_source):
     elements = [source_element(i, body_words=55 + i % 40, answer_words=60 + i % 30) for i in range(1, 61)]
     elements.append(dict(elements[4], question_id=500, link="https://law.stackexchange.com/questions/500/x"))
@@ -235,7 +236,7 @@ def test_pipeline_records_the_audit_verdict(tmp_path, write_source):
     assert cli.returncode == 0 and "verdict: PASS" in cli.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_minilm_cosine_check(tmp_path):
     rows = clean_rows()[:12]
     for r in rows:
@@ -250,6 +251,7 @@ def test_minilm_cosine_check(tmp_path):
     assert "law-stackexchange-qa-994" in json.dumps(check["examples"])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mode, cosine_status", [("full", "PASS"), ("fast", "SKIP"), ("off", None)])
 def test_pipeline_audit_modes(tmp_path, write_source, mode, cosine_status):
     elements = [source_element(i, body_words=55 + i % 40, answer_words=60 + i % 30) for i in range(1, 41)]

@@ -185,7 +185,7 @@ def check_outcome(result, out: Path, expect=None) -> str:
     return f"exit 0: {convert['rows_out']} converted, {sum(report['splits'].values())} written; dropped {drops}"
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_generated_bad_input(name, outcomes):
     result, out = outcomes[name]
@@ -199,7 +199,7 @@ KNOWN_DEVIATIONS = {
 }
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.skipif(not manifest_entries(), reason="tests/data/bad/ not generated")
 @pytest.mark.parametrize("name", sorted(manifest_entries()))
 def test_corpus_bad_input(name, outcomes):
@@ -231,6 +231,7 @@ def test_corpus_bad_input(name, outcomes):
                                                                          "malformed:answers.score"}, convert
 
 
+@pytest.mark.e2e
 def test_bad_input_leaves_previous_outputs_intact(tmp_path):
     out = tmp_path / "out"
     src = tmp_path / "good.json"

@@ -49,7 +49,8 @@ def make_report(with_sdg: bool = True) -> RunReport:
                                           "near_dup_cosine": {"status": "SKIP", "count": 0, "detail": "off"}}}
     ns = argparse.Namespace(input="dump.json", api_key=CANARY, seed=7, min_words=50, max_words=500,
                             max_tokens=1000, split_ratios="80/10/10")
-    r.set_run(ns, ["--input", "dump.json", "--api-key", CANARY, "--seed", "7"])
+    ns.namespace, ns.argv = vars(ns).copy(), ["--input", "dump.json", "--api-key", CANARY, "--seed", "7"]
+    r.set_run(ns)  # a RunConfig carries the parsed flags as `namespace` and the command line as `argv`
     r.sections["outputs"] = {"dir": "out/final",
                              "files": {"jsonl": {s: f"law-qa-{s}.jsonl" for s in ("train", "val", "test")},
                                        "chat": {s: f"chat/{s}.jsonl" for s in ("train", "val", "test")}},

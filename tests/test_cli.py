@@ -25,12 +25,12 @@ def help_text() -> str:
 
 
 def test_help_lists_every_flag_in_its_group():
-    import main
+    import config
 
     text = help_text()
     for group in GROUPS:
         assert re.search(rf"^{group}:$", text, re.M), group
-    for action in main.build_parser()._actions:
+    for action in config.build_parser()._actions:
         for flag in action.option_strings:
             assert re.search(rf"(^|[\s\[|]){re.escape(flag)}\b", text), flag
     for code in ("2 ", "3 ", "4 ", "130"):
@@ -134,6 +134,7 @@ def e2e(tmp_path_factory):
     return final, json.loads((final / "report.json").read_text()), result
 
 
+@pytest.mark.e2e
 def test_e2e_formats_load_and_match_the_report(e2e):
     from datasets import load_dataset
 
@@ -152,6 +153,7 @@ def test_e2e_formats_load_and_match_the_report(e2e):
     assert first["messages"][0] == {"role": "system", "content": "You answer legal questions."}
 
 
+@pytest.mark.e2e
 def test_e2e_card_and_pictures(e2e):
     final, report, _ = e2e
     text = (final / "README.md").read_text()
@@ -176,6 +178,7 @@ def test_e2e_card_and_pictures(e2e):
     assert sum(wc["before"]["question"]) == filt["rows_in"] and sum(wc["after"]["answer"]) == filt["rows_out"]
 
 
+@pytest.mark.e2e
 def test_e2e_report_holds_run_info(e2e):
     _, report, result = e2e
     run = report["run"]
@@ -190,6 +193,7 @@ def test_e2e_report_holds_run_info(e2e):
     assert "splits: train=" in table and "seed: 42" in table and "formats: jsonl, chat, nemo" in table
 
 
+@pytest.mark.e2e
 def test_e2e_canary_key_is_nowhere(e2e):
     final, _, result = e2e
     for text, where in [(result.stdout, "stdout"), (result.stderr, "stderr")] + [
@@ -197,6 +201,7 @@ def test_e2e_canary_key_is_nowhere(e2e):
         assert CANARY not in text and CANARY_ENV not in text, where
 
 
+@pytest.mark.e2e
 def test_quiet_run_has_no_progress_bars(tmp_path, write_source):
     src = write_source([source_element(i) for i in range(1, 21)])
     result = run_main("--input", str(src), "--output-dir", str(tmp_path), "--n-workers", "1", "--quiet",
@@ -211,10 +216,10 @@ def test_quiet_run_has_no_progress_bars(tmp_path, write_source):
 # ------------------------------------------------------------------------------------------ README
 
 def test_readme_documents_every_flag_and_exit_code():
-    import main
+    import config
 
     text = (REPO / "README.md").read_text()
-    missing = [flag for action in main.build_parser()._actions for flag in action.option_strings
+    missing = [flag for action in config.build_parser()._actions for flag in action.option_strings
                if flag.startswith("--") and flag != "--help" and f"`{flag}" not in text]
     assert not missing, f"README.md does not document {missing}"
     for group in GROUPS:

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import SAMPLE, run_main
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 CLUSTER = """
 import sys, time

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, RUN_DIR, hermetic_env
 
 HERE = Path(__file__).resolve().parent
 NOISE = ("Repo card metadata block was not found",)  # huggingface_hub, printed when the static model loads
@@ -34,18 +34,9 @@ NOISE = ("Repo card metadata block was not found",)  # huggingface_hub, printed 
 
 def stderr_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip() and not line.startswith(NOISE)]
-# stage -> (module, attribute) wrapped by the injector
-TARGETS = {
-    "convert": ("docbuilder", "iter_record_chunks"),
-    "clean": ("modifiers", "clean_partition"),
-    "filter": ("filters", "filter_partition"),
-    "dedup": ("dedup", "deduplicate"),
-    "split": ("split", "assign_splits"),
-    "synthesize": ("synthetic_gen", "grow_train"),
-    "write": ("outputs", "jsonl_bytes"),        # while the split files are being streamed
-    "card": ("card", "write_card"),             # after the split files are in place, before report.json
-    "audit": ("audit", "audit_dataset"),
-}
+pytestmark = pytest.mark.e2e
+
+STAGES = ("convert", "clean", "filter", "dedup", "split", "synthesize", "write", "card", "audit")
 DATA_GLOBS = ("law-qa-*.jsonl", "chat/*.jsonl", "nemo/*.jsonl", "removed.jsonl")
 BASE_FLAGS = ("--n-workers", "1", "--embedding-model", "static", "--embedding-cache", "", "--partition-rows", "64",
               "--quiet", "--seed", "7")
@@ -56,53 +47,32 @@ NO_SDG = ("--synth-gen-endpoint", "")
 
 # ------------------------------------------------------------------------------------------ the injector
 def inject(stage: str, signame: str, delay: float, argv: list[str]) -> int:
-    """Wrap the stage's function, then run main.main(argv). The wrapper may run in a Dask worker process
-    (cloudpickle ships it by value): it signals the main process by pid, and fires once across processes
-    (an O_EXCL marker file)."""
-    import importlib
-    import tempfile
+    """Install a fault through the stage runner's one hook, then run main.main(argv): DELAY seconds after STAGE
+    starts the process gets SIGNAL; `write` fires at its 2nd partition (bytes already in the temp files), and
+    ENOSPC makes the disk "fill up" there."""
     import threading
 
     sys.path.insert(0, str(REPO))
-    module_name, attr = TARGETS[stage]
-    module = importlib.import_module(module_name)
-    original = getattr(module, attr)
-    main_pid = os.getpid()
-    marker = os.path.join(tempfile.mkdtemp(prefix="fault-"), "fired")
+    import pipeline
+
+    assert stage in STAGES, stage
     sig = None if signame == "ENOSPC" else int(getattr(signal, signame))
+    fired = []
 
-    def first_call() -> bool:
-        try:
-            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            return True
-        except FileExistsError:
-            return False
+    def hook(at_stage: str, event: str, index: int) -> None:
+        if at_stage != stage or fired:
+            return
+        if stage == "write" and not (event == "partition" and index == 1):
+            return
+        fired.append(True)
+        if sig is None:
+            raise OSError(28, "No space left on device")
+        if delay <= 0:
+            os.kill(os.getpid(), sig)
+        else:
+            threading.Timer(delay, os.kill, (os.getpid(), sig)).start()
 
-    def fire():
-        os.kill(main_pid, sig)
-
-    if signame == "ENOSPC":
-        def wrapper(*args, **kwargs):  # the disk fills up after the first partition
-            if not first_call():
-                raise OSError(28, "No space left on device")
-            return original(*args, **kwargs)
-    elif stage == "write":
-        calls = {"n": 0}
-
-        def wrapper(*args, **kwargs):  # at the 2nd partition: some bytes already in the temp files
-            calls["n"] += 1
-            if calls["n"] == 2:
-                fire()
-            return original(*args, **kwargs)
-    else:
-        def wrapper(*args, **kwargs):
-            if first_call():
-                if delay <= 0:
-                    fire()
-                else:
-                    threading.Timer(delay, fire).start()
-            return original(*args, **kwargs)
-    setattr(module, attr, wrapper)
+    pipeline.set_fault_hook(hook)
     import main
 
     return main.main(argv)
@@ -126,8 +96,8 @@ def stray_files(out: Path) -> list[str]:
 
 
 def run_cmd(args: list[str], timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=RUN_DIR,
+                          env=hermetic_env(**(env or {})))
 
 
 def main_args(src: Path, out: Path, *extra: str) -> list[str]:
@@ -176,7 +146,7 @@ MATRIX = [(stage, sig) for stage in ("convert", "clean", "filter", "dedup", "spl
           for sig in ("SIGINT", "SIGKILL")]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("stage,signame", MATRIX, ids=[f"{s}-{g}" for s, g in MATRIX])
 def test_interrupt_each_stage_then_rerun(stage, signame, corpus):
     src, baselines, tmp = corpus
@@ -189,7 +159,7 @@ def test_interrupt_each_stage_then_rerun(stage, signame, corpus):
     print(f"{stage:<11}{signame:<8} delay {delay}s: {cell}")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_sigint_and_sigkill_while_rewriting_keep_previous_outputs(corpus):
     """An interrupted write over a finished run leaves that run's files complete (old), never a mix."""
     src, baselines, tmp = corpus
@@ -208,7 +178,7 @@ def test_sigint_and_sigkill_while_rewriting_keep_previous_outputs(corpus):
     assert data_digest(out) == before and not stray_files(out), stray_files(out)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_disk_full_on_write(corpus):
     src, baselines, tmp = corpus
     out = tmp / "diskfull"
@@ -282,7 +252,7 @@ def sdg_baseline(corpus):
     return data_digest(out), sum(1 for e in entries if e.get("completed"))
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("signame", ["SIGKILL", "SIGINT"])
 def test_interrupt_sdg_then_rerun_pays_no_call_twice(signame, corpus, sdg_baseline):
     """kill -9 / Ctrl-C of main.py (a subprocess) mid-SDG, right after the server has written an answer; the same
@@ -298,8 +268,8 @@ def test_interrupt_sdg_then_rerun_pays_no_call_twice(signame, corpus, sdg_baseli
     server = start_server(log_path=log, **SDG_SERVER)
     try:
         args[args.index("URL")] = server.base_url
-        proc = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        proc = subprocess.Popen([sys.executable, *args], cwd=RUN_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=hermetic_env())
         completed = itertools.count(1)
 
         def kill_inside_the_window(entry):  # on the server's handler thread, the answer just written in full
@@ -360,20 +330,20 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_dask_worker_killed_mid_run(corpus):
     src, baselines, tmp = corpus
     baseline = baselines["fast"]
     script = tmp / "cluster.py"
     script.write_text(CLUSTER)
-    cluster = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    cluster = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=RUN_DIR)
     try:
         address, *pids = cluster.stdout.readline().split()
         out = tmp / "worker-killed"
         proc = subprocess.Popen([sys.executable, "main.py", *main_args(src, out, *NO_SDG, *FAST,
                                                                        "--scheduler-address", address)],
-                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                                cwd=RUN_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=hermetic_env())
         time.sleep(random.Random(3).uniform(2.0, 4.0))
         os.kill(int(pids[0]), signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=300)

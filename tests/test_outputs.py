@@ -126,7 +126,7 @@ def test_formats_selection_and_stale_files(tmp_path, partitions):
 
 
 def test_parse_formats():
-    assert parse_formats("all") == FORMATS == parse_formats(None) == parse_formats("")
+    assert parse_formats("all") == tuple(FORMATS) == parse_formats(None) == parse_formats("")
     assert parse_formats("nemo,chat") == ("chat", "nemo")
     assert parse_formats("none") == ()
     assert parse_formats("jsonl") == ()
@@ -134,7 +134,7 @@ def test_parse_formats():
         parse_formats("chat,alpaca")
 
 
-def test_licences_and_synthetic_rows_are_counted(tmp_path):
+def test_licenses_and_synthetic_rows_are_counted(tmp_path):
     parts = [frame(range(1, 5), lambda i: "train"), frame(range(5, 8), lambda i: "train", synthetic=True)]
     written = write_final(tmp_path, iter(parts))
     assert written["licenses"] == {"CC BY-SA 3.0": 3, "CC BY-SA 4.0": 4}

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import SAMPLE, run_main
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 SPLITS = ("train", "val", "test")
 OFFLINE_URL = "http://127.0.0.1:9/law-stackexchange-questions-answers.json"  # nothing listens on port 9
 

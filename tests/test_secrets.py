@@ -45,6 +45,7 @@ def sdg_run(tmp_path_factory):
     return tmp, result
 
 
+@pytest.mark.e2e
 def test_canary_key_is_nowhere(sdg_run):
     tmp, result = sdg_run
     files = everything_under(tmp / "out", tmp / "cache")
@@ -56,6 +57,7 @@ def test_canary_key_is_nowhere(sdg_run):
             assert secret.encode("utf-16-le") not in data, where
 
 
+@pytest.mark.e2e
 def test_file_modes(sdg_run):
     tmp, _ = sdg_run
     caches = list((tmp / "cache").rglob("*.sqlite*"))
@@ -68,6 +70,7 @@ def test_file_modes(sdg_run):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
 
 
+@pytest.mark.e2e
 def test_input_never_names_a_file(sdg_run, tmp_path_factory):
     tmp, _ = sdg_run
     names = {p.name for p in (tmp / "out").rglob("*")}
@@ -78,6 +81,7 @@ def test_input_never_names_a_file(sdg_run, tmp_path_factory):
     assert all(allowed.match(n) for n in names), sorted(n for n in names if not allowed.match(n))
 
 
+@pytest.mark.e2e
 def test_rejected_key_error_line_does_not_echo_it(tmp_path):
     from llm_server import start_server
 

@@ -1,0 +1,68 @@
+"""Dask plumbing for the record stages: the client (a LocalCluster or an existing cluster), waiting with a
+progress bar, per-partition value counts, and telling a lost worker from a bug."""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger("lawqa")
+HERE = Path(__file__).resolve().parent
+
+
+@contextmanager
+def dask_client(cfg):
+    """A Dask client for `cfg` (config.ClusterConfig): on an existing cluster, with our modules uploaded to it,
+    or on a fresh LocalCluster of `n_workers` single-threaded processes."""
+    from distributed import Client, LocalCluster
+
+    if cfg.scheduler_address:
+        client = Client(cfg.scheduler_address)
+        # Workers of another cluster cannot import our modules: ship them, unloaded (they import each
+        # other, so loading one before its dependency has arrived would fail).
+        for module in sorted(HERE.glob("*.py")):
+            if module.name != "main.py":
+                client.upload_file(str(module), load=False)
+        log.info(f"dask: connected to {cfg.scheduler_address} (dashboard {client.dashboard_link})")
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(n_workers=cfg.n_workers, threads_per_worker=1, processes=True,
+                           memory_limit=cfg.memory_limit, dashboard_address="127.0.0.1:0",
+                           silence_logs=logging.ERROR)
+    client = Client(cluster)
+    log.info(f"dask: LocalCluster with {cfg.n_workers} worker(s), dashboard {client.dashboard_link}")
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def dask_wait(collection, desc: str, progress: bool) -> None:
+    """`distributed.wait` on a persisted collection, with a tqdm bar over its partitions."""
+    from distributed import as_completed, futures_of, wait
+
+    futures = futures_of(collection)
+    if progress and futures:
+        from tqdm import tqdm
+
+        with tqdm(total=len(futures), desc=desc, unit="part") as bar:
+            for _ in as_completed(futures):
+                bar.update(1)
+    wait(collection)
+
+
+def count_values(column) -> dict[str, int]:
+    """Value counts of a Dask column, summed per partition (no shuffle)."""
+    per_partition = column.map_partitions(lambda s: s.value_counts().to_frame("n").reset_index(),
+                                          meta={column.name: "object", "n": "int64"}).compute()
+    return {str(k): int(v) for k, v in per_partition.groupby(column.name)["n"].sum().items()}
+
+
+def is_cluster_error(exc: BaseException) -> bool:
+    """A failure of the Dask cluster itself (a worker died, data lost), not of our code."""
+    return (type(exc).__module__.split(".")[0] == "distributed"
+            or type(exc).__name__ in ("KilledWorker", "FuturesCancelledError", "CommClosedError"))

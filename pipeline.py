@@ -1,0 +1,98 @@
+"""The stage runner: one loop that runs the flow's stages in order, times them, and checks their accounting.
+
+A stage is a small object with a `name`, `describe(ctx) -> str` (what `--dry-run` prints) and
+`run(ctx) -> StageResult | None` (None for stages that move no rows: download, leak check, audit, card).
+Every row stage reports rows in, rows out and drops by named reason; the runner records them in the report,
+where `rows in = rows out + dropped` is checked, and checks that a stage starts with the rows the previous
+one ended with (`ctx.rows`), so no row is ever lost without a reason.
+
+Fault tests inject through one hook (`set_fault_hook`): it is called at the start of every stage and at the
+checkpoints stages declare (the writer calls it per partition), in the driver process.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from report import RunReport
+
+FaultHook = Callable[[str, str, int], None]
+_fault_hook: FaultHook | None = None
+
+
+def set_fault_hook(hook: FaultHook | None) -> None:
+    """Install `hook(stage, event, index)`, called at each stage start ("start", 0) and at stage checkpoints."""
+    global _fault_hook
+    _fault_hook = hook
+
+
+def checkpoint(stage: str, event: str, index: int = 0) -> None:
+    """A point where a fault test may interrupt the run (no-op unless a hook is installed)."""
+    if _fault_hook is not None:
+        _fault_hook(stage, event, index)
+
+
+@dataclass
+class StageResult:
+    """A row stage's accounting. `adds` marks a stage that adds rows to the dataset (synthesize) rather than
+    passing the previous stage's rows on."""
+
+    rows_in: int
+    rows_out: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    adds: bool = False
+
+
+class AccountingError(AssertionError):
+    """A stage lost or invented rows without a reason (a bug, never a user error)."""
+
+
+@dataclass
+class Context:
+    """What the stages share: the config, the report, the Dask client (started on first use) and the data."""
+
+    cfg: Any  # config.RunConfig
+    report: RunReport = field(default_factory=RunReport)
+    start_client: Callable[[], Any] | None = None  # a context manager factory for the Dask client
+    rows: int | None = None  # rows in the dataset after the last row stage
+    data: dict[str, Any] = field(default_factory=dict)  # stage outputs by name (records, source, families, ...)
+    _resources: ExitStack = field(default_factory=ExitStack)
+    _client: Any = None
+
+    @property
+    def client(self):
+        """The Dask client, started the first time a stage needs it and closed when the run ends."""
+        if self._client is None:
+            self._client = self._resources.enter_context(self.start_client())
+        return self._client
+
+    def close(self) -> None:
+        """Close the Dask client (and cluster) if one was started."""
+        self._client = None
+        self._resources.close()
+
+
+class Stage(Protocol):
+    name: str
+
+    def describe(self, ctx: Context) -> str: ...
+
+    def run(self, ctx: Context) -> StageResult | None: ...
+
+
+def run_stages(stages: list[Stage], ctx: Context) -> None:
+    """Run each stage in order; record and check every row stage's accounting."""
+    for stage in stages:
+        checkpoint(stage.name, "start")
+        started = time.perf_counter()
+        result = stage.run(ctx)
+        seconds = time.perf_counter() - started
+        if result is None:
+            continue
+        if not result.adds and ctx.rows is not None and result.rows_in != ctx.rows:
+            raise AccountingError(f"stage {stage.name}: starts with {result.rows_in} rows, "
+                                  f"but the previous stage ended with {ctx.rows}")
+        ctx.report.add_stage(stage.name, result.rows_in, result.rows_out, result.dropped, seconds)
+        ctx.rows = (ctx.rows or 0) + result.rows_out if result.adds else result.rows_out
