@@ -22,6 +22,36 @@ _SECRET_VAR = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.IGNOR
 for _name in [n for n in os.environ if _SECRET_VAR.search(n)]:
     del os.environ[_name]
 
+sys.dont_write_bytecode = True  # no __pycache__ from the modules the tests import (child processes: hermetic_env)
+
+
+def _checkout_state() -> list[str] | None:
+    """`git status --ignored` of the checkout (bytecode caches aside), or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return sorted(line for line in out.stdout.splitlines() if "__pycache__" not in line and ".pyc" not in line)
+
+
+def pytest_sessionstart(session):
+    session.config._checkout_before = _checkout_state()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Tests write nothing into the checkout: a file that appeared (or vanished) there fails the run."""
+    before = getattr(session.config, "_checkout_before", None)
+    after = _checkout_state()
+    if before is None or after is None or before == after:
+        return
+    changed = sorted(set(before) ^ set(after))
+    print("\nERROR: the tests changed the checkout:\n  " + "\n  ".join(changed[:20]), file=sys.stderr)
+    session.exitstatus = 1
+
+
 # The working directory of every `python main.py` a test starts: the pipeline's relative defaults (data/raw,
 # data/curated, data/cache) land here, never in the checkout.
 RUN_DIR = Path(tempfile.mkdtemp(prefix="lawqa-tests-"))
@@ -54,7 +84,7 @@ def server(tmp_path):
 def hermetic_env(**extra: str) -> dict[str, str]:
     """The environment for a child process: this one (credentials already removed), offline, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not _SECRET_VAR.search(k)}
-    return {**env, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **extra}
+    return {**env, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1", **extra}
 
 
 @pytest.fixture(autouse=True)

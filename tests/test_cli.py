@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import subprocess
 import sys
 
@@ -91,6 +92,25 @@ def test_bad_flags_exit_2(args):
     result = run_main(*args, "--dry-run", timeout=60)
     assert result.returncode == 2
     assert "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--dedup", "exakt"], ["--formats", "bogus"], ["--reward-mode", "typo"], ["--reward-min", "foo"],
+    ["--synth-gen-ratio", "2"], ["--split-ratios", "80/10"], ["--semdedup-eps", "1.5"], ["--fuzzy-jaccard", "0"],
+    ["--target-size", "-5"], ["--max-concurrency", "0"], ["--input", "/nonexistent/dump.json"],
+    ["--audit", "fastest"], ["--n-workers", "0"]])
+def test_bad_flag_is_one_line_exit_2_before_any_work(tmp_path, args):
+    """Every bad value is caught while parsing: one line, exit 2, in seconds, and no folder created."""
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    result = run_main(*args, "--output-dir", str(out), "--raw-dir", str(tmp_path / "raw"),
+                      "--cache-dir", str(tmp_path / "cache"), timeout=60)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    assert args[0] in lines[0], lines[0]  # the message names the flag
+    assert time.perf_counter() - started < 15
+    assert not out.exists() and not (tmp_path / "raw").exists() and not (tmp_path / "cache").exists()
 
 
 def test_missing_input_exits_2_with_one_line(tmp_path):
