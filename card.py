@@ -278,27 +278,35 @@ def render_mapping(data, depth: int = 0) -> list[str]:
 
 def render_card(report: dict, images: dict[str, str]) -> str:
     """The dataset card's Markdown (YAML header first) from the report dict and the images drawn."""
-    source = report.get("source") or {}
     splits = report.get("splits") or {}
-    outputs = report.get("outputs") or {}
-    files = outputs.get("files") or {"jsonl": {s: f"law-qa-{s}.jsonl" for s in splits}}
-    run = report.get("run") or {}
-    args = run.get("args") or {}
-    total = sum(splits.values())
-    n_synth = _synthetic_rows(report)
-    out = [yaml_header(report), "", "# Law StackExchange Q&A, curated for fine-tuning", ""]
+    files = (report.get("outputs") or {}).get("files") or {"jsonl": {s: f"law-qa-{s}.jsonl" for s in splits}}
+    out = [yaml_header(report), ""]
+    for part in (_summary_lines(report), _files_lines(splits, files), _load_lines(files), _source_lines(report),
+                 _stage_lines(report, images), _section_lines(report, images), _reproduce_lines(report)):
+        out += part
+    return "\n".join(out)
+
+
+def _summary_lines(report: dict) -> list[str]:
+    source, splits = report.get("source") or {}, report.get("splits") or {}
+    args = (report.get("run") or {}).get("args") or {}
+    out = ["# Law StackExchange Q&A, curated for fine-tuning", ""]
     if source.get("sample"):
         out += ["> **Built from the bundled generated SAMPLE, not the real Law StackExchange dump.** "
                 "The text is synthetic test data; do not train on it.", ""]
+    n_synth = _synthetic_rows(report)
     split_text = " / ".join(f"{splits.get(s, 0):,} {SPLIT_NAMES[s]}" for s in SPLIT_NAMES)
-    out += [f"**{total:,}** question–answer pairs ({split_text})"
-            + (f", of which **{n_synth:,}** are synthetic" if n_synth else "")
-            + ", curated by lawqa-curate (a re-creation of NVIDIA NeMo Curator's `peft-curation-with-sdg` tutorial): "
-            "HTML cleaned to plain text, filtered by length and score, deduplicated, split "
-            f"{args.get('split_ratios') or '80/10/10'} (train/val/test) by family "
-            "so that no question (or its near-duplicates and synthetic descendants) is in two splits.", ""]
+    return out + [
+        f"**{sum(splits.values()):,}** question–answer pairs ({split_text})"
+        + (f", of which **{n_synth:,}** are synthetic" if n_synth else "")
+        + ", curated by lawqa-curate (a re-creation of NVIDIA NeMo Curator's `peft-curation-with-sdg` tutorial): "
+        "HTML cleaned to plain text, filtered by length and score, deduplicated, split "
+        f"{args.get('split_ratios') or '80/10/10'} (train/val/test) by family "
+        "so that no question (or its near-duplicates and synthetic descendants) is in two splits.", ""]
 
-    out += ["## Files", "", "| split | rows | " + " | ".join(files) + " |", "|---|---|" + "---|" * len(files)]
+
+def _files_lines(splits: dict, files: dict) -> list[str]:
+    out = ["## Files", "", "| split | rows | " + " | ".join(files) + " |", "|---|---|" + "---|" * len(files)]
     for split in SPLIT_NAMES:
         out.append(f"| {SPLIT_NAMES[split]} | {splits.get(split, 0):,} | "
                    + " | ".join(f"`{files[f].get(split, '')}`" for f in files) + " |")
@@ -306,38 +314,44 @@ def render_card(report: dict, images: dict[str, str]) -> str:
             "`answer`, `question_score`, `answer_score`, `tags`, `link`, `license`, `file_name`, `split`, "
             "`synthetic`, `round`, `reward`."]
     out += [f"- `{fmt.name}`: `{fmt.schema}` — {fmt.used_by}." for fmt in FORMATS.values() if fmt.name in files]
-    out.append("")
+    return out + [""]
 
+
+def _load_lines(files: dict) -> list[str]:
     data_files = ", ".join(f'"{SPLIT_NAMES[s]}": "{files["jsonl"][s]}"' for s in SPLIT_NAMES if s in files["jsonl"])
-    out += ["## How to load", "", "```python", "from datasets import load_dataset", "",
-            f'ds = load_dataset("json", data_files={{{data_files}}})']
+    out = ["## How to load", "", "```python", "from datasets import load_dataset", "",
+           f'ds = load_dataset("json", data_files={{{data_files}}})']
     for fmt in FORMATS:
         if fmt in files:
             fmt_files = ", ".join(f'"{SPLIT_NAMES[s]}": "{files[fmt][s]}"' for s in SPLIT_NAMES)
             out.append(f'{fmt} = load_dataset("json", data_files={{{fmt_files}}})')
-    out += ["# once pushed to the Hub: load_dataset(\"<user>/<repo>\", \"chat\")  (configs: "
-            + ", ".join({"jsonl": "default"}.get(f, f) for f in files) + ")", "```", ""]
+    return out + ["# once pushed to the Hub: load_dataset(\"<user>/<repo>\", \"chat\")  (configs: "
+                  + ", ".join({"jsonl": "default"}.get(f, f) for f in files) + ")", "```", ""]
 
-    licenses = outputs.get("licenses") or {}
-    out += ["## Source and license", "",
-            "Questions and answers from [Law Stack Exchange](https://law.stackexchange.com), as published in the "
-            "[ymoslem/Law-StackExchange](https://huggingface.co/datasets/ymoslem/Law-StackExchange) dump. "
-            "Stack Exchange content is user-contributed and licensed under CC BY-SA (3.0 or 4.0, per post); "
-            "this derived dataset is shared under **CC BY-SA 4.0**. Attribution: every real row keeps the "
-            "`link` to its question (which names its authors) and its `license`; synthetic rows keep the "
-            "`source_id` of the row they were generated from.", "",
-            # the file's name, never its path: the card is published, the user's folders are not
-            f"- input: `{Path(str(source.get('path', ''))).name}` ({source.get('origin', '?')}"
-            + (", **sample**" if source.get("sample") else "") + ")",
-            f"- url: {source.get('url') or '—'}",
-            f"- sha256: `{source.get('sha256', '')}`"]
+
+def _source_lines(report: dict) -> list[str]:
+    source, licenses = report.get("source") or {}, (report.get("outputs") or {}).get("licenses") or {}
+    out = ["## Source and license", "",
+           "Questions and answers from [Law Stack Exchange](https://law.stackexchange.com), as published in the "
+           "[ymoslem/Law-StackExchange](https://huggingface.co/datasets/ymoslem/Law-StackExchange) dump. "
+           "Stack Exchange content is user-contributed and licensed under CC BY-SA (3.0 or 4.0, per post); "
+           "this derived dataset is shared under **CC BY-SA 4.0**. Attribution: every real row keeps the "
+           "`link` to its question (which names its authors) and its `license`; synthetic rows keep the "
+           "`source_id` of the row they were generated from.", "",
+           # the file's name, never its path: the card is published, the user's folders are not
+           f"- input: `{Path(str(source.get('path', ''))).name}` ({source.get('origin', '?')}"
+           + (", **sample**" if source.get("sample") else "") + ")",
+           f"- url: {source.get('url') or '—'}",
+           f"- sha256: `{source.get('sha256', '')}`"]
     if licenses:
         out.append("- rows per license: " + ", ".join(f"{k}: {v:,}" for k, v in licenses.items()))
     if source.get("download_error"):
         out.append(f"- download error (why the sample was used): {source['download_error']}")
-    out.append("")
+    return out + [""]
 
-    out += ["## What happened to the data", ""]
+
+def _stage_lines(report: dict, images: dict[str, str]) -> list[str]:
+    out = ["## What happened to the data", ""]
     if images.get("funnel"):
         out += [f"![rows after each stage]({images['funnel']})", ""]
     out += ["| stage | rows in | rows out | dropped | seconds | drops by reason |", "|---|---:|---:|---:|---:|---|"]
@@ -346,48 +360,60 @@ def render_card(report: dict, images: dict[str, str]) -> str:
         out.append(f"| {s['name']} | {s['rows_in']:,} | {s['rows_out']:,} | {sum(s['dropped'].values()):,} | "
                    f"{s['seconds']:.2f} | {reasons} |")
     out.append("")
+    args = (report.get("run") or {}).get("args") or {}
     if args:
         keys = ("min_words", "max_words", "min_question_score", "min_answer_score", "split_ratios", "seed")
         out += ["### Filtering", "", "Thresholds: " + ", ".join(f"`{k}` = {args[k]}" for k in keys if k in args)
                 + ". Word counts are whitespace-separated words of the cleaned text.", ""]
     if images.get("words"):
         out += [f"![word counts before and after filtering]({images['words']})", ""]
+    return out
+
+
+def _leak_lines(section: dict) -> list[str]:
+    limits = section.get("thresholds") or {}
+    return [f"**{section['total']:,}** pairs of rows in different splits at or above the leak thresholds "
+            f"(exact copies: {section.get('exact_pairs', 0):,}, Jaccard >= {limits.get('jaccard')}: "
+            f"{section.get('jaccard_pairs', 0):,}, cosine >= {limits.get('cosine')}: "
+            f"{section.get('cosine_pairs', 0):,}) over {section.get('rows', 0):,} rows"
+            + (" — none: no question, near-duplicate or synthetic variant crosses a split."
+               if section["total"] == 0 else "."), ""]
+
+
+def _section_lines(report: dict, images: dict[str, str]) -> list[str]:
+    """Dedup, synthetic data, leak check and audit: a summary each, then every number folded away."""
+    by_round = ((report.get("outputs") or {}).get("synthetic") or {}).get("by_round") or {}
+    summaries = {"dedup": lambda sec: dedup_summary(sec) + [""],
+                 "sdg": lambda sec: sdg_summary(sec, by_round) + [""]
+                 + ([f"![reward scores of synthetic pairs]({images['rewards']})", ""] if images.get("rewards") else []),
+                 "leaks": lambda sec: _leak_lines(sec) if "total" in sec else [],
+                 "audit": lambda sec: audit_summary(sec) + [""]}
+    out: list[str] = []
     for key, title in (("dedup", "Deduplication"), ("sdg", "Synthetic data"), ("leaks", "Leak check across splits"),
                        ("audit", "Audit")):
         section = report.get(key)
         if not section:
             continue
         out += [f"### {title}", ""]
-        if key == "audit" and isinstance(section, dict):
-            out += audit_summary(section) + [""]
-        if key == "leaks" and isinstance(section, dict) and "total" in section:
-            limits = section.get("thresholds") or {}
-            out += [f"**{section['total']:,}** pairs of rows in different splits at or above the leak thresholds "
-                    f"(exact copies: {section.get('exact_pairs', 0):,}, Jaccard >= {limits.get('jaccard')}: "
-                    f"{section.get('jaccard_pairs', 0):,}, cosine >= {limits.get('cosine')}: "
-                    f"{section.get('cosine_pairs', 0):,}) over {section.get('rows', 0):,} rows"
-                    + (" — none: no question, near-duplicate or synthetic variant crosses a split."
-                       if section["total"] == 0 else "."), ""]
-        if key == "sdg" and isinstance(section, dict):
-            out += sdg_summary(section, (outputs.get("synthetic") or {}).get("by_round") or {}) + [""]
-        if key == "dedup" and isinstance(section, dict):
-            out += dedup_summary(section) + [""]
-        if key == "sdg" and images.get("rewards"):
-            out += [f"![reward scores of synthetic pairs]({images['rewards']})", ""]
+        if isinstance(section, dict):
+            out += summaries[key](section)
         if key == "audit" and not isinstance(section.get("checks"), dict):
             out += render_mapping(section) + [""]
         elif key != "audit":
             out += ["<details><summary>all numbers</summary>", ""] + render_mapping(section) + ["", "</details>", ""]
+    return out
 
-    out += ["## Reproduce", ""]
+
+def _reproduce_lines(report: dict) -> list[str]:
+    run = report.get("run") or {}
+    out = ["## Reproduce", ""]
     if run.get("command"):
         out += ["```", " ".join(_shell_quote(t) for t in run["command"]), "```", ""]
     if run.get("seed") is not None:
         out.append(f"- seed: {run['seed']}")
     if run.get("versions"):
         out.append("- versions: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()))
-    out += ["- the full accounting is in `report.json` beside this card.", ""]
-    return "\n".join(out)
+    return out + ["- the full accounting is in `report.json` beside this card.", ""]
 
 
 def audit_summary(audit: dict) -> list[str]:
