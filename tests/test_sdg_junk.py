@@ -44,14 +44,12 @@ def test_junk_never_reaches_an_accepted_row_and_target_is_reached(server, tmp_pa
     assert {"refusal", "truncated", "wrong_count", "echo"} <= set(rep["rejections"])
     assert all(e["raw"] for e in rejected)
     assert any("junk sub-bullet" in e["raw"] for e in rejected)     # sub-bullets counted as one item: wrong_count
-    assert len(JUNK_KINDS) == 9
 
 
-def test_junk_answers_are_deterministic_by_request(server):
+def test_junk_answers_are_deterministic_by_request_and_cover_every_kind():
     from llm_server import junk_answer
 
-    a = junk_answer("questions", "some document text about deposits and landlords", 3, 1234, "abc")
-    b = junk_answer("questions", "some document text about deposits and landlords", 3, 1234, "abc")
-    assert a == b
-    kinds = {junk_answer("paraphrase", "a b c d e f g h i j k l m n o p", 3, 1, str(i))[1] for i in range(60)}
-    assert kinds == {"stop", "length"}
+    doc = "some document text about deposits and landlords and the law that applies to them"
+    assert junk_answer("questions", doc, 3, 1234, "abc") == junk_answer("questions", doc, 3, 1234, "abc")
+    answers = {junk_answer("paraphrase", doc, 3, 1, str(i)) for i in range(200)}
+    assert len(answers) == len(JUNK_KINDS) and {f for _, f in answers} == {"stop", "length"}
