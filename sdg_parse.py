@@ -74,19 +74,21 @@ _PREAMBLE = re.compile(
     r"|(?:\w+\s+){0,4}(?:questions|paraphrases|variants|versions|titles)\b\s*(?:of|for|based|that|:|$))", re.I)
 # phrases that only a remark about the list itself uses (searched anywhere in a sentence), and remark openers
 _CLOSING = re.compile(
-    r"let me know|feel free to|i hope (?:this|these|that|it|you)|hope (?:this|these|that|it) helps?"
-    r"|happy to help|glad to help|anything else|would you like me|do you want me|need more (?:variants|questions|"
-    r"paraphrases)|(?:these|the above|all of these|each of these) (?:\d+ |three |five )?(?:questions|paraphrases|"
-    r"variants|versions|titles|options|rephrasings)|^\W*(?:thank you|thanks|good luck|cheers)\b"
+    r"let me know|feel free to (?:ask|reach|let|request|tell)|i hope (?:this|these|that|it) (?:helps?|is|are|was|were)"
+    r"|hope (?:this|these|that|it) helps?|happy to help|glad to help|(?:is there|if you need|need) anything else"
+    r"|would you like me|do you want me|need more (?:variants|questions|paraphrases)"
+    r"|(?:these|the above|all of these|each of these) (?:\d+ |three |five )?(?:questions|paraphrases|variants|"
+    r"versions|titles|options|rephrasings)|^\W*(?:thank you|thanks|good luck|cheers)\b"
     r"|^\W*note:?\s.*\b(?:these|paraphras|variant|versions?|shorter|original)", re.I)
 _REFUSAL_START = re.compile(
     r"^\W*(?:i['\u2019]?m sorry|i am sorry|sorry,|i apologi[sz]e|my apologies|i must decline|i (?:do not|don['\u2019]t) "
     r"feel comfortable|i can(?:no|['\u2019])?t (?:help|assist|provide|comply|fulfil|do that|generate|create|write|"
     r"paraphrase|answer|complete|support|give|offer)|i can not (?:help|assist|provide)|i(?:['\u2019]m| am) (?:unable|"
     r"not able) to|i (?:won['\u2019]t|will not) (?:help|assist|provide|generate|write)|unfortunately,? i (?:can|am|"
-    r"cannot|won))", re.I)
-_REFUSAL_ANYWHERE = re.compile(r"\bas an ai\b|\bas a (?:large )?language model\b|\bi['\u2019]m (?:just )?an ai\b",
-                               re.I)
+    r"cannot|won)|as an ai\b|as a (?:large )?language model\b)", re.I)
+# anywhere in the text: only the assistant speaking of itself ("as an AI" alone also names AI tools in questions)
+_REFUSAL_ANYWHERE = re.compile(r"\bas an ai (?:language model|assistant|model)\b|\bas a (?:large )?language model\b"
+                               r"|\bi['\u2019]m (?:just )?an ai\b|\bi am (?:just )?an ai\b", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.!?\uff1f\u061f\u3002])\s+(?=\S)")
 _WRAPS = {'"': '"', "\u201c": "\u201d", "\u201e": "\u201c", "\u00ab": "\u00bb", "\u300c": "\u300d",
           "'": "'", "\u2018": "\u2019", "`": "`", "*": "*", "_": "_"}
@@ -149,6 +151,12 @@ class _Item:
         return body.strip()
 
 
+def _ends_sentence(item: _Item) -> bool:
+    """Whether the item's text so far ends a sentence (a wrapped line continues one; a remark starts one)."""
+    last = (item.paragraphs[-1] if item.paragraphs else item.lines[-1]).rstrip().rstrip("*_\"'\u201d)")
+    return last[-1:] in ".!?\uff1f\u3002:;"
+
+
 def _bullet(line: str):
     m = _BULLET.match(line)
     if not m:
@@ -192,7 +200,7 @@ def _read_list(lines: list[str], kind: str | None) -> tuple[list[_Item], list[st
             loose.append(line.strip())
         elif loose:
             loose[-1] += " " + line.strip()
-        elif is_closing(line):
+        elif is_closing(line) and _ends_sentence(cur):
             loose.append(line.strip())                   # a remark right under the last item
         elif cur.paragraphs:
             cur.paragraphs[-1] += " " + line.strip()
