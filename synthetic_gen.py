@@ -724,7 +724,7 @@ def _sources(records: pd.DataFrame, cfg: SdgConfig) -> tuple[pd.DataFrame, np.nd
                                          first_round=first_round, n_real=len(real), n_candidates=len(candidates))
 
 
-def _accept(rows: list[dict], records: pd.DataFrame, new_parts: list[pd.DataFrame], curate, dedup_against,
+def _round_result(rows: list[dict], records: pd.DataFrame, new_parts: list[pd.DataFrame], curate, dedup_against,
             st: _LoopState) -> tuple[pd.DataFrame, dict]:
     """A round's scored rows through curate and dedup against every existing row (all splits: val/test at the leak
     thresholds), trimmed to the target: (accepted rows, the round's accounting)."""
@@ -770,6 +770,7 @@ def _reward_plot_scores(rnd: _Round, attribute: str, into: dict) -> None:
 
 
 def _loop(records, cfg, curate, dedup_against, client, failures_file, report):
+    """Rounds until the stop decision says stop: plan, run, write the events, take the round's result."""
     candidates, order, st = _sources(records, cfg)
     report.update({"ran": True, "train_size_before": st.size_before, "target_size": st.target, "rounds": [],
                    "reward": {"mode": cfg.reward_mode, "model": cfg.reward_model if cfg.reward_mode == "reward"
@@ -793,7 +794,7 @@ def _loop(records, cfg, curate, dedup_against, client, failures_file, report):
         rnd, rows, llm_seconds = _run_round(client, cfg, round_no, batch)
         _reward_plot_scores(rnd, reward_attribute, reward_scores)
         _write_events(rnd, failures_file, totals)
-        fresh, accounting = _accept(rows, records, new_parts, curate, dedup_against, st)
+        fresh, accounting = _round_result(rows, records, new_parts, curate, dedup_against, st)
         new_parts.append(fresh)
         st.added += len(fresh)
         st.empty_rounds = 0 if len(fresh) else st.empty_rounds + 1
