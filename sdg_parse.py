@@ -16,7 +16,8 @@ A generation answer is read in this order:
 Then the response gates (the caller re-asks): `empty`, `reasoning_only`, `truncated` (finish_reason "length": the last
 item may be cut off, so it is never used), `refusal`, `no_items`, `wrong_count`. Then the item gates (the pair is
 dropped): `refusal`, `not_a_question` and `title_length` (a title is one line, one question ending in "?",
-TITLE_MIN_CHARS..TITLE_MAX_CHARS characters), `echo` (near-verbatim copy of its source text).
+TITLE_MIN_CHARS..TITLE_MAX_CHARS characters), `echo` (near-verbatim copy of its source text), `repeated` (the
+same item again in one list: small models loop).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from difflib import SequenceMatcher
 
 # response-level reasons (the whole answer is unusable: re-ask) and item-level ones (that pair is dropped)
 RESPONSE_REASONS = ("empty", "reasoning_only", "truncated", "refusal", "no_items", "wrong_count")
-ITEM_REASONS = ("refusal", "not_a_question", "title_length", "echo")
+ITEM_REASONS = ("refusal", "not_a_question", "title_length", "echo", "repeated")
 TITLE_MIN_CHARS = 10
 TITLE_MAX_CHARS = 300
 # word-sequence similarity (difflib ratio) at or above which an item is an echo of its source: about one word in
@@ -366,8 +367,11 @@ def parse_items(text: str | None, n: int | None = None, kind: str | None = None,
         return fail("refusal", None, texts)
     items: list = []
     rejected: list = []
+    seen: set[str] = set()
     for slot, t in enumerate(texts):
-        problem = item_problem(t, kind, list(sources))
+        key = " ".join(_tokens(t))
+        problem = "repeated" if key in seen else item_problem(t, kind, list(sources))
+        seen.add(key)
         items.append(None if problem else t)
         if problem:
             rejected.append((slot, problem, t))
