@@ -44,6 +44,10 @@ def test_junk_never_reaches_an_accepted_row_and_target_is_reached(server, tmp_pa
     assert {"refusal", "truncated", "wrong_count", "echo"} <= set(rep["rejections"])
     assert all(e["raw"] for e in rejected)
     assert any("junk sub-bullet" in e["raw"] for e in rejected)     # sub-bullets counted as one item: wrong_count
+    # a rerun answered from the cache takes the same decisions: same rows, same failures file, no request
+    again, rep2 = grow(records, cfg, tmp_path, name="again.jsonl")
+    assert again.equals(new) and rep2["llm"]["requests"] == 0
+    assert (tmp_path / "again.jsonl").read_bytes() == (tmp_path / "sdg_failures.jsonl").read_bytes()
 
 
 def test_junk_answers_are_deterministic_by_request_and_cover_every_kind():
