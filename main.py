@@ -223,7 +223,6 @@ class Synthesize:
             dedup_against=lambda new, existing: dedup_against(new, existing, dedup_cfg),
             failures_path=ctx.cfg.output.final_dir / "sdg_failures.jsonl")
         ctx.data["synthetic"] = synthetic
-        section.update(ctx.data.get("preflight") or {})
         ctx.report.sections["sdg"] = section
         log.info(f"synthesize: +{len(synthetic)} train rows, stopped: {section.get('stop_reason')}")
         rows_in, rows_out, dropped = synthesis_accounting(section)
@@ -338,7 +337,7 @@ def preflight(ctx: Context) -> None:
     if ctx.data["sdg_on"]:
         from synthetic_gen import preflight as sdg_preflight
 
-        ctx.data["preflight"] = sdg_preflight(ctx.cfg.sdg)
+        ctx.report.sections["sdg_preflight"] = sdg_preflight(ctx.cfg.sdg)
     else:
         log.info(ctx.data["sdg_skipped"])
 
@@ -362,9 +361,10 @@ def run(cfg) -> int:
     if ctx.data["source"].get("sample"):
         log.warning("NOTE: this dataset was built from the bundled SAMPLE, not the real Law StackExchange dump.")
     sdg = ctx.report.sections.get("sdg") or {}
-    if sdg.get("stopped_on_error"):
-        log.error(f"error: synthetic generation stopped early: {sdg.get('stop_detail')}; the dataset above was "
-                  "written without the rest — run the same command again to continue from the LLM cache")
+    if sdg.get("stop_reason") == "endpoint_error":
+        log.error(f"error: synthetic generation stopped early ({sdg.get('stop_detail')}); the curated splits and "
+                  f"{sdg.get('added', 0)} synthetic rows were written — run the same command again to continue "
+                  "(LLM responses are cached)")
         return EXIT_SDG_INCOMPLETE
     return EXIT_OK
 

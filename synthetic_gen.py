@@ -1,15 +1,17 @@
-"""Synthetic Q&A generation (DESIGN.md, flow step 7; "The three generation prompts").
+"""Synthetic Q&A generation (flow step 7: grow the train split; the README's "Synthetic data" section).
 
-Pure parts: the three prompt builders, the list parser, the reward-response parsers (both known shapes, a
-single `reward:x` score, and the judge's JSON), the `ATTR=VALUE` threshold parser and the gating decision.
-The loop, `grow_train`, samples unused real train rows (seeded, without replacement), asks the generation model
-for titles / question paraphrases / answer paraphrases, re-asks a wrong count with a new seed (a new cache key)
-a bounded number of times, scores pair k (title k, question k, answer k) with the reward model, keeps pairs above
-the thresholds, runs them through the caller's clean/filter stages and dedup against every existing row, and
-repeats until: target_reached, max_rounds, budget, no_progress (`patience` empty rounds in a row) or
-sources_exhausted. Every LLM call goes through one `llm.LLMClient`, so a rerun after a crash is answered from the
-response cache and, as the loop orders everything by the seeded sample and never by arrival, ends with
-identical rows.
+Pure parts: the three prompt builders, the reward-response parsers (both known shapes, a single `reward:x` score,
+and the judge's JSON), the `ATTR=VALUE` threshold parser; the list parser and its gates live in `sdg_parse`.
+`sdg_config_from_args` validates every SDG flag; `preflight` makes one generation and one reward (or judge) call
+before any other stage and checks the answers' shapes. The loop, `grow_train`, samples unused real train rows
+(seeded, without replacement), asks the generation model for titles / question paraphrases / answer paraphrases,
+re-asks a rejected answer with a new seed (a new cache key) a bounded number of times, scores pair k (title k,
+question k, answer k) with the reward model, keeps pairs above the thresholds, runs them through the caller's
+clean/filter stages and dedup against every existing row (val/test at the leak thresholds), and repeats until one
+stop decision says: target_reached, budget, no_progress (`patience` empty rounds in a row), max_rounds,
+sources_exhausted or endpoint_error (the endpoint failed: the rows accepted so far are kept and returned). Every
+LLM call goes through one `llm.LLMClient`, so a rerun after a crash is answered from the response cache and, as the
+loop orders everything by the seeded sample and never by arrival, ends with identical rows.
 """
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 from urllib.parse import urlparse
 
 import numpy as np
@@ -30,6 +33,7 @@ import pandas as pd
 import llm
 from outputs import atomic_write
 from records import COLUMNS, conform, empty_frame, synthetic_id
+from sdg_parse import ParseResult, parse_items  # noqa: F401  (parse_items is part of this module's interface)
 
 DEFAULT_ENDPOINT = "https://integrate.api.nvidia.com/v1"
 DEFAULT_MODEL = "nvidia/nemotron-4-340b-instruct"
@@ -37,8 +41,12 @@ DEFAULT_REWARD_MODEL = "nvidia/nemotron-4-340b-reward"
 ATTRIBUTES = ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]
 DEFAULT_THRESHOLDS = {"helpfulness": 2.0}
 REWARD_MODES = ("reward", "judge", "none")
-STOP_REASONS = ("target_reached", "max_rounds", "budget", "no_progress", "sources_exhausted")
+STOP_REASONS = ("target_reached", "budget", "no_progress", "max_rounds", "sources_exhausted", "endpoint_error")
 KINDS = ("title", "question", "answer")
+# a call that failed this way (after the client's retries) says the endpoint is down, not that one prompt is bad;
+# this many in a row without a success in between stop SDG with stop_reason "endpoint_error"
+ENDPOINT_FAILURE_PREFIXES = ("connection error", "timeout", "http 5", "http 429", "http 404", "invalid response")
+ENDPOINT_FAILURES_IN_A_ROW = 12
 
 
 class SdgError(RuntimeError):
@@ -46,7 +54,15 @@ class SdgError(RuntimeError):
 
 
 class NotARewardModel(SdgError):
-    pass
+    """The reward model endpoint answered in neither known reward shape."""
+
+
+class RewardAttributeMissing(SdgError):
+    """`--reward-min` names an attribute the reward model (or judge) does not return."""
+
+
+class EndpointError(SdgError):
+    """The endpoint failed past the client's retries (unreachable, 5xx, unknown model)."""
 
 
 # ---- prompts ----------------------------------------------------------------------------------------------------
@@ -98,67 +114,7 @@ def judge_prompt(title: str, question: str, answer: str) -> list[dict]:
         '"complexity": 2, "verbosity": 2}.')}]
 
 
-# ---- parsing ----------------------------------------------------------------------------------------------------
-@dataclass
-class ParseResult:
-    items: list[str]
-    ok: bool
-    reason: str | None
-    raw: str
-
-
-_BULLET = re.compile(r"^\s*(?:[*\-\u2022+]\s+|\d{1,3}[.)]\s+|\(\d{1,3}\)\s+|\*\*\d{1,3}[.)]\*\*\s+)(.*)$")
-_LABEL = re.compile(r"^(?:question|paraphrase|variant|answer|title|item|option)\s*\d*\s*[:.\-\u2013]\s*", re.I)
-
-
-def _clean_item(text: str) -> str:
-    s = text.strip()
-    s = re.sub(r"\*\*|__", "", s)
-    s = _LABEL.sub("", s).strip()
-    if len(s) >= 2 and s[0] == s[-1] and s[0] in "\"'\u201c":
-        s = s[1:-1]
-    if len(s) >= 2 and s[0] == "\u201c" and s[-1] == "\u201d":
-        s = s[1:-1]
-    return re.sub(r"\s+", " ", s).strip()
-
-
-def parse_items(text: str | None, n: int | None = None) -> ParseResult:
-    """Items from a model's list answer: `* `, `- `, `1.`/`1)`, bold markers; preamble and epilogue lines ignored;
-    wrapped continuation lines joined. ok only when there are items (and exactly n when n is given)."""
-    raw = text or ""
-    items: list[str] = []
-    current: list[str] | None = None
-    after_blank = False
-    for line in raw.replace("\r\n", "\n").split("\n"):
-        if not line.strip():
-            after_blank = True
-            continue
-        m = _BULLET.match(line)
-        if m and m.group(1).strip():
-            if current is not None:
-                items.append(" ".join(current))
-            current = [m.group(1)]
-        elif current is not None and not after_blank:
-            current.append(line.strip())          # a wrapped continuation of the current item
-        elif current is not None:                 # text after a blank line: an epilogue, the item is over
-            items.append(" ".join(current))
-            current = None
-        after_blank = False
-    if current is not None:
-        items.append(" ".join(current))
-    items = [c for c in (_clean_item(i) for i in items) if c]
-    if not items and n:
-        # no markers at all: accept exactly n plain lines when none of them looks like a preamble
-        plain = [_clean_item(line) for line in raw.split("\n") if line.strip()]
-        if len(plain) == n and not any(p.endswith(":") for p in plain):
-            items = plain
-    if not items:
-        return ParseResult([], False, "no list items found", raw)
-    if n is not None and len(items) != n:
-        return ParseResult(items, False, f"expected {n} items, got {len(items)}", raw)
-    return ParseResult(items, True, None, raw)
-
-
+# ---- reward parsing ---------------------------------------------------------------------------------------------
 def shorten(text, limit: int = 300) -> str:
     s = text if isinstance(text, str) else json.dumps(text, ensure_ascii=False, default=str)
     s = re.sub(r"\s+", " ", s).strip()
@@ -221,7 +177,8 @@ def parse_judge(text: str | None) -> dict[str, float]:
 
 
 def parse_thresholds(specs: list[str] | None) -> dict[str, float]:
-    """`ATTR=VALUE` strings (repeatable flag) -> {attr: minimum}; default helpfulness=2.0."""
+    """`ATTR=VALUE` strings (repeatable flag, or comma-separated) -> {attr: minimum}; default helpfulness=2.0.
+    Raises ValueError("--reward-min: ...") on a malformed one."""
     if not specs:
         return dict(DEFAULT_THRESHOLDS)
     out = {}
@@ -231,37 +188,29 @@ def parse_thresholds(specs: list[str] | None) -> dict[str, float]:
                 continue
             name, sep, value = part.partition("=")
             try:
-                if not sep or not name.strip():
-                    raise ValueError
-                out[name.strip()] = float(value)
+                number = float(value) if sep and re.fullmatch(r"[\w\-]+", name.strip()) else math.nan
             except ValueError:
-                raise SdgError(f"--reward-min {part!r}: expected ATTR=VALUE, e.g. helpfulness=2.0") from None
+                number = math.nan
+            if not math.isfinite(number):
+                raise ValueError(f"--reward-min: {part.strip()!r} is not ATTR=VALUE (e.g. helpfulness=2.0)")
+            out[name.strip()] = number
     return out
 
 
 def passes(scores: dict[str, float], thresholds: dict[str, float]) -> bool:
+    """Every thresholded attribute at or above its minimum; RewardAttributeMissing when one is not returned."""
     missing = [a for a in thresholds if a not in scores]
     if missing:
-        raise SdgError(f"--reward-min names {', '.join(missing)} but the reward model returned only "
-                       f"{', '.join(scores) or 'nothing'}; pass e.g. --reward-min {next(iter(scores), 'reward')}=0")
+        raise RewardAttributeMissing(
+            f"--reward-min names {', '.join(missing)} but the reward model returned only "
+            f"{', '.join(scores) or 'nothing'}; pass e.g. --reward-min {next(iter(scores), 'reward')}=0")
     return all(scores[a] >= v for a, v in thresholds.items())
-
-
-def round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
-
-
-def score_of(scores: dict[str, float]) -> int:
-    """question_score/answer_score of a synthetic row: helpfulness (or a single reward) rounded to nearest."""
-    for a in ("helpfulness", "reward"):
-        if a in scores:
-            return round_half_up(scores[a])
-    return 0
 
 
 # ---- configuration ----------------------------------------------------------------------------------------------
 @dataclass
 class SdgConfig:
+    """Every SDG setting; each default is written here once (argparse refers to these)."""
     endpoint: str | None = DEFAULT_ENDPOINT
     model: str | None = DEFAULT_MODEL
     reward_model: str | None = DEFAULT_REWARD_MODEL
@@ -269,11 +218,11 @@ class SdgConfig:
     thresholds: dict = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     n_variants: int = 3
     rounds: int | None = None          # None: 20 with a target size, else 1 (the tutorial's default)
-    ratio: float | None = None         # sources per round as a fraction of real train rows (cap with a target)
+    ratio: float | None = None         # sources per round / real train rows (a cap with a target); 0 disables SDG
     target_size: int | None = None
     api_key: str | None = None
     api_timeout: float = 120.0
-    max_concurrency: int = 32
+    max_concurrency: int = 32          # the client's ceiling (llm.LLMClient takes it from here)
     rpm: float | None = None
     max_requests: int | None = None
     max_tokens: int | None = None
@@ -286,10 +235,19 @@ class SdgConfig:
     max_reasks: int = 2
     progress: bool = True
 
+    # the tutorial's ratio (0.1% of the real rows per round) when there is no target size to steer by
+    UNTARGETED_RATIO = 0.001
+    ROUNDS_WITH_TARGET = 20
+
     def max_rounds(self) -> int:
         if self.rounds is not None:
             return self.rounds
-        return 20 if self.target_size else 1
+        return self.ROUNDS_WITH_TARGET if self.target_size else 1
+
+    def sources_per_round_cap(self, n_real: int) -> int | None:
+        """The most source rows one round may use (None: no cap, the target size steers)."""
+        ratio = self.ratio if self.ratio is not None else (None if self.target_size else self.UNTARGETED_RATIO)
+        return None if ratio is None else max(1, math.ceil(ratio * n_real))
 
     def public(self) -> dict:
         d = asdict(self)
@@ -299,157 +257,342 @@ class SdgConfig:
 
 def add_sdg_arguments(group) -> None:
     """The SDG flags (the tutorial's plus ours) on an argparse parser or argument group."""
-    g = group
-    g.add_argument("--synth-gen-endpoint", default=DEFAULT_ENDPOINT,
+    g, d = group, SdgConfig
+    g.add_argument("--synth-gen-endpoint", default=d.endpoint,
                    help='OpenAI-compatible endpoint for generation and reward calls ("" disables SDG)')
-    g.add_argument("--synth-gen-model", default=DEFAULT_MODEL, help="generation model")
+    g.add_argument("--synth-gen-model", default=d.model, help="generation model")
     g.add_argument("--synth-gen-rounds", type=int, default=None,
-                   help="most SDG rounds (default: 20 with --target-size, else 1)")
+                   help=f"most SDG rounds (default: {d.ROUNDS_WITH_TARGET} with --target-size, else 1)")
     g.add_argument("--synth-gen-ratio", type=float, default=None,
-                   help="sources per round as a fraction of the real train rows (a cap with --target-size; "
-                        "0.001 without one)")
-    g.add_argument("--synth-n-variants", type=int, default=3, help="variants asked per prompt (pairs per source)")
+                   help="sources per round as a fraction of the real train rows, 0-1 (0 disables SDG; a cap with "
+                        f"--target-size; {d.UNTARGETED_RATIO} without one)")
+    g.add_argument("--synth-n-variants", type=int, default=d.n_variants,
+                   help="variants asked per prompt (pairs per source)")
     g.add_argument("--target-size", type=int, default=None, help="grow train to this many rows")
-    g.add_argument("--api-key", default=None, help="API key (default: $NVIDIA_API_KEY, then $OPENAI_API_KEY)")
-    g.add_argument("--api-timeout", type=float, default=120.0, help="seconds per LLM request")
-    g.add_argument("--reward-model", default=DEFAULT_REWARD_MODEL, help="reward model (--reward-mode reward)")
+    g.add_argument("--api-key", default=None,
+                   help="API key for --synth-gen-endpoint (default: $NVIDIA_API_KEY for *.nvidia.com hosts, "
+                        "$OPENAI_API_KEY for other hosts)")
+    g.add_argument("--api-timeout", type=float, default=d.api_timeout, help="seconds per LLM request")
+    g.add_argument("--reward-model", default=d.reward_model, help="reward model (--reward-mode reward)")
     g.add_argument("--reward-min", action="append", default=None, metavar="ATTR=VALUE",
-                   help="keep pairs with ATTR >= VALUE (repeatable; default helpfulness=2.0)")
-    g.add_argument("--reward-mode", choices=REWARD_MODES, default="reward",
+                   help="keep pairs with ATTR >= VALUE (repeatable; default "
+                        + ",".join(f"{k}={v}" for k, v in DEFAULT_THRESHOLDS.items()) + ")")
+    g.add_argument("--reward-mode", choices=REWARD_MODES, default=d.reward_mode,
                    help="reward: a reward model; judge: the generation model rates 0-4 as JSON; none: keep all")
-    g.add_argument("--max-concurrency", type=int, default=32, help="ceiling of the adaptive concurrency limit")
+    g.add_argument("--max-concurrency", type=int, default=d.max_concurrency,
+                   help="ceiling of the adaptive concurrency limit")
     g.add_argument("--rpm", type=float, default=None, help="cap on requests per minute")
     g.add_argument("--max-requests", type=int, default=None, help="budget: HTTP requests (stop reason 'budget')")
     g.add_argument("--max-tokens", type=int, default=None, help="budget: prompt+completion tokens")
-    g.add_argument("--patience", type=int, default=1, help="stop after this many rounds in a row that added nothing")
-    g.add_argument("--cache-dir", default="data/cache", help="LLM response cache (SQLite)")
+    g.add_argument("--patience", type=int, default=d.patience,
+                   help="stop after this many rounds in a row that added nothing")
+    g.add_argument("--cache-dir", default=d.cache_dir, help="LLM response cache (SQLite)")
+
+
+def _check(ok: bool, flag: str, why: str) -> None:
+    if not ok:
+        raise ValueError(f"{flag}: {why}")
+
+
+def validate_sdg_config(cfg: SdgConfig) -> SdgConfig:
+    """Raise ValueError("--flag: why") on the first bad value; the config itself otherwise."""
+    _check(cfg.ratio is None or (math.isfinite(cfg.ratio) and 0 <= cfg.ratio <= 1), "--synth-gen-ratio",
+           f"{cfg.ratio} is outside [0, 1] (0 disables SDG)")
+    _check(cfg.n_variants >= 1, "--synth-n-variants", f"{cfg.n_variants}: must be at least 1")
+    _check(cfg.target_size is None or cfg.target_size >= 1, "--target-size", f"{cfg.target_size}: must be at least 1")
+    _check(cfg.rounds is None or cfg.rounds >= 1, "--synth-gen-rounds", f"{cfg.rounds}: must be at least 1")
+    _check(cfg.max_concurrency >= 1, "--max-concurrency", f"{cfg.max_concurrency}: must be at least 1")
+    _check(cfg.rpm is None or (math.isfinite(cfg.rpm) and cfg.rpm > 0), "--rpm", f"{cfg.rpm}: must be above 0")
+    _check(cfg.max_requests is None or cfg.max_requests >= 1, "--max-requests", f"{cfg.max_requests}: must be >= 1")
+    _check(cfg.max_tokens is None or cfg.max_tokens >= 1, "--max-tokens", f"{cfg.max_tokens}: must be at least 1")
+    _check(cfg.patience >= 1, "--patience", f"{cfg.patience}: must be at least 1")
+    _check(math.isfinite(cfg.api_timeout) and cfg.api_timeout > 0, "--api-timeout",
+           f"{cfg.api_timeout}: must be above 0 seconds")
+    _check(cfg.reward_mode in REWARD_MODES, "--reward-mode",
+           f"{cfg.reward_mode!r}: choose from {', '.join(REWARD_MODES)}")
+    if cfg.endpoint:
+        _check(urlparse(cfg.endpoint).scheme in ("http", "https") and bool(urlparse(cfg.endpoint).hostname),
+               "--synth-gen-endpoint", f"{cfg.endpoint!r} is not an http(s) URL")
+        _check(cfg.reward_mode != "reward" or bool(cfg.reward_model), "--reward-model",
+               "empty with --reward-mode reward (use --reward-mode judge or none without a reward model)")
+    if cfg.reward_mode == "judge":
+        unknown = [a for a in cfg.thresholds if a not in ATTRIBUTES]
+        _check(not unknown, "--reward-min", f"the judge rates {', '.join(ATTRIBUTES)}, not {', '.join(unknown)}")
+    return cfg
 
 
 def sdg_config_from_args(args) -> SdgConfig:
-    ratio = args.synth_gen_ratio
-    return SdgConfig(
+    """The validated SdgConfig of parsed flags; ValueError("--flag: why") on a bad value."""
+    return validate_sdg_config(SdgConfig(
         endpoint=args.synth_gen_endpoint or None, model=args.synth_gen_model or None,
         reward_model=args.reward_model or None, reward_mode=args.reward_mode,
         thresholds=parse_thresholds(args.reward_min), n_variants=args.synth_n_variants,
-        rounds=args.synth_gen_rounds, ratio=ratio, target_size=args.target_size, api_key=args.api_key,
-        api_timeout=args.api_timeout, max_concurrency=args.max_concurrency, rpm=args.rpm,
+        rounds=args.synth_gen_rounds, ratio=args.synth_gen_ratio, target_size=args.target_size,
+        api_key=args.api_key, api_timeout=args.api_timeout, max_concurrency=args.max_concurrency, rpm=args.rpm,
         max_requests=args.max_requests, max_tokens=args.max_tokens, patience=args.patience,
-        cache_dir=args.cache_dir, seed=getattr(args, "seed", 42),
-        progress=not getattr(args, "quiet", False))
+        cache_dir=args.cache_dir, seed=args.seed, progress=not args.quiet))
 
 
-def sdg_gate(cfg: SdgConfig) -> tuple[bool, str | None]:
-    """(run?, why not) — as the tutorial: no endpoint/model: skip; the NVIDIA endpoint without a key: skip naming
-    NVIDIA_API_KEY; a localhost endpoint needs no key."""
+# ---- keys and the gate ----------------------------------------------------------------------------------------------
+def _is_nvidia_host(endpoint: str | None) -> bool:
+    host = (urlparse(endpoint or "").hostname or "").lower()
+    return host == "nvidia.com" or host.endswith(".nvidia.com")
+
+
+def _resolve_key_fallback(endpoint: str | None, flag_key: str | None, environ: Mapping) -> tuple:
+    # TODO(lead): remove once llm.resolve_api_key(endpoint, flag_key, environ) is merged; same rules
+    if flag_key:
+        return flag_key, "--api-key"
+    var = "NVIDIA_API_KEY" if _is_nvidia_host(endpoint) else "OPENAI_API_KEY"
+    return (environ[var], var) if environ.get(var) else (None, None)
+
+
+def resolve_key(cfg: SdgConfig, environ: Mapping | None = None) -> tuple[str | None, str | None]:
+    """(key, source) for cfg.endpoint: --api-key, else NVIDIA_API_KEY for *.nvidia.com hosts, else OPENAI_API_KEY
+    for other hosts. `source` names the flag or variable, never the key."""
+    environ = os.environ if environ is None else environ
+    try:
+        return llm.resolve_api_key(cfg.endpoint, cfg.api_key, environ)
+    except TypeError:   # the older llm.resolve_api_key(api_key) (TODO(lead): drop with the fallback)
+        return _resolve_key_fallback(cfg.endpoint, cfg.api_key, environ)
+
+
+def sdg_gate(cfg: SdgConfig, environ: Mapping | None = None) -> tuple[bool, str | None]:
+    """(run?, why not) — as the tutorial: no endpoint/model or --synth-gen-ratio 0: skip; no key for the endpoint's
+    host: skip naming the variable to set; a localhost endpoint needs no key. Flag values are checked earlier, by
+    sdg_config_from_args."""
     if not cfg.endpoint or not cfg.model:
         return False, "synthetic data generation skipped: no --synth-gen-endpoint / --synth-gen-model"
-    if cfg.reward_mode not in REWARD_MODES:
-        return False, f"synthetic data generation skipped: unknown --reward-mode {cfg.reward_mode!r}"
-    if cfg.reward_mode == "reward" and not cfg.reward_model:
-        return False, ("synthetic data generation skipped: no --reward-model "
-                       "(use --reward-mode judge or --reward-mode none without one)")
-    if cfg.n_variants < 1:
-        return False, "synthetic data generation skipped: --synth-n-variants must be at least 1"
-    if llm.is_local_url(cfg.endpoint) or llm.resolve_api_key(cfg.api_key):
+    if cfg.ratio == 0:
+        return False, "synthetic data generation skipped: --synth-gen-ratio 0"
+    if llm.is_local_url(cfg.endpoint) or resolve_key(cfg, environ)[0]:
         return True, None
     host = (urlparse(cfg.endpoint).hostname or cfg.endpoint)
-    if host.endswith("nvidia.com"):
+    if _is_nvidia_host(cfg.endpoint):
         return False, ("synthetic data generation skipped: no API key for the NVIDIA endpoint; "
                        "set NVIDIA_API_KEY (or pass --api-key)")
     return False, (f"synthetic data generation skipped: no API key for {host}; "
-                   "set --api-key, NVIDIA_API_KEY or OPENAI_API_KEY")
+                   "set OPENAI_API_KEY (or pass --api-key)")
 
 
-# ---- the loop -----------------------------------------------------------------------------------------------------
+# ---- preflight ----------------------------------------------------------------------------------------------------
+PREFLIGHT_TITLE = "Can a landlord keep a tenant's deposit for normal wear and tear?"
+PREFLIGHT_QUESTION = "I moved out after three years and left the flat as I found it. The landlord kept my deposit."
+PREFLIGHT_ANSWER = ("Usually not. A landlord may deduct from a deposit only for damage beyond normal wear and tear "
+                    "or for unpaid rent, and must list the deductions; ask in writing for the deposit back.")
+PREFLIGHT_RETRIES = 1   # a dead endpoint must fail the preflight in seconds, not after the loop's patient retries
+
+
+def _gen_params(cfg: SdgConfig, attempt: int) -> dict:
+    return {"top_p": cfg.top_p, "max_tokens": cfg.gen_max_tokens, "seed": cfg.gen_seed + attempt}
+
+
+def _judge_params(cfg: SdgConfig, attempt: int) -> dict:
+    return {"top_p": cfg.top_p, "max_tokens": 256, "seed": cfg.gen_seed + attempt}
+
+
+def _preflight_calls(cfg: SdgConfig) -> list[tuple[str, str, list[dict], dict]]:
+    """(role, model, messages, params) of the preflight: the loop's own prompts and parameters, on a fixed text."""
+    calls = [("generation", cfg.model, title_prompt(PREFLIGHT_ANSWER, cfg.n_variants), _gen_params(cfg, 0))]
+    if cfg.reward_mode == "reward":
+        calls.append(("reward", cfg.reward_model,
+                      reward_messages(PREFLIGHT_TITLE, PREFLIGHT_QUESTION, PREFLIGHT_ANSWER), {}))
+    elif cfg.reward_mode == "judge":
+        calls.append(("judge", cfg.model, judge_prompt(PREFLIGHT_TITLE, PREFLIGHT_QUESTION, PREFLIGHT_ANSWER),
+                      _judge_params(cfg, 0)))
+    return calls
+
+
+def describe_preflight(cfg: SdgConfig) -> str:
+    """What `preflight` would call (for --dry-run), one line."""
+    run_it, why = sdg_gate(cfg)
+    if not run_it:
+        return f"preflight: none ({why})"
+    calls = _preflight_calls(cfg)
+    what = " and ".join(f"{model} once ({role})" for role, model, _, _ in calls)
+    source = resolve_key(cfg)[1] or "none (local endpoint)"
+    return (f"preflight: would call {what} at {cfg.endpoint} before any other stage (cached like any other call); "
+            f"API key from {source}")
+
+
+def _check_generation(cfg: SdgConfig, res: llm.Result) -> dict:
+    choices = (res.data or {}).get("choices") if isinstance(res.data, dict) else None
+    message = choices[0].get("message") if isinstance(choices, list) and choices and isinstance(choices[0], dict) \
+        else None
+    if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+        raise EndpointError(f"--synth-gen-model {cfg.model} did not answer a chat completion: {shorten(res.data)}")
+    parsed = parse_items(res.content, cfg.n_variants, "title", finish_reason_of(res))
+    return {"finish_reason": finish_reason_of(res), "parsed": parsed.ok, "rejection": parsed.reason}
+
+
+def preflight(cfg: SdgConfig, client: llm.LLMClient | None = None) -> dict:
+    """The smallest real calls before any other stage: one generation call and one reward (or judge) call, cached
+    like any other. Raises llm.AuthError (key rejected), EndpointError (unreachable, unknown model, not a chat
+    completion), NotARewardModel, RewardAttributeMissing (a --reward-min attribute the model does not return).
+    Returns what it learned, for the report: models, key source, the reward model's attributes."""
+    t0 = time.monotonic()
+    calls = _preflight_calls(cfg)
+    own_client = client is None
+    client = client or llm.client_from_config(cfg)
+    retries, client.max_retries = client.max_retries, min(client.max_retries, PREFLIGHT_RETRIES)
+    try:
+        results = client.run(lambda: asyncio.gather(*(client.chat(m, msgs, **params) for _, m, msgs, params in calls)))
+    finally:
+        client.max_retries = retries
+        if own_client:
+            client.close()
+    learned = {"endpoint": cfg.endpoint, "model": cfg.model, "reward_mode": cfg.reward_mode,
+               "reward_model": cfg.reward_model if cfg.reward_mode == "reward" else None,
+               "key_source": resolve_key(cfg)[1], "calls": len(calls), "cached": sum(r.cached for r in results)}
+    for (role, model, _, _), res in zip(calls, results):
+        if not res.ok:
+            raise EndpointError(f"{role} call to {model} at {cfg.endpoint} failed: {res.reason}")
+        if role == "generation":
+            learned["generation"] = _check_generation(cfg, res)
+        elif role == "reward":
+            scores = parse_reward_response(res.data)           # NotARewardModel
+            passes(scores, cfg.thresholds)                     # RewardAttributeMissing
+            learned["reward_attributes"] = sorted(scores)
+        else:
+            try:
+                learned["reward_attributes"] = sorted(parse_judge(res.content))
+            except ValueError as exc:     # a judge may fumble one answer; the loop re-asks and counts it
+                learned["judge_rejection"] = str(exc)
+    learned["seconds"] = round(time.monotonic() - t0, 3)
+    return learned
+
+
+def finish_reason_of(res: llm.Result) -> str | None:
+    """The first choice's finish_reason ("stop", "length", ...) of a chat completion, None when absent."""
+    direct = getattr(res, "finish_reason", None)
+    if isinstance(direct, str):
+        return direct
+    try:
+        value = res.data["choices"][0].get("finish_reason")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+# ---- one round ------------------------------------------------------------------------------------------------------
+ECHO_SOURCE = {"title": "title", "question": "question", "answer": "answer"}   # what an item must not copy
+EVENT_ORDER = {p: k for k, p in enumerate((*KINDS, "reward", "judge"))}
+
+
 class _Round:
+    """The LLM work of one round: three lists per source, then a score per complete pair."""
+
     def __init__(self, client: llm.LLMClient, cfg: SdgConfig, round_no: int, bar):
         self.client, self.cfg, self.round_no, self.bar = client, cfg, round_no, bar
-        self.failures: dict[int, list[dict]] = {}
-        self.counts = {"pairs_generated": 0, "parse_failures": 0, "call_failures": 0, "reasks": 0,
-                       "below_threshold": 0, "scored": 0}
-        self.accepted = 0
+        self.events: dict[int, list[dict]] = {}     # per source index: every rejection and failure
+        self.counts = {"pairs_generated": 0, "pairs_rejected": 0, "parse_failures": 0, "call_failures": 0,
+                       "reasks": 0, "below_threshold": 0, "scored": 0}
+        self.results: dict[int, list[dict]] = {}
         self.scores: dict[int, list[tuple[dict, bool]]] = {}  # per source index: (scores, passed threshold)
+        self.error: BaseException | None = None
+        self.accepted = 0
+        self.failures_in_a_row = 0
         self.t0 = time.monotonic()
         self.req0 = client.stats.requests
         self._last_post = 0.0
 
-    def _fail(self, idx: int, row, prompt: str, kind: str, reason: str, raw: str = "") -> None:
-        self.failures.setdefault(idx, []).append(
-            {"round": self.round_no, "source_id": row["id"], "prompt": prompt, "kind": kind,
-             "reason": reason, "raw": raw})
-        self.counts["parse_failures" if kind == "parse" else "call_failures"] += 1
+    def _record(self, idx: int, row, prompt: str, kind: str, reason: str, raw: str = "", detail=None,
+                attempt: int = 0, slot: int | None = None) -> None:
+        """One line of sdg_failures.jsonl. kind: call (the request failed), response (an answer rejected; re-asked),
+        gave_up (the prompt's last try rejected), item (one item rejected by a gate; its pair dropped)."""
+        self.events.setdefault(idx, []).append(
+            {"round": self.round_no, "source_id": row["id"], "prompt": prompt, "kind": kind, "attempt": attempt,
+             "slot": slot, "reason": reason, "detail": detail, "raw": raw})
+        if kind in ("call", "gave_up"):
+            self.counts["call_failures" if kind == "call" else "parse_failures"] += 1
 
-    async def _ask_list(self, idx: int, row, prompt: str) -> list[str] | None:
-        build, column = PROMPTS[prompt]
-        messages = build(str(row[column]), self.cfg.n_variants)
-        last = None
-        for attempt in range(self.cfg.max_reasks + 1):
+    async def _call(self, model: str, messages: list[dict], **params) -> llm.Result:
+        res = await self.client.chat(model, messages, **params)
+        if res.ok:
+            self.failures_in_a_row = 0
+        elif (res.reason or "").startswith(ENDPOINT_FAILURE_PREFIXES):
+            self.failures_in_a_row += 1
+            if self.failures_in_a_row >= ENDPOINT_FAILURES_IN_A_ROW:
+                raise EndpointError(f"{self.failures_in_a_row} calls in a row failed; last: {res.reason}")
+        return res
+
+    async def _ask(self, idx: int, row, prompt: str, model: str, messages: list[dict], parse, tries: int,
+                   params: Callable[[int], dict] | None = None):
+        """The one re-ask helper: ask, then `parse(result) -> (value, reason, detail)`; a rejected answer is asked
+        again with the next seed (a new cache key), `tries` times in all. Returns the value, or None (recorded)."""
+        reason = None
+        for attempt in range(tries):
             if attempt:
                 self.counts["reasks"] += 1
-            res = await self.client.chat(self.cfg.model, messages, top_p=self.cfg.top_p,
-                                         max_tokens=self.cfg.gen_max_tokens, seed=self.cfg.gen_seed + attempt)
+            res = await self._call(model, messages, **(params(attempt) if params else {}))
             if not res.ok:
-                self._fail(idx, row, prompt, "call", res.reason or "failed")
+                self._record(idx, row, prompt, "call", res.reason or "failed", attempt=attempt)
                 return None
-            last = parse_items(res.content, self.cfg.n_variants)
-            if last.ok:
-                return last.items
-        self._fail(idx, row, prompt, "parse",
-                   f"{last.reason} (after {self.cfg.max_reasks + 1} tries)", self.client.scrub(last.raw))
+            value, reason, detail = parse(res)
+            if reason is None:
+                return value
+            self._record(idx, row, prompt, "response", reason, self.client.scrub(res.content), detail, attempt)
+        self._record(idx, row, prompt, "gave_up", reason, detail=f"after {tries} tries", attempt=tries - 1)
         return None
+
+    async def _ask_list(self, idx: int, row, kind: str) -> list | None:
+        build, column = PROMPTS[kind]
+        n, sources = self.cfg.n_variants, [str(row[ECHO_SOURCE[kind]])]
+
+        def parse(res: llm.Result):
+            parsed = parse_items(res.content, n, kind, finish_reason_of(res), sources)
+            return parsed, parsed.reason, parsed.detail
+        parsed = await self._ask(idx, row, kind, self.cfg.model, build(str(row[column]), n), parse,
+                                 self.cfg.max_reasks + 1, lambda a: _gen_params(self.cfg, a))
+        if parsed is None:
+            return None
+        for slot, reason, text in parsed.rejected:
+            self._record(idx, row, kind, "item", reason, self.client.scrub(text), slot=slot)
+        return parsed.items
+
+    @staticmethod
+    def _parse_judge(res: llm.Result):
+        try:
+            return parse_judge(res.content), None, None
+        except ValueError as exc:
+            return None, "judge_unparsable", str(exc)
 
     async def _score(self, idx: int, row, title: str, question: str, answer: str) -> dict | None:
-        mode = self.cfg.reward_mode
-        if mode == "none":
+        if self.cfg.reward_mode == "none":
             return {}
-        if mode == "reward":
-            res = await self.client.chat(self.cfg.reward_model, reward_messages(title, question, answer))
-            if not res.ok:
-                self._fail(idx, row, "reward", "call", res.reason or "failed")
-                return None
-            return parse_reward_response(res.data)   # NotARewardModel stops the run
-        messages = judge_prompt(title, question, answer)
-        reason, raw = "failed", ""
-        for attempt in range(self.cfg.max_reasks + 1):
-            if attempt:
-                self.counts["reasks"] += 1
-            res = await self.client.chat(self.cfg.model, messages, top_p=self.cfg.top_p, max_tokens=256,
-                                         seed=self.cfg.gen_seed + attempt)
-            if not res.ok:
-                self._fail(idx, row, "judge", "call", res.reason or "failed")
-                return None
-            try:
-                return parse_judge(res.content)
-            except ValueError as e:
-                reason, raw = str(e), res.content
-        self._fail(idx, row, "judge", "parse", f"{reason} (after {self.cfg.max_reasks + 1} tries)",
-                   self.client.scrub(raw))
-        return None
+        if self.cfg.reward_mode == "reward":   # NotARewardModel / RewardAttributeMissing stop SDG (see run)
+            return await self._ask(idx, row, "reward", self.cfg.reward_model, reward_messages(title, question, answer),
+                                   lambda res: (parse_reward_response(res.data), None, None), 1)
+        return await self._ask(idx, row, "judge", self.cfg.model, judge_prompt(title, question, answer),
+                               self._parse_judge, self.cfg.max_reasks + 1, lambda a: _judge_params(self.cfg, a))
+
+    def _row(self, row, k: int, title: str, question: str, answer: str, scores: dict) -> dict:
+        # the vote columns carry the source row's votes (which passed the vote filters); the reward is in `reward`
+        return {"id": synthetic_id(row["id"], self.round_no, k), "source_id": row["id"], "title": title,
+                "question": question, "answer": answer, "question_score": int(row["question_score"]),
+                "answer_score": int(row["answer_score"]), "tags": row["tags"], "link": row["link"],
+                "license": row["license"], "file_name": row["file_name"], "split": "train", "synthetic": True,
+                "round": self.round_no, "reward": json.dumps(scores, sort_keys=True)}
 
     async def source(self, idx: int, row) -> list[dict]:
         lists = await asyncio.gather(*(self._ask_list(idx, row, p) for p in KINDS))
         if any(v is None for v in lists):
             return []
-        titles, questions, answers = lists
-        self.counts["pairs_generated"] += len(titles)
-        scored = await asyncio.gather(*(self._score(idx, row, t, q, a)
-                                        for t, q, a in zip(titles, questions, answers)))
+        pairs = [(k, t, q, a) for k, (t, q, a) in enumerate(zip(*lists)) if t and q and a]
+        self.counts["pairs_generated"] += len(pairs)
+        self.counts["pairs_rejected"] += self.cfg.n_variants - len(pairs)
+        scored = await asyncio.gather(*(self._score(idx, row, t, q, a) for _, t, q, a in pairs))
         out = []
-        for k, (t, q, a, scores) in enumerate(zip(titles, questions, answers, scored)):
+        for (k, t, q, a), scores in zip(pairs, scored):
             if scores is None:
                 continue
             self.counts["scored"] += 1
             passed = self.cfg.reward_mode == "none" or passes(scores, self.cfg.thresholds)
             self.scores.setdefault(idx, []).append((scores, passed))
-            if not passed:
+            if passed:
+                out.append(self._row(row, k, t, q, a, scores))
+            else:
                 self.counts["below_threshold"] += 1
-                continue
-            s = score_of(scores)
-            out.append({"id": synthetic_id(row["id"], self.round_no, k), "source_id": row["id"],
-                        "title": t, "question": q, "answer": a, "question_score": s, "answer_score": s,
-                        "tags": row["tags"], "link": row["link"], "license": row["license"],
-                        "file_name": row["file_name"], "split": "train", "synthetic": True,
-                        "round": self.round_no, "reward": json.dumps(scores, sort_keys=True)})
         return out
 
     def tick(self, n_rows: int) -> None:
@@ -464,24 +607,213 @@ class _Round:
             self.bar.set_postfix(accepted=self.accepted, req_s=f"{rate:.0f}", conc=self.client.concurrency,
                                  refresh=False)
 
-    async def run(self, batch: pd.DataFrame) -> tuple[list[list[dict]], dict]:
+    async def run(self, batch: pd.DataFrame) -> list[list[dict]]:
+        """Rows per source in sample order. An endpoint error (AuthError, SdgError) cancels what is in flight and
+        is kept in `self.error`; the sources finished before it keep their rows."""
         rows = batch.to_dict("records")
         gate = asyncio.Semaphore(max(8, 2 * self.client.limiter.ceiling))  # sources in flight
 
         async def one(i, row):
             async with gate:
                 out = await self.source(i, row)
+            self.results[i] = out
             self.tick(len(out))
-            return out
         async with self.client.session():
-            results = await asyncio.gather(*(one(i, r) for i, r in enumerate(rows)))
-        return results, self.counts
+            tasks = [asyncio.ensure_future(one(i, r)) for i, r in enumerate(rows)]
+            try:
+                await asyncio.gather(*tasks)
+            except (llm.AuthError, SdgError) as exc:
+                self.error = exc
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        return [self.results[i] for i in sorted(self.results)]
+
+    def ordered_events(self) -> list[dict]:
+        # within a source, events arrive in response order, which a rerun served from the cache changes: order
+        # them by prompt, attempt and slot instead, so sdg_failures.jsonl is the same bytes either way
+        def key(e):
+            return (EVENT_ORDER.get(e["prompt"], 99), e["attempt"], -1 if e["slot"] is None else e["slot"],
+                    e["kind"], e["reason"] or "", e["raw"])
+        return [e for i in sorted(self.events) for e in sorted(self.events[i], key=key)]
+
+
+def _run_round(client: llm.LLMClient, cfg: SdgConfig, round_no: int, batch: pd.DataFrame
+               ) -> tuple[_Round, list[dict], float]:
+    """(the round's state, its rows in sample order, LLM seconds), with a progress bar when cfg.progress."""
+    t0 = time.monotonic()
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(batch), desc=f"SDG round {round_no}", unit="src", leave=True)
+    rnd = _Round(client, cfg, round_no, bar)
+    try:
+        results = client.run(lambda: rnd.run(batch))
+    finally:
+        if bar is not None:
+            bar.set_postfix(accepted=rnd.accepted, conc=client.concurrency, refresh=False)
+            bar.close()
+    rows = [r for per_source in results for r in per_source]   # seeded sample order, k order: deterministic
+    return rnd, rows, time.monotonic() - t0
+
+
+# ---- the loop -----------------------------------------------------------------------------------------------------
+@dataclass
+class _LoopState:
+    """The loop's running totals: what the round plan and the stop decision read."""
+    size_before: int
+    target: int | None
+    first_round: int
+    n_real: int
+    n_candidates: int
+    added: int = 0
+    pos: int = 0
+    sources_used: int = 0
+    rounds_done: int = 0
+    empty_rounds: int = 0
+    error: BaseException | None = None
+
+    @property
+    def size(self) -> int:
+        return self.size_before + self.added
+
+
+def _plan_round(cfg: SdgConfig, st: _LoopState) -> int:
+    """Source rows for the next round: with a target, enough to reach it at the measured yield (+5% margin) once
+    known, a prior without margin before (overshoot is paid for); capped by --synth-gen-ratio; else the ratio."""
+    cap = cfg.sources_per_round_cap(st.n_real)
+    if st.target is not None:
+        known = st.sources_used and st.added
+        est, margin = ((st.added / st.sources_used), 1.05) if known else (cfg.n_variants * 0.5, 1.0)
+        n_src = math.ceil((st.target - st.size) / max(est, 0.05) * margin)
+        n_src = min(n_src, cap) if cap else n_src
+    else:
+        n_src = cap
+    return max(1, min(n_src, st.n_candidates - st.pos))
+
+
+def _stop_decision(cfg: SdgConfig, st: _LoopState, client: llm.LLMClient) -> tuple[str | None, str | None]:
+    """The one place that decides whether to stop, checked before every round: (stop_reason, one-line detail)."""
+    if st.error is not None:
+        message = client.scrub(" ".join(str(st.error).split()))[:300]
+        return "endpoint_error", f"{type(st.error).__name__}: {message}"
+    if st.target is not None and st.size >= st.target:
+        return "target_reached", f"train has {st.size:,} rows (target {st.target:,})"
+    if client.budget_hit:
+        return "budget", f"the {client.budget_hit} budget is spent"
+    if st.empty_rounds >= cfg.patience:
+        return "no_progress", f"{st.empty_rounds} round(s) in a row added nothing"
+    if st.rounds_done >= cfg.max_rounds():
+        return "max_rounds", f"{st.rounds_done} round(s) run"
+    if st.pos >= st.n_candidates:
+        return "sources_exhausted", f"all {st.n_candidates:,} unused real train rows were sources"
+    return None, None
+
+
+def _sources(records: pd.DataFrame, cfg: SdgConfig) -> tuple[pd.DataFrame, np.ndarray, _LoopState]:
+    """Real train rows not yet used as a source (sorted by id), their seeded order, and the loop's start state."""
+    train_mask = records["split"] == "train"
+    train = records[train_mask]
+    synth = train["synthetic"].astype(bool)
+    used = set(train.loc[synth, "source_id"])
+    real = train[~synth]
+    candidates = real[~real["id"].isin(used)].sort_values("id", kind="mergesort").reset_index(drop=True)
+    order = np.random.default_rng(cfg.seed).permutation(len(candidates))
+    first_round = int(records.loc[records["synthetic"].astype(bool), "round"].max()) + 1 if synth.any() else 1
+    return candidates, order, _LoopState(size_before=int(train_mask.sum()), target=cfg.target_size,
+                                         first_round=first_round, n_real=len(real), n_candidates=len(candidates))
+
+
+def _round_result(rows: list[dict], records: pd.DataFrame, new_parts: list[pd.DataFrame], curate, dedup_against,
+            st: _LoopState) -> tuple[pd.DataFrame, dict]:
+    """A round's scored rows through curate and dedup against every existing row (all splits: val/test at the leak
+    thresholds), trimmed to the target: (accepted rows, the round's accounting)."""
+    scored_rows = _frame(rows)
+    kept, curate_drops = curate(scored_rows) if len(scored_rows) else (scored_rows, {})
+    existing = pd.concat([records, *new_parts], ignore_index=True) if new_parts else records
+    fresh, dedup_stats = dedup_against(kept, existing) if len(kept) else (kept, {})
+    fresh = conform(fresh)
+    trimmed = 0
+    if st.target is not None and len(fresh) > st.target - st.size:
+        trimmed = len(fresh) - (st.target - st.size)
+        fresh = fresh.iloc[:st.target - st.size]
+    by_kind = {k: int(v) for k, v in (dedup_stats.get("removed") or {}).items() if isinstance(v, (int, np.integer))}
+    return fresh, {"above_threshold": len(rows), "curate_dropped": dict(curate_drops),
+                   "dedup_dropped": len(kept) - len(fresh) - trimmed, "dedup_by_kind": by_kind,
+                   "leak_dropped": by_kind.get("leak", 0), "dedup": dedup_stats, "trimmed": trimmed,
+                   "accepted": len(fresh)}
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
     if not rows:
         return empty_frame()
     return conform(pd.DataFrame(rows, columns=COLUMNS))
+
+
+def _write_events(rnd: _Round, failures_file, totals: dict) -> None:
+    """The round's rejections and failures to sdg_failures.jsonl; counted into totals["rejections"] (every
+    rejected answer or item, by reason) and totals["failures"] (prompts given up and failed calls, by reason)."""
+    for e in rnd.ordered_events():
+        bucket = "rejections" if e["kind"] in ("response", "item") else "failures"
+        totals[bucket][e["reason"]] = totals[bucket].get(e["reason"], 0) + 1
+        if failures_file:
+            failures_file.write(json.dumps(e, ensure_ascii=False) + "\n")
+    if failures_file:
+        failures_file.flush()
+
+
+def _reward_plot_scores(rnd: _Round, attribute: str, into: dict) -> None:
+    for i in sorted(rnd.scores):
+        for scores, passed in rnd.scores[i]:
+            if attribute in scores:
+                into["accepted" if passed else "rejected"].append(round(scores[attribute], 4))
+
+
+def _loop(records, cfg, curate, dedup_against, client, failures_file, report):
+    """Rounds until the stop decision says stop: plan, run, write the events, take the round's result."""
+    candidates, order, st = _sources(records, cfg)
+    report.update({"ran": True, "train_size_before": st.size_before, "target_size": st.target, "rounds": [],
+                   "reward": {"mode": cfg.reward_mode, "model": cfg.reward_model if cfg.reward_mode == "reward"
+                              else (cfg.model if cfg.reward_mode == "judge" else None),
+                              "thresholds": cfg.thresholds if cfg.reward_mode != "none" else {}}})
+    new_parts: list[pd.DataFrame] = []
+    # the thresholded attribute's score of every scored pair, for the card's accepted-vs-rejected plot
+    reward_attribute = next(iter(cfg.thresholds), "helpfulness")
+    reward_scores: dict[str, list[float]] = {"accepted": [], "rejected": []}
+    totals: dict[str, dict] = {"rejections": {}, "failures": {}}
+    t_start = time.monotonic()
+    while True:
+        stop, detail = _stop_decision(cfg, st, client)
+        if stop:
+            break
+        round_no = st.first_round + st.rounds_done
+        n_src = _plan_round(cfg, st)
+        batch = candidates.iloc[order[st.pos:st.pos + n_src]].reset_index(drop=True)
+        st.pos, st.sources_used, st.rounds_done = st.pos + n_src, st.sources_used + n_src, st.rounds_done + 1
+        req0, ret0 = client.stats.requests, client.stats.retries
+        rnd, rows, llm_seconds = _run_round(client, cfg, round_no, batch)
+        _reward_plot_scores(rnd, reward_attribute, reward_scores)
+        _write_events(rnd, failures_file, totals)
+        fresh, accounting = _round_result(rows, records, new_parts, curate, dedup_against, st)
+        new_parts.append(fresh)
+        st.added += len(fresh)
+        st.empty_rounds = 0 if len(fresh) else st.empty_rounds + 1
+        st.error = rnd.error
+        requests = client.stats.requests - req0
+        report["rounds"].append({
+            "round": round_no, "sources": n_src, **rnd.counts, **accounting, "train_size": st.size,
+            "requests": requests, "retries": client.stats.retries - ret0, "llm_seconds": round(llm_seconds, 3),
+            "requests_per_s": round(requests / max(llm_seconds, 1e-6), 1), "concurrency": client.concurrency})
+    new_rows = conform(pd.concat(new_parts, ignore_index=True)) if new_parts else empty_frame()
+    report.update({"stop_reason": stop, "stop_detail": detail, "added": int(len(new_rows)),
+                   "train_size_after": st.size, "sources_used": st.sources_used,
+                   "sources_available": st.n_candidates,
+                   "rejections": dict(sorted(totals["rejections"].items())),
+                   "failures": dict(sorted(totals["failures"].items())),
+                   "failures_file": None,   # set by grow_train (the final name, not the temp file's)
+                   "seconds": round(time.monotonic() - t_start, 3), "llm": client.report(),
+                   "reward_scores": {"attribute": reward_attribute, **reward_scores}})
+    return new_rows, report
 
 
 def grow_train(records: pd.DataFrame, cfg: SdgConfig,
@@ -491,9 +823,13 @@ def grow_train(records: pd.DataFrame, cfg: SdgConfig,
                ) -> tuple[pd.DataFrame, dict]:
     """Grow the train split with synthetic pairs. `records` are all rows of all splits (the record contract);
     returns (new synthetic train rows, the SDG report section). `curate(rows)` -> (kept rows, drop counts) runs the
-    clean/filter stages; `dedup_against(new, existing)` -> (new rows that duplicate nothing, stats).
-    Raises llm.AuthError (401/403) and SdgError/NotARewardModel (a clear one-line message)."""
-    report: dict = {"ran": False, "config": cfg.public()}
+    clean/filter stages; `dedup_against(new, existing)` -> (new rows that duplicate nothing and leak into no val/test
+    row, stats) gets every existing row, split column included.
+
+    Never raises on an endpoint failure: a rejected key (AuthError), an endpoint that is gone or fails past the
+    retries, a reward model that stops answering scores, or a spent budget stops SDG; the rows accepted so far are
+    returned and the section says why (`stop_reason` "endpoint_error" or "budget", `stop_detail` one line)."""
+    report: dict = {"ran": False, "config": cfg.public(), "key_source": resolve_key(cfg)[1]}
     run_it, why = sdg_gate(cfg)
     if not run_it:
         report["skipped"] = why
@@ -515,140 +851,10 @@ def grow_train(records: pd.DataFrame, cfg: SdgConfig,
             client.close()
 
 
-def _loop(records, cfg, curate, dedup_against, client, failures_file, report):
-    train_mask = records["split"] == "train"
-    train = records[train_mask]
-    synth = train["synthetic"].astype(bool)
-    used = set(train.loc[synth, "source_id"])
-    real = train[~synth]
-    candidates = real[~real["id"].isin(used)].sort_values("id", kind="mergesort").reset_index(drop=True)
-    order = np.random.default_rng(cfg.seed).permutation(len(candidates))
-    n_real = len(real)
-    size_before = int(train_mask.sum())
-    first_round = int(records.loc[records["synthetic"].astype(bool), "round"].max()) + 1 if synth.any() else 1
-    target = cfg.target_size
-    max_rounds = cfg.max_rounds()
-    report.update({"ran": True, "train_size_before": size_before, "target_size": target, "rounds": [],
-                   "reward": {"mode": cfg.reward_mode, "model": cfg.reward_model if cfg.reward_mode == "reward"
-                              else (cfg.model if cfg.reward_mode == "judge" else None),
-                              "thresholds": cfg.thresholds if cfg.reward_mode != "none" else {}}})
-    new_parts: list[pd.DataFrame] = []
-    # the thresholded attribute's score of every scored pair, for the card's accepted-vs-rejected plot
-    reward_attribute = next(iter(cfg.thresholds), "helpfulness")
-    reward_scores: dict[str, list[float]] = {"accepted": [], "rejected": []}
-    added = 0
-    pos = 0
-    sources_used = 0
-    empty_rounds = 0
-    stop = None
-    failure_reasons: dict[str, int] = {}
-    round_no = first_round - 1
-    t_start = time.monotonic()
-    while True:
-        size = size_before + added
-        if target is not None and size >= target:
-            stop = "target_reached"
-            break
-        if round_no - first_round + 1 >= max_rounds:
-            stop = "max_rounds"
-            break
-        if client.budget_hit:
-            stop = "budget"
-            break
-        if pos >= len(candidates):
-            stop = "sources_exhausted"
-            break
-        round_no += 1
-        if target is not None:
-            # measured yield (+5% margin) once known; a prior without margin before: overshoot is paid for
-            est, margin = ((added / sources_used), 1.05) if sources_used and added else (cfg.n_variants * 0.5, 1.0)
-            n_src = math.ceil((target - size) / max(est, 0.05) * margin)
-            if cfg.ratio:
-                n_src = min(n_src, max(1, math.ceil(cfg.ratio * n_real)))
-        else:
-            n_src = max(1, math.ceil((cfg.ratio if cfg.ratio else 0.001) * n_real))
-        n_src = max(1, min(n_src, len(candidates) - pos))
-        batch = candidates.iloc[order[pos:pos + n_src]].reset_index(drop=True)
-        pos += n_src
-        sources_used += n_src
-        t0 = time.monotonic()
-        req0, ret0 = client.stats.requests, client.stats.retries
-        bar = None
-        if cfg.progress:
-            from tqdm import tqdm
-            bar = tqdm(total=n_src, desc=f"SDG round {round_no}", unit="src", leave=True)
-        rnd = _Round(client, cfg, round_no, bar)
-        try:
-            results, counts = client.run(lambda: rnd.run(batch))
-        finally:
-            if bar is not None:
-                bar.set_postfix(accepted=rnd.accepted, conc=client.concurrency, refresh=False)
-                bar.close()
-        llm_seconds = time.monotonic() - t0
-        rows = [r for per_source in results for r in per_source]   # seeded sample order, k order: deterministic
-        for i in sorted(rnd.scores):
-            for scores, passed in rnd.scores[i]:
-                if reward_attribute in scores:
-                    reward_scores["accepted" if passed else "rejected"].append(round(scores[reward_attribute], 4))
-        # within a source, failures arrive in response order, which a rerun served from the cache changes:
-        # order them by prompt instead, so sdg_failures.jsonl is the same bytes either way
-        prompt_order = {p: k for k, p in enumerate((*KINDS, "reward", "judge"))}
-        failures = [f for i in sorted(rnd.failures)
-                    for f in sorted(rnd.failures[i], key=lambda f: (prompt_order.get(f["prompt"], 99), f["kind"],
-                                                                    f["reason"], f["raw"]))]
-        for f in failures:
-            failure_reasons[f["reason"]] = failure_reasons.get(f["reason"], 0) + 1
-            if failures_file:
-                failures_file.write(json.dumps(f, ensure_ascii=False) + "\n")
-        if failures_file:
-            failures_file.flush()
-        scored_rows = _frame(rows)
-        kept, curate_drops = curate(scored_rows) if len(scored_rows) else (scored_rows, {})
-        existing = pd.concat([records, *new_parts], ignore_index=True) if new_parts else records
-        fresh, dedup_stats = dedup_against(kept, existing) if len(kept) else (kept, {})
-        fresh = conform(fresh)
-        trimmed = 0
-        if target is not None and len(fresh) > target - size:
-            trimmed = len(fresh) - (target - size)
-            fresh = fresh.iloc[:target - size]
-        new_parts.append(fresh)
-        added += len(fresh)
-        report["rounds"].append({
-            "round": round_no, "sources": n_src, **counts, "above_threshold": len(rows),
-            "curate_dropped": dict(curate_drops), "dedup_dropped": len(kept) - len(fresh) - trimmed,
-            "dedup": dedup_stats, "trimmed": trimmed, "accepted": len(fresh), "train_size": size_before + added,
-            "requests": client.stats.requests - req0, "retries": client.stats.retries - ret0,
-            "llm_seconds": round(llm_seconds, 3),
-            "requests_per_s": round((client.stats.requests - req0) / max(llm_seconds, 1e-6), 1),
-            "concurrency": client.concurrency})
-        if client.budget_hit and not (target is not None and size_before + added >= target):
-            stop = "budget"
-            break
-        if len(fresh) == 0:
-            empty_rounds += 1
-            if empty_rounds >= max(1, cfg.patience):
-                stop = "no_progress"
-                if target is not None and size_before + added >= target:
-                    stop = "target_reached"
-                break
-        else:
-            empty_rounds = 0
-    new_rows = pd.concat(new_parts, ignore_index=True) if new_parts else empty_frame()
-    new_rows = conform(new_rows)
-    report.update({"stop_reason": stop, "added": int(len(new_rows)), "train_size_after": size_before + added,
-                   "sources_used": sources_used, "sources_available": int(len(candidates)),
-                   "failures": dict(sorted(failure_reasons.items())),
-                   "failures_file": None,   # set by grow_train (the final name, not the temp file's)
-                   "seconds": round(time.monotonic() - t_start, 3), "llm": client.report(),
-                   "reward_scores": {"attribute": reward_attribute, **reward_scores}})
-    return new_rows, report
-
-
 # ---- the plan, for --dry-run --------------------------------------------------------------------------------------
 def describe_plan(cfg: SdgConfig, questions: int | None, train_ratio: float) -> str:
     """What SDG would do and about how many LLM calls it would make (lines for --dry-run). `questions`: questions
     in the input if known; `train_ratio`: the train share of the split."""
-    import math
 
     will_run, why = sdg_gate(cfg)
     if not will_run:
@@ -672,10 +878,27 @@ def describe_plan(cfg: SdgConfig, questions: int | None, train_ratio: float) -> 
                          + (f" (if all ~{train_max:,} real train rows survive curation)" if train_max is not None else "")
                          + f" -> about {best:,} LLM calls if every pair is accepted, {likely:,} if half are")
     elif train_max is not None:
-        per_round = max(1, math.ceil((cfg.ratio or 0.001) * train_max))
+        per_round = cfg.sources_per_round_cap(train_max)
         lines.append(f"no --target-size: {per_round:,} source row(s) per round -> about "
                      f"{per_round * per_source * cfg.max_rounds():,} LLM calls in {cfg.max_rounds()} round(s)")
     if cfg.max_requests:
         lines.append(f"budget: stops after {cfg.max_requests:,} HTTP requests (--max-requests)")
     lines.append(f"responses are cached in {cfg.cache_dir}: a rerun pays only for new calls")
+    lines.append(describe_preflight(cfg))
     return "\n".join(lines)
+
+
+def synthesis_accounting(sdg: dict) -> tuple[int, int, dict[str, int]]:
+    """The synthesize stage as rows in/out/dropped: complete pairs generated -> accepted rows, every loss named."""
+    dropped: dict[str, int] = {}
+    generated = 0
+    for rnd in sdg.get("rounds", []):
+        generated += rnd.get("pairs_generated", 0)
+        losses = {"reward_call_failed": rnd.get("pairs_generated", 0) - rnd.get("scored", 0),
+                  "below_reward_threshold": rnd.get("below_threshold", 0),
+                  "duplicate": rnd.get("dedup_dropped", 0) - rnd.get("leak_dropped", 0),
+                  "leak": rnd.get("leak_dropped", 0), "over_target": rnd.get("trimmed", 0),
+                  **{f"filter:{k}": v for k, v in rnd.get("curate_dropped", {}).items()}}
+        for reason, n in losses.items():
+            dropped[reason] = dropped.get(reason, 0) + int(n)
+    return generated, int(sdg.get("added", 0)), dropped

@@ -58,6 +58,7 @@ class ServerConfig:
     hang_seconds: float = 30.0
     wrong_count_rate: float = 0.0   # fraction of generation requests (by hash) answering N-1 items
     garbage_rate: float = 0.0       # fraction of generation requests (by hash) answering garbage
+    junk_rate: float = 0.0          # fraction of generation requests (by hash) answering small-model junk (junk_answer)
     preamble: bool = False          # "Here are N ...:" + numbered bold list + epilogue
     wrap: int = 0                   # wrap items at this many characters (continuation lines)
     reward_shape: str = "logprobs"  # logprobs | content | single | none
@@ -169,6 +170,47 @@ def render_items(items: list[str], cfg: ServerConfig, what: str) -> str:
     if cfg.preamble:
         lines += ["", "Let me know if you need anything else."]
     return "\n".join(lines)
+
+
+# ---- junk: what small models write when asked for a list (the SDG parser must never accept any of it) ----------
+def _junk_items(kind: str, doc: str, n: int, seed) -> list[str]:
+    return [make_question(doc, seed, k) if kind == "questions" else make_paraphrase(doc, seed, k) for k in range(n)]
+
+
+def _junk_bullets(items: list[str]) -> str:
+    return "\n".join(f"* {i}" for i in items)
+
+
+JUNK_KINDS = ("preamble_no_colon", "glued_closing", "refusal", "truncated", "think_block", "sub_bullets",
+              "unclosed_think", "closing_next_line", "echo")
+
+
+def junk_answer(kind: str, doc: str, n: int, seed, h: str) -> tuple[str, str]:
+    """(content, finish_reason) of one junk answer, chosen by the request hash: deterministic by request. Answers
+    that keep the clean items around them (preamble, closing remark, think block) parse to exactly the clean items;
+    the others (refusal, cut off, sub-bullets, unclosed think, an echo of the document) must be rejected."""
+    items = _junk_items(kind, doc, n, seed)
+    what = "questions" if kind == "questions" else "paraphrases"
+    junk = JUNK_KINDS[_h(h, "junk-kind") % len(JUNK_KINDS)]
+    if junk == "preamble_no_colon":
+        return f"Sure! Here are {n} {what} based on the text\n" + _junk_bullets(items), "stop"
+    if junk == "glued_closing":
+        return _junk_bullets(items) + " I hope these help, let me know!", "stop"
+    if junk == "refusal":
+        return "I'm sorry, but I can't help with that. As an AI, I cannot provide legal advice.", "stop"
+    if junk == "truncated":
+        body = _junk_bullets(items)
+        return body[:len(body) - max(3, len(items[-1]) // 2)], "length"
+    if junk == "think_block":
+        return (f"<think>\nThe user wants {n} {what}. Draft:\n* draft one\n* draft two\n</think>\n\n"
+                + _junk_bullets(items)), "stop"
+    if junk == "sub_bullets":
+        return f"* {items[0]}\n" + "\n".join(f"  * junk sub-bullet {k}?" for k in range(n)), "stop"
+    if junk == "unclosed_think":
+        return f"<think>\nI need {n} {what}. First, * junk draft", "length"
+    if junk == "closing_next_line":
+        return _junk_bullets(items) + "\nLet me know if you need more " + what + ".", "stop"
+    return _junk_bullets([doc] + items[1:]), "stop"     # echo: the document itself as the first variant
 
 
 class _State:
@@ -347,6 +389,7 @@ class Handler(BaseHTTPRequestHandler):
         seed = body.get("seed")
         prompt_text = " ".join(str(m.get("content", "")) for m in messages)
         logprobs = None
+        finish_reason = "stop"
         if self._is_reward(model):
             shape = cfg.reward_shape
             for s in ("content", "logprobs", "single"):
@@ -372,6 +415,8 @@ class Handler(BaseHTTPRequestHandler):
                 kind, doc, n = gen
                 if _u(h, "garbage") < cfg.garbage_rate:
                     content = "I'm sorry, I can't help with that. ### <|endoftext|>"
+                elif _u(h, "junk") < cfg.junk_rate:
+                    content, finish_reason = junk_answer(kind, doc, n, seed, h)
                 else:
                     if _u(h, "wrong") < cfg.wrong_count_rate:
                         n = max(0, n - 1)
@@ -388,7 +433,7 @@ class Handler(BaseHTTPRequestHandler):
         prompt_tokens = len(prompt_text.split())
         completion_tokens = max(1, len(content.split()))
         choice = {"index": 0, "message": {"role": "assistant", "content": content},
-                  "finish_reason": "stop", "logprobs": logprobs}
+                  "finish_reason": finish_reason, "logprobs": logprobs}
         return {"id": "chatcmpl-" + h[:24], "object": "chat.completion", "created": 0, "model": model,
                 "choices": [choice],
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,

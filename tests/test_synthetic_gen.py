@@ -123,37 +123,20 @@ def test_reward_and_judge_messages():
     assert "JSON" in j and all(a in j for a in sg.ATTRIBUTES)
 
 
-# ---- the list parser ----------------------------------------------------------------------------------------------
+# ---- the list parser (the strict parser's own tests: tests/test_sdg_parse.py and the corpus) ----------------------
 @pytest.mark.parametrize("text,items", [
     ("* one\n* two\n* three", ["one", "two", "three"]),
-    ("- one\n- two\n- three", ["one", "two", "three"]),
     ("Here are 3 paraphrases:\n\n1. **one**\n2. **two**\n3. **three**\n\nLet me know if you need more.",
      ["one", "two", "three"]),
-    ("1) one\n2) two\n3) three", ["one", "two", "three"]),
     ("* one is a long item that\n  wraps onto the next line\n* two\n* three",
      ["one is a long item that wraps onto the next line", "two", "three"]),
     ("Sure!\n* **Question 1:** Is it legal?\n* \"Can he do that?\"\n* Paraphrase 3: three", ["Is it legal?",
                                                                                            "Can he do that?", "three"]),
-    ("**Paraphrases:**\n\n* one\n\n* two\n\n* three\n\nNote: these are shorter.", ["one", "two", "three"]),
     ("one\ntwo\nthree", ["one", "two", "three"]),
-    ("* one\r\n* two\r\n* three\r\n", ["one", "two", "three"]),
 ])
-def test_parse_items_messy_outputs(text, items):
+def test_parse_items_is_reexported(text, items):
     r = sg.parse_items(text, 3)
     assert r.ok and r.items == items and r.raw == text
-
-
-@pytest.mark.parametrize("text,reason", [
-    ("* one\n* two", "expected 3 items, got 2"),
-    ("* a\n* b\n* c\n* d", "expected 3 items, got 4"),
-    ("I'm sorry, I can't help with that.", "no list items found"),
-    ("", "no list items found"),
-    (None, "no list items found"),
-    ("Here they are:\none\ntwo", "no list items found"),
-])
-def test_parse_items_failures_keep_raw_and_reason(text, reason):
-    r = sg.parse_items(text, 3)
-    assert not r.ok and r.reason == reason and r.raw == (text or "")
 
 
 # ---- reward parsing -----------------------------------------------------------------------------------------------
@@ -196,44 +179,89 @@ def test_judge_parser():
 def test_thresholds():
     assert sg.parse_thresholds(None) == {"helpfulness": 2.0}
     assert sg.parse_thresholds(["helpfulness=3", "correctness=2.5"]) == {"helpfulness": 3.0, "correctness": 2.5}
-    with pytest.raises(sg.SdgError):
-        sg.parse_thresholds(["helpfulness"])
+    for bad in (["helpfulness"], ["=2"], ["helpfulness=nan"], ["helpfulness=high"]):
+        with pytest.raises(ValueError, match="^--reward-min: "):
+            sg.parse_thresholds(bad)
     assert sg.passes({"helpfulness": 2.0}, {"helpfulness": 2.0})
     assert not sg.passes({"helpfulness": 1.99}, {"helpfulness": 2.0})
-    with pytest.raises(sg.SdgError, match="reward=0"):
+    with pytest.raises(sg.RewardAttributeMissing, match="reward=0"):
         sg.passes({"reward": 1.0}, {"helpfulness": 2.0})
-    assert sg.score_of({"helpfulness": 2.5}) == 3 and sg.score_of({"helpfulness": 1.49}) == 1
 
 
-# ---- gating & CLI -------------------------------------------------------------------------------------------------
-def test_gating(monkeypatch):
-    for var in llm.KEY_ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
-    ok, why = sg.sdg_gate(sg.SdgConfig())
+# ---- gating, keys & CLI ------------------------------------------------------------------------------------------
+def test_gating_keys_by_host():
+    none: dict = {}
+    ok, why = sg.sdg_gate(sg.SdgConfig(), none)
     assert not ok and "NVIDIA_API_KEY" in why
-    ok, why = sg.sdg_gate(sg.SdgConfig(endpoint=None))
+    ok, why = sg.sdg_gate(sg.SdgConfig(endpoint=None), none)
     assert not ok and "no --synth-gen-endpoint" in why
-    assert sg.sdg_gate(sg.SdgConfig(endpoint="http://localhost:8000/v1"))[0]
-    assert sg.sdg_gate(sg.SdgConfig(endpoint="http://127.0.0.1:8000/v1"))[0]
-    ok, why = sg.sdg_gate(sg.SdgConfig(endpoint="https://api.example.com/v1"))
+    assert sg.sdg_gate(sg.SdgConfig(endpoint="http://localhost:8000/v1"), none)[0]
+    assert sg.sdg_gate(sg.SdgConfig(endpoint="http://127.0.0.1:8000/v1"), none)[0]
+    ok, why = sg.sdg_gate(sg.SdgConfig(endpoint="https://api.example.com/v1"), none)
     assert not ok and "OPENAI_API_KEY" in why
-    monkeypatch.setenv("NVIDIA_API_KEY", "k")
-    assert sg.sdg_gate(sg.SdgConfig())[0]
-    ok, why = sg.sdg_gate(sg.SdgConfig(endpoint="http://localhost:1/v1", reward_model=None))
-    assert not ok and "--reward-mode judge" in why
+    # an OpenAI key never goes to NVIDIA, an NVIDIA key never to anyone else
+    assert not sg.sdg_gate(sg.SdgConfig(), {"OPENAI_API_KEY": "sk"})[0]
+    assert sg.sdg_gate(sg.SdgConfig(), {"NVIDIA_API_KEY": "nv"})[0]
+    assert not sg.sdg_gate(sg.SdgConfig(endpoint="https://api.example.com/v1"), {"NVIDIA_API_KEY": "nv"})[0]
+    both = {"NVIDIA_API_KEY": "nv", "OPENAI_API_KEY": "sk"}
+    assert sg.resolve_key(sg.SdgConfig(), both) == ("nv", "NVIDIA_API_KEY")
+    assert sg.resolve_key(sg.SdgConfig(endpoint="https://api.example.com/v1"), both) == ("sk", "OPENAI_API_KEY")
+    assert sg.resolve_key(sg.SdgConfig(api_key="flag"), both) == ("flag", "--api-key")
+    assert sg.resolve_key(sg.SdgConfig(endpoint="https://evil-nvidia.com.example/v1"), {"NVIDIA_API_KEY": "nv"}) \
+        == (None, None)
+    ok, why = sg.sdg_gate(sg.SdgConfig(endpoint="http://localhost:1/v1", ratio=0.0), none)
+    assert not ok and "--synth-gen-ratio 0" in why
+
+
+def sdg_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--quiet", action="store_true")
+    sg.add_sdg_arguments(ap.add_argument_group("sdg"))
+    return ap
 
 
 def test_cli_arguments():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seed", type=int, default=42)
-    sg.add_sdg_arguments(ap.add_argument_group("sdg"))
-    args = ap.parse_args(["--synth-gen-endpoint", "http://127.0.0.1:1/v1", "--synth-gen-model", "m",
-                          "--target-size", "100", "--reward-min", "helpfulness=3", "--reward-min", "coherence=1",
-                          "--max-concurrency", "8", "--synth-n-variants", "2", "--api-key", "secret"])
+    args = sdg_parser().parse_args(["--synth-gen-endpoint", "http://127.0.0.1:1/v1", "--synth-gen-model", "m",
+                                    "--target-size", "100", "--reward-min", "helpfulness=3", "--reward-min",
+                                    "coherence=1", "--max-concurrency", "8", "--synth-n-variants", "2",
+                                    "--api-key", "secret"])
     cfg = sg.sdg_config_from_args(args)
     assert cfg.endpoint == "http://127.0.0.1:1/v1" and cfg.model == "m" and cfg.target_size == 100
     assert cfg.thresholds == {"helpfulness": 3.0, "coherence": 1.0} and cfg.max_concurrency == 8
     assert cfg.n_variants == 2 and cfg.max_rounds() == 20 and "secret" not in json.dumps(cfg.public())
+    defaults = sg.sdg_config_from_args(sdg_parser().parse_args([]))
+    assert defaults == sg.SdgConfig(), "argparse and the dataclass disagree on a default"
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["--synth-gen-ratio", "2"], "--synth-gen-ratio"), (["--synth-gen-ratio", "-0.1"], "--synth-gen-ratio"),
+    (["--synth-gen-ratio", "nan"], "--synth-gen-ratio"),
+    (["--synth-n-variants", "0"], "--synth-n-variants"), (["--target-size", "-5"], "--target-size"),
+    (["--max-concurrency", "0"], "--max-concurrency"), (["--synth-gen-rounds", "0"], "--synth-gen-rounds"),
+    (["--rpm", "0"], "--rpm"), (["--max-requests", "0"], "--max-requests"), (["--max-tokens", "0"], "--max-tokens"),
+    (["--patience", "0"], "--patience"), (["--api-timeout", "0"], "--api-timeout"),
+    (["--reward-min", "foo"], "--reward-min"), (["--reward-min", "helpfulness="], "--reward-min"),
+    (["--reward-model", ""], "--reward-model"), (["--synth-gen-endpoint", "localhost:8000"], "--synth-gen-endpoint"),
+    (["--reward-mode", "judge", "--reward-min", "reward=0"], "--reward-min"),
+])
+def test_config_rejects_bad_values_with_one_line(argv, flag):
+    with pytest.raises(ValueError) as ei:
+        sg.sdg_config_from_args(sdg_parser().parse_args(argv))
+    assert str(ei.value).startswith(flag + ": ") and "\n" not in str(ei.value)
+
+
+def test_reward_mode_typo_is_an_argparse_error():
+    with pytest.raises(SystemExit):
+        sdg_parser().parse_args(["--reward-mode", "typo"])
+    with pytest.raises(ValueError, match="^--reward-mode: "):
+        sg.validate_sdg_config(sg.SdgConfig(reward_mode="typo"))
+
+
+def test_ratio_zero_disables_and_one_is_allowed():
+    cfg = sg.sdg_config_from_args(sdg_parser().parse_args(["--synth-gen-ratio", "0"]))
+    assert cfg.ratio == 0 and not sg.sdg_gate(cfg, {"NVIDIA_API_KEY": "k"})[0]
+    assert sg.sdg_config_from_args(sdg_parser().parse_args(["--synth-gen-ratio", "1"])).ratio == 1
 
 
 # ---- the loop -----------------------------------------------------------------------------------------------------
@@ -251,7 +279,9 @@ def test_full_run_reaches_target(server, tmp_path):
     for _, r in new.iterrows():
         assert r["id"].startswith(r["source_id"] + f"-synth-r{r['round']}-")
         scores = json.loads(r["reward"])
-        assert scores["helpfulness"] >= 2.0 and r["question_score"] == sg.round_half_up(scores["helpfulness"])
+        src_votes = records.set_index("id").loc[r["source_id"], ["question_score", "answer_score"]].tolist()
+        # vote columns keep the source's votes (the vote filters judge votes); the reward lives in `reward`
+        assert scores["helpfulness"] >= 2.0 and [r["question_score"], r["answer_score"]] == src_votes
         assert r["title"].endswith("?")
         src = records.set_index("id").loc[r["source_id"]]
         assert len(r["question"]) < len(src["question"]) and len(r["answer"]) < len(src["answer"])
@@ -273,10 +303,12 @@ def test_content_shape_reward_model(server, tmp_path):
     assert len(new) > 0 and set(json.loads(new["reward"].iloc[0])) == set(sg.ATTRIBUTES)
 
 
-def test_not_a_reward_model_stops_with_clear_error(server, tmp_path):
+def test_not_a_reward_model_stops_sdg_with_clear_reason(server, tmp_path):
     srv = server(reward_shape="none")
-    with pytest.raises(sg.NotARewardModel, match="did not return reward scores: Thank you"):
-        grow(make_records(20), config(srv, tmp_path, rounds=1, ratio=0.2), tmp_path)
+    new, rep = grow(make_records(20), config(srv, tmp_path, rounds=1, ratio=0.2), tmp_path)
+    assert len(new) == 0 and rep["stop_reason"] == "endpoint_error"
+    assert rep["stop_detail"].startswith("NotARewardModel: the reward model endpoint did not return reward scores: "
+                                         "Thank you")
 
 
 def test_judge_and_none_modes(server, tmp_path):
@@ -335,9 +367,11 @@ def test_parse_failures_reasks_and_failures_file(server, tmp_path):
     rnd = rep["rounds"][0]
     assert rnd["reasks"] > 0 and rnd["parse_failures"] > 0 and len(new) > 0
     lines = [json.loads(x) for x in (tmp_path / "sdg_failures.jsonl").read_text().splitlines()]
-    assert len(lines) == rnd["parse_failures"]
-    assert all(f["kind"] == "parse" and f["reason"].startswith("expected 3 items, got 2") and f["raw"].count("* ") == 2
-               for f in lines)
+    gave_up = [f for f in lines if f["kind"] == "gave_up"]
+    rejected = [f for f in lines if f["kind"] == "response"]
+    assert len(gave_up) == rnd["parse_failures"] and {f["reason"] for f in gave_up} == {"wrong_count"}
+    assert all(f["detail"] == "expected 3 items, got 2" and f["raw"].count("* ") == 2 for f in rejected)
+    assert len(rejected) == rep["rejections"]["wrong_count"] == rnd["reasks"] + len(gave_up)
     seeds = {json.loads(json.dumps(e)).get("hash") for e in read_log(srv.cfg.log_path)}
     assert len(seeds) == len(read_log(srv.cfg.log_path))     # a re-ask is a new request (new seed), never a resend
 
@@ -352,7 +386,8 @@ def test_garbage_counts_as_parse_failure(server, tmp_path):
     srv = server(garbage_rate=1.0)
     new, rep = grow(make_records(20), config(srv, tmp_path, rounds=1, ratio=0.2, patience=1), tmp_path)
     assert len(new) == 0 and rep["stop_reason"] == "no_progress"
-    assert rep["failures"] == {"no list items found (after 3 tries)": rep["rounds"][0]["parse_failures"]}
+    assert rep["failures"] == {"refusal": rep["rounds"][0]["parse_failures"]}
+    assert rep["rejections"] == {"refusal": 3 * rep["rounds"][0]["parse_failures"]}   # every try of every prompt
 
 
 def test_429_storm_still_completes(server, tmp_path):
@@ -368,10 +403,11 @@ def test_429_storm_still_completes(server, tmp_path):
     assert not completed_twice(read_log(srv.cfg.log_path))
 
 
-def test_401_stops_the_loop(server, tmp_path):
+def test_401_stops_sdg_without_raising(server, tmp_path):
     srv = server(api_key="right")
-    with pytest.raises(llm.AuthError, match="^the endpoint rejected the API key$"):
-        grow(make_records(20), config(srv, tmp_path, rounds=1, ratio=0.2, api_key="sk-wrong-canary"), tmp_path)
+    new, rep = grow(make_records(20), config(srv, tmp_path, rounds=1, ratio=0.2, api_key="sk-wrong-canary"), tmp_path)
+    assert len(new) == 0 and rep["stop_reason"] == "endpoint_error"
+    assert rep["stop_detail"] == "AuthError: the endpoint rejected the API key" and rep["key_source"] == "--api-key"
 
 
 def test_determinism_regardless_of_arrival_order_and_rerun_pays_nothing(server, tmp_path):

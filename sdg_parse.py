@@ -1,0 +1,378 @@
+"""The strict parser and gates for generated lists (pure functions, no I/O).
+
+A generation answer is read in this order:
+1. reasoning set aside: `<think>...</think>` (also `<thinking>`, `<reasoning>`), reasoning whose opening tag was in
+   the chat template (text up to a lone `</think>`), and an unclosed `<think>` (everything after it);
+2. code fences unwrapped (a model that fences its whole list);
+3. lines read as list items: `* `, `- `, `+ `, `• `, `1.`, `1)`, `(1)`, `**1.**`, `Paraphrase 2:` labels. Lines before
+   the first item are a preamble and never become items, whatever they end in. A wrapped line joins its item. A
+   bullet indented under an item (or a `-` under a numbered item) is a sub-bullet and belongs to that item. A
+   paragraph after a blank line belongs to the item above when it is indented or when another item follows it;
+   after the last item it is a closing remark unless the answer's variants are multi-paragraph ones;
+4. closing remarks dropped, also when glued to the last item without a blank line ("Q3? I hope these help!");
+5. without any list marker: exactly n paragraphs or n lines, once preamble, closing and refusal lines are removed;
+6. markup removed: bold, a leading "Question 1:" label, quotes or italics only when they wrap the whole item.
+
+Then the response gates (the caller re-asks): `empty`, `reasoning_only`, `truncated` (finish_reason "length": the last
+item may be cut off, so it is never used), `refusal`, `no_items`, `wrong_count`. Then the item gates (the pair is
+dropped): `refusal`, `not_a_question` and `title_length` (a title is one line, one question ending in "?",
+TITLE_MIN_CHARS..TITLE_MAX_CHARS characters), `echo` (near-verbatim copy of its source text), `repeated` (the
+same item again in one list: small models loop).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+
+# response-level reasons (the whole answer is unusable: re-ask) and item-level ones (that pair is dropped)
+RESPONSE_REASONS = ("empty", "reasoning_only", "truncated", "refusal", "no_items", "wrong_count")
+ITEM_REASONS = ("refusal", "not_a_question", "title_length", "echo", "repeated")
+TITLE_MIN_CHARS = 10
+TITLE_MAX_CHARS = 300
+# word-sequence similarity (difflib ratio) at or above which an item is an echo of its source: about one word in
+# fifty changed. Real paraphrases sit far below; a model that returns its input with a word dropped sits above.
+ECHO_MIN_SIMILARITY = 0.98
+QUESTION_MARKS = "?\uff1f\u061f"   # ASCII, full-width (CJK), Arabic
+
+
+@dataclass
+class ParseResult:
+    """What one generation answer yielded. `items` has one slot per item (None where an item gate rejected it);
+    `ok` is False when the whole answer is rejected (`reason` says why, `detail` adds numbers)."""
+    items: list
+    ok: bool
+    reason: str | None
+    raw: str
+    detail: str | None = None
+    rejected: list = field(default_factory=list)    # (slot, reason, item text) for item-level rejections
+    reasoning: str = ""                             # the reasoning text set aside
+
+    @property
+    def accepted(self) -> list[str]:
+        return [i for i in self.items if i is not None]
+
+
+# ---- patterns -------------------------------------------------------------------------------------------------------
+_THINK_TAGS = r"(?:think|thinking|reasoning)"
+_THINK_BLOCK = re.compile(rf"<({_THINK_TAGS})>.*?</\1>", re.S | re.I)
+_THINK_OPEN = re.compile(rf"<{_THINK_TAGS}>", re.I)
+_THINK_CLOSE = re.compile(rf"</{_THINK_TAGS}>", re.I)
+_FENCE = re.compile(r"^\s*(?:```|~~~)[\w+-]*\s*$")
+
+_SYM = r"[*\-\u2022+\u2013]"
+_NUM = r"(?:\(\d{1,3}\)|\d{1,3}[.)]|\*\*\d{1,3}[.)]\*\*|#{1,4}\s*\d{1,3}[.):]?)"
+_LABEL_WORDS = r"(?:question|paraphrase|variant|version|option|title|answer|item)"
+_LABEL = rf"(?:\*\*)?{_LABEL_WORDS}\s*#?\s*\d{{1,3}}\s*(?:\*\*)?\s*[:.)\-\u2013](?:\*\*)?"
+_BULLET = re.compile(rf"^(?P<indent>[ \t]*)(?:(?P<sym>{_SYM})[ \t]+|(?P<num>{_NUM})[ \t]+|(?P<label>{_LABEL})"
+                     rf"(?:[ \t]+|$))(?P<text>.*)$", re.I)
+_LEADING_LABEL = re.compile(rf"^(?:{_LABEL_WORDS})\s*#?\s*\d*\s*[:.\-\u2013]\s+", re.I)
+
+_PREAMBLE = re.compile(
+    r"^\W*(?:(?:sure|certainly|of course|okay|ok|absolutely|great|alright|gladly)\b"
+    r"|here(?:'s|\u2019s| is| are)\b|below (?:is|are)\b|the following\b|these are\b"
+    r"|i(?:'ve|\u2019ve| have) (?:generated|written|created|paraphrased|come up)"
+    r"|(?:\w+\s+){0,4}(?:questions|paraphrases|variants|versions|titles)\b\s*(?:of|for|based|that|:|$))", re.I)
+# phrases that only a remark about the list itself uses (searched anywhere in a sentence), and remark openers
+_CLOSING = re.compile(
+    r"let me know|feel free to (?:ask|reach|let|request|tell)|i hope (?:this|these|that|it) (?:helps?|is|are|was|were)"
+    r"|hope (?:this|these|that|it) helps?|happy to help|glad to help|(?:is there|if you need|need) anything else"
+    r"|would you like me|do you want me|need more (?:variants|questions|paraphrases)"
+    r"|(?:these|the above|all of these|each of these) (?:\d+ |three |five )?(?:questions|paraphrases|variants|"
+    r"versions|titles|options|rephrasings)|^\W*(?:thank you|thanks|good luck|cheers)\b"
+    r"|^\W*note:?\s.*\b(?:these|paraphras|variant|versions?|shorter|original)", re.I)
+_REFUSAL_START = re.compile(
+    r"^\W*(?:i['\u2019]?m sorry|i am sorry|sorry,|i apologi[sz]e|my apologies|i must decline|i (?:do not|don['\u2019]t) "
+    r"feel comfortable|i can(?:no|['\u2019])?t (?:help|assist|provide|comply|fulfil|do that|generate|create|write|"
+    r"paraphrase|answer|complete|support|give|offer)|i can not (?:help|assist|provide)|i(?:['\u2019]m| am) (?:unable|"
+    r"not able) to|i (?:won['\u2019]t|will not) (?:help|assist|provide|generate|write)|unfortunately,? i (?:can|am|"
+    r"cannot|won)|as an ai\b|as a (?:large )?language model\b)", re.I)
+# anywhere in the text: only the assistant speaking of itself ("as an AI" alone also names AI tools in questions)
+_REFUSAL_ANYWHERE = re.compile(r"\bas an ai (?:language model|assistant|model)\b|\bas a (?:large )?language model\b"
+                               r"|\bi['\u2019]m (?:just )?an ai\b|\bi am (?:just )?an ai\b", re.I)
+_SENTENCE_END = re.compile(r"(?<=[.!?\uff1f\u061f\u3002])\s+(?=\S)")
+_WRAPS = {'"': '"', "\u201c": "\u201d", "\u201e": "\u201c", "\u00ab": "\u00bb", "\u300c": "\u300d",
+          "'": "'", "\u2018": "\u2019", "`": "`", "*": "*", "_": "_"}
+
+
+def is_refusal(text: str) -> bool:
+    """A model declining the task ("I'm sorry, I can't...", "As an AI...")."""
+    return bool(_REFUSAL_START.search(text) or _REFUSAL_ANYWHERE.search(text))
+
+
+def is_closing(text: str) -> bool:
+    """A remark about the list itself ("I hope these help!", "Let me know if you need more")."""
+    return bool(_CLOSING.search(text.replace("**", "")))
+
+
+def is_preamble(text: str) -> bool:
+    """An introduction to the list ("Sure! Here are three questions", anything ending in ':')."""
+    s = text.replace("**", "").strip()
+    return s.endswith(":") or bool(_PREAMBLE.search(s))
+
+
+# ---- step 1-2: reasoning and fences ------------------------------------------------------------------------------
+def split_reasoning(text: str) -> tuple[str, str]:
+    """(answer, reasoning): reasoning blocks set aside; an unclosed block runs to the end of the text."""
+    taken: list[str] = []
+
+    def take(m: re.Match) -> str:
+        taken.append(m.group(0))
+        return ""
+    s = _THINK_BLOCK.sub(take, text)
+    closes = list(_THINK_CLOSE.finditer(s))
+    if closes:    # the opening tag was in the chat template: everything up to the last close is reasoning
+        taken.append(s[:closes[-1].end()])
+        s = s[closes[-1].end():]
+    opened = _THINK_OPEN.search(s)
+    if opened:    # never closed (cut off, or a model that forgot): from there on it is reasoning
+        taken.append(s[opened.start():])
+        s = s[:opened.start()]
+    return s.strip(), "".join(taken)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.expandtabs(4).rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            if not _FENCE.match(line)]
+
+
+# ---- step 3-4: the list -------------------------------------------------------------------------------------------
+@dataclass
+class _Item:
+    lines: list[str]                                   # the first paragraph's lines
+    paragraphs: list[str] = field(default_factory=list)
+    subs: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        parts = [" ".join(x.strip() for x in self.lines if x.strip())]
+        parts += [p for p in self.paragraphs if p]
+        body = "\n\n".join(p for p in parts if p)
+        if self.subs:
+            body += "".join(f"\n- {s}" for s in self.subs)
+        return body.strip()
+
+
+def _ends_sentence(item: _Item) -> bool:
+    """Whether the item's text so far ends a sentence (a wrapped line continues one; a remark starts one)."""
+    last = (item.paragraphs[-1] if item.paragraphs else item.lines[-1]).rstrip().rstrip("*_\"'\u201d)")
+    return last[-1:] in ".!?\uff1f\u3002:;"
+
+
+def _bullet(line: str):
+    m = _BULLET.match(line)
+    if not m:
+        return None
+    family = "sym" if m.group("sym") else "num"
+    return len(m.group("indent")), family, m.group("text").strip()
+
+
+def _read_list(lines: list[str], kind: str | None) -> tuple[list[_Item], list[str]]:
+    """(items, lines that were not part of any item) from marker lines; no items when there are no markers."""
+    marks = [_bullet(x) for x in lines]
+    indents = [m[0] for m in marks if m]
+    if not indents:
+        return [], lines
+    top = min(indents)
+    top_family = next(m[1] for m in marks if m and m[0] == top)
+    items: list[_Item] = []
+    outside: list[str] = []
+    loose: list[str] = []            # paragraphs after a blank line, not yet known to belong to an item
+    blank = False
+    multi_paragraph = False
+    for line, mark in zip(lines, marks):
+        if not line.strip():
+            blank = True
+            continue
+        cur = items[-1] if items else None
+        if mark and cur is not None and (mark[0] >= top + 2 or (mark[1] != top_family and top_family == "num")):
+            cur.subs.append(mark[2])                     # a sub-bullet belongs to its parent item
+        elif mark and mark[0] <= top + 1:
+            if loose and cur is not None:               # a paragraph between two items is the first one's
+                cur.paragraphs += loose
+                multi_paragraph = True
+            loose = []
+            items.append(_Item([mark[2]]))
+        elif cur is None:
+            outside.append(line)                         # the preamble
+        elif blank and len(line) - len(line.lstrip()) >= top + 2:
+            cur.paragraphs.append(line.strip())          # an indented paragraph of the item above
+            multi_paragraph = True
+        elif blank:
+            loose.append(line.strip())
+        elif loose:
+            loose[-1] += " " + line.strip()
+        elif is_closing(line) and _ends_sentence(cur):
+            loose.append(line.strip())                   # a remark right under the last item
+        elif cur.paragraphs:
+            cur.paragraphs[-1] += " " + line.strip()
+        else:
+            cur.lines.append(line)                       # a wrapped line
+        blank = False
+    trailing = [p for p in loose if not is_closing(p)]
+    if items and trailing and multi_paragraph and kind != "title":
+        items[-1].paragraphs += trailing                 # the answer's variants are multi-paragraph ones
+    else:
+        outside += loose
+    return items, outside
+
+
+def _without_marker(lines: list[str], n: int | None) -> list[str]:
+    """Items from text with no list marker: exactly n paragraphs or n lines, once meta lines are removed."""
+    if not n:
+        return []
+    text = "\n".join(lines)
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+    plain = [x.strip() for x in lines if x.strip()]
+    for candidates in (paragraphs, plain):
+        kept = [c for c in candidates if not (is_preamble(c) or is_closing(c) or is_refusal(c))]
+        if len(kept) == n:
+            return kept
+    return []
+
+
+# ---- step 6: one item ------------------------------------------------------------------------------------------
+def _unwrap(s: str) -> str:
+    """Quotes (or italics, backticks) removed only when they wrap the whole item."""
+    while len(s) >= 2 and s[0] in _WRAPS and s.endswith(_WRAPS[s[0]]):
+        opener, closer, inner = s[0], _WRAPS[s[0]], s[1:-1]
+        inner_marks = [i for i, ch in enumerate(inner) if ch in (opener, closer)]
+        if opener in "'\u2019":   # apostrophes inside words (can't, tenant's) are not quotes
+            inner_marks = [i for i in inner_marks
+                           if not (0 < i < len(inner) - 1 and inner[i - 1].isalpha() and inner[i + 1].isalpha())]
+        if inner_marks or not inner.strip():
+            break
+        s = inner.strip()
+    return s
+
+
+def _strip_closing(text: str) -> str:
+    """Closing remarks glued to an item (no line break before them) removed, sentence by sentence from the end."""
+    sentences = _SENTENCE_END.split(text)
+    while len(sentences) > 1 and is_closing(sentences[-1]):
+        sentences.pop()
+    return " ".join(sentences) if len(sentences) > 1 or "\n" not in text else text
+
+
+def clean_item(text: str) -> str:
+    """One item's text without markup: bold, a leading label, wrapping quotes; spaces collapsed within lines."""
+    out = []
+    for para in text.split("\n"):
+        s = re.sub(r"\*\*|__", "", para).strip()
+        s = re.sub(r"[ \t\u00a0]+", " ", s)
+        out.append(s)
+    s = "\n".join(out).strip()
+    s = _LEADING_LABEL.sub("", s).strip()
+    if "\n" not in s:
+        s = _strip_closing(s)
+    else:
+        head, _, last = s.rpartition("\n")
+        last = _strip_closing(last)
+        s = (head + "\n" + last).strip() if not is_closing(last) else head.strip()
+    return _unwrap(s)
+
+
+# ---- gates --------------------------------------------------------------------------------------------------------
+def _tokens(text: str) -> list[str]:
+    words = re.findall(r"\w+", text.lower())
+    if len(text) >= 20 and len(words) * 20 < len(text):     # a script written without spaces: compare characters
+        return list(re.sub(r"\W+", "", text.lower()))
+    return words
+
+
+def similarity(a: str, b: str) -> float:
+    """Word-sequence similarity in [0, 1] (difflib's ratio), cheap when the lengths alone rule out an echo."""
+    ta, tb = _tokens(a), _tokens(b)
+    if not ta or not tb:
+        return 0.0
+    bound = 2 * min(len(ta), len(tb)) / (len(ta) + len(tb))
+    if bound < ECHO_MIN_SIMILARITY:
+        return bound       # an upper bound of the ratio, already below the echo line
+    return SequenceMatcher(None, ta, tb, autojunk=False).ratio()
+
+
+def title_problem(title: str) -> str | None:
+    """Why a title is not one question, or None."""
+    if "\n" in title or title[-1:] not in QUESTION_MARKS:
+        return "not_a_question"
+    if re.search(rf"[{QUESTION_MARKS}]\s+\S", title):
+        return "not_a_question"          # two questions (or a question and a remark) in one title
+    if not TITLE_MIN_CHARS <= len(title) <= TITLE_MAX_CHARS:
+        return "title_length"
+    return None
+
+
+def item_problem(item: str, kind: str | None, sources: list[str]) -> str | None:
+    """The item gate's reason for rejecting one item, or None."""
+    if is_refusal(item):
+        return "refusal"
+    if kind == "title":
+        problem = title_problem(item)
+        if problem:
+            return problem
+    if any(s and similarity(item, s) >= ECHO_MIN_SIMILARITY for s in sources):
+        return "echo"
+    return None
+
+
+# ---- the parser -----------------------------------------------------------------------------------------------------
+def _candidates(body: str, n: int | None, kind: str | None) -> tuple[list[str], bool]:
+    """(cleaned item texts, whether a refusal was among the text that is not an item)."""
+    lines = _lines(body)
+    items, outside = _read_list(lines, kind)
+    texts = [clean_item(i.text()) for i in items]
+    if not items:
+        texts = [clean_item(t) for t in _without_marker(lines, n)]
+    texts = [t for t in texts if t]
+    # an item line that is itself a preamble or a closing remark ("* Here are the questions:", "* Hope this helps!")
+    if n is not None and len(texts) > n:
+        while texts and len(texts) > n and (is_preamble(texts[0]) or is_closing(texts[0])):
+            texts.pop(0)
+        while texts and len(texts) > n and is_closing(texts[-1]):
+            texts.pop()
+    texts = [t for t in texts if not (t.endswith(":") and is_preamble(t))]
+    refused = any(is_refusal(x) for x in outside) or (not items and is_refusal(body))
+    return texts, refused
+
+
+def parse_items(text: str | None, n: int | None = None, kind: str | None = None,
+                finish_reason: str | None = None, sources: list[str] | tuple = ()) -> ParseResult:
+    """Parse a generation answer into items and gate them (see the module docstring).
+
+    `n`: the number of items asked for (None: any number); `kind`: "title", "question" or "answer" (None: no
+    kind-specific gate); `finish_reason`: the choice's finish_reason ("length" = cut off); `sources`: texts an item
+    must not echo. `ok` is False with a response-level `reason`; otherwise `items` has n slots, None where an item
+    gate rejected that item (`rejected` lists them with their reason)."""
+    raw = text or ""
+    body, reasoning = split_reasoning(raw)
+    truncated = finish_reason == "length"
+
+    def fail(reason: str, detail: str | None = None, items: list | None = None) -> ParseResult:
+        return ParseResult(items or [], False, reason, raw, detail, reasoning=reasoning)
+    if not body.strip():
+        if truncated:
+            return fail("truncated", "cut off before any item")
+        return fail("reasoning_only" if reasoning else "empty")
+    texts, refused = _candidates(body, n, kind)
+    if truncated and texts:
+        texts = texts[:-1]      # the last item may be cut off mid-word: never used
+    if not texts or (n is not None and len(texts) != n):
+        if truncated:
+            return fail("truncated", f"cut off after {len(texts)} complete item(s)", texts)
+        if refused or (texts and all(is_refusal(t) for t in texts)) or (not texts and is_refusal(body)):
+            return fail("refusal", None, texts)
+        if not texts:
+            return fail("no_items")
+        return fail("wrong_count", f"expected {n} items, got {len(texts)}", texts)
+    if all(is_refusal(t) for t in texts):
+        return fail("refusal", None, texts)
+    items: list = []
+    rejected: list = []
+    seen: set[str] = set()
+    for slot, t in enumerate(texts):
+        key = " ".join(_tokens(t))
+        problem = "repeated" if key in seen else item_problem(t, kind, list(sources))
+        seen.add(key)
+        items.append(None if problem else t)
+        if problem:
+            rejected.append((slot, problem, t))
+    return ParseResult(items, True, None, raw, None, rejected, reasoning)

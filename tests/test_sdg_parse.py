@@ -1,0 +1,102 @@
+"""sdg_parse: the strict parser and gates, tested on a committed corpus of realistic model outputs
+(tests/data/sdg_outputs/*.json: raw text, n, kind, finish_reason, sources, and the expected items with the slots
+an item gate rejects, or the expected response-level rejection reason)."""
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import sdg_parse as sp  # noqa: E402
+
+CORPUS = Path(__file__).resolve().parent / "data" / "sdg_outputs"
+CASES = sorted(CORPUS.glob("*.json"))
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_corpus_is_big_and_covers_every_reason():
+    cases = [load(p) for p in CASES]
+    assert len(cases) >= 40
+    reasons = Counter(c["expect"].get("reason") for c in cases if "reason" in c["expect"])
+    reasons.update(r for c in cases for r in c["expect"].get("rejected", {}).values())
+    assert set(sp.RESPONSE_REASONS) <= set(reasons), set(sp.RESPONSE_REASONS) - set(reasons)
+    assert set(sp.ITEM_REASONS) <= set(reasons), set(sp.ITEM_REASONS) - set(reasons)
+    assert {c["kind"] for c in cases} == {"title", "question", "answer"}
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_corpus_case(path):
+    case = load(path)
+    r = sp.parse_items(case["raw"], case["n"], case["kind"], case["finish_reason"], case["sources"])
+    expect = case["expect"]
+    assert r.raw == case["raw"]
+    if "reason" in expect:
+        assert (r.ok, r.reason) == (False, expect["reason"]), (r.items, r.detail)
+        return
+    assert r.ok, (r.reason, r.detail, r.items)
+    assert r.items == expect["items"]
+    assert {str(slot): reason for slot, reason, _ in r.rejected} == expect["rejected"]
+    for item in r.accepted:          # nothing of the list's wrapping survives in an accepted item
+        assert not item.startswith(("* ", "- ", "**", "<think", "```")) and "</think>" not in item
+        assert not sp.is_closing(item.split("\n")[-1]) and not sp.is_refusal(item)
+
+
+def test_every_rejection_keeps_the_raw_text():
+    raw = "I'm sorry, but I can't help with that."
+    r = sp.parse_items(raw, 3, "title")
+    assert not r.ok and r.raw == raw and r.items == []
+
+
+def test_wrong_count_detail_names_the_numbers():
+    r = sp.parse_items("* a question here?\n* another question?", 3)
+    assert r.reason == "wrong_count" and r.detail == "expected 3 items, got 2"
+
+
+def test_no_n_accepts_any_count_and_no_kind_skips_title_gate():
+    r = sp.parse_items("* one\n* two\n* three\n* four")
+    assert r.ok and r.items == ["one", "two", "three", "four"]
+
+
+def test_split_reasoning():
+    assert sp.split_reasoning("<think>a</think>\nB") == ("B", "<think>a</think>")
+    assert sp.split_reasoning("plan\n</think>B") == ("B", "plan\n</think>")
+    assert sp.split_reasoning("<think>never closed") == ("", "<think>never closed")
+    assert sp.split_reasoning("<THINKING>x</THINKING>y") == ("y", "<THINKING>x</THINKING>")
+
+
+@pytest.mark.parametrize("text,out", [
+    ('"whole"', "whole"), ('"a" and "b"', '"a" and "b"'), ("'Can't I sue?'", "Can't I sue?"),
+    ("\u201cCurly?\u201d", "Curly?"), ("*italic item*", "italic item"), ("`code`", "code"),
+    ("He said \"no\".", "He said \"no\"."), ("Question 2: Is it legal?", "Is it legal?"),
+    ("**Bold** words", "Bold words"),
+])
+def test_clean_item_quotes_only_when_wrapping(text, out):
+    assert sp.clean_item(text) == out
+
+
+def test_echo_similarity_line():
+    src = " ".join(f"word{i}" for i in range(100))
+    one_changed = src.replace("word50", "other")
+    ten_dropped = " ".join(f"word{i}" for i in range(100) if i % 10)
+    assert sp.similarity(src, src) == 1.0
+    assert sp.similarity(one_changed, src) >= sp.ECHO_MIN_SIMILARITY
+    assert sp.similarity(ten_dropped, src) < sp.ECHO_MIN_SIMILARITY
+    assert sp.item_problem(one_changed, "answer", [src]) == "echo"
+    assert sp.item_problem(ten_dropped, "answer", [src]) is None
+
+
+@pytest.mark.parametrize("title,problem", [
+    ("Can a landlord keep the deposit?", None), ("No question mark here.", "not_a_question"),
+    ("Is it legal? I hope this helps", "not_a_question"), ("Why?", "title_length"),
+    ("Is " + "x" * 400 + "?", "title_length"), ("Line one?\nLine two?", "not_a_question"),
+])
+def test_title_gate(title, problem):
+    assert sp.title_problem(title) == problem
