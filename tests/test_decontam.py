@@ -237,6 +237,18 @@ def test_window_hashes_do_not_cross_documents():
     assert decontam.window_hashes(wh2, off2, 2)[0][0] == h[1]  # same words, same hash in any batch
 
 
+def test_index_pickles_without_its_bitmap_and_still_matches():
+    import pickle
+
+    idx = build_index([EvalItem("a", " ".join(WORDS[:20]), "f")], DecontamConfig())
+    assert idx.bitmap.any()
+    blob = pickle.dumps(idx)
+    assert len(blob) < 100_000  # the 4 MiB bitmap is rebuilt where the index is used, not shipped
+    again = pickle.loads(blob)
+    _, removed = decontaminate_partition(_rows(("q", " ".join(WORDS[:20])), ("q", "nothing here")), again)
+    assert list(removed["id"]) == ["r0"]
+
+
 # ------------------------------------------------------------------------------------------ loading
 def test_loading_jsonl_fields_messages_ids_and_skips(tmp_path):
     f = _write_jsonl(tmp_path / "set.jsonl", [
