@@ -637,3 +637,36 @@ def decontaminate(records, cfg: DecontamConfig, dedup_cfg: DedupConfig, client=N
     (keep it for the SDG loop: `check_new_rows`)."""
     dec = Decontaminator.from_config(cfg, dedup_cfg)
     return dec.run(records, client), dec
+
+
+# ------------------------------------------------------------------------------------------ card text
+RULE_NAMES = {"exact": "exact", "ngram": "n-gram overlap", "embedding": "embedding"}
+
+
+def decontam_summary(section: dict) -> list[str]:
+    """Card lines for report.json's "decontamination" section: totals by rule, one line per eval file, the
+    thresholds and what the SDG check dropped."""
+    if not isinstance(section, dict) or "removed" not in section:
+        return []
+    rem, cfg = section["removed"], section.get("config") or {}
+    rules = ", ".join(f"{RULE_NAMES[r]}: {rem.get(r, 0):,}" for r in RULES)
+    out = [f"**{rem.get('total', 0):,}** rows removed because they overlap the evaluation questions ({rules}), "
+           f"before the split, from {section.get('rows_in', 0):,} rows.", ""]
+    out += ["| eval file | format | items | skipped | rows removed | exact | n-gram | embedding |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name, f in (section.get("files") or {}).items():
+        r = f.get("removed") or {}
+        out.append(f"| `{Path(name).name}` | {f.get('format', '')} | {f.get('items', 0):,} | "
+                   f"{sum((f.get('skipped') or {}).values()):,} | {r.get('total', 0):,} | {r.get('exact', 0):,} | "
+                   f"{r.get('ngram', 0):,} | {r.get('embedding', 0):,} |")
+    emb = (f"embedding cosine >= {cfg.get('cosine')} between an item and a row's question"
+           if cfg.get("embedding") else "embedding rule off")
+    out += ["", f"Rules: the normalised item equals a row's question, title or both; a row (title, question and "
+                f"answer) holds >= {cfg.get('ngram_overlap')} of the item's {cfg.get('ngram')}-word n-grams (items of "
+                f"{cfg.get('min_words')}-{int(cfg.get('ngram', 13)) - 1} words as one n-gram; "
+                f"{section.get('short_items', 0):,} shorter items only exact or by embedding); {emb}."]
+    syn = section.get("synthetic") or {}
+    if syn.get("checked"):
+        out.append(f"Synthetic rows checked the same way before acceptance: {syn['checked']:,}, dropped "
+                   f"{(syn.get('removed') or {}).get('total', 0):,}.")
+    return out

@@ -322,3 +322,14 @@ def test_config_defaults_and_validation(tmp_path):
                        (["--decontam-cosine", "0"], "--decontam-cosine")]:
         with pytest.raises(ValueError, match=f"^{flag}:"):
             decontam_config_from_args(_args(*argv))
+
+
+def test_card_summary_names_each_file_and_rule(corpus, tmp_path):
+    rows, lines, _ = corpus
+    f = _write_jsonl(tmp_path / "my-eval.jsonl", [{"question": q} for q in lines])
+    res = Decontaminator.from_config(DecontamConfig(files=(str(f),)), static_cfg(tmp_path)).run(rows)
+    text = "\n".join(decontam.decontam_summary(json.loads(json.dumps(res.stats))))  # as read back from report.json
+    assert "**30** rows removed" in text and "exact: 10, n-gram overlap: 10, embedding: 10" in text
+    assert "| `my-eval.jsonl` | jsonl | 50 | 0 | 30 | 10 | 10 | 10 |" in text
+    assert "cosine >= 0.98" in text
+    assert decontam.decontam_summary({}) == []
