@@ -18,7 +18,7 @@ that hits; `similarity` says how strongly):
                of our answers is in the training text too). similarity = the fraction of the item's distinct
                n-grams found in the row; the row is contaminated when that fraction is >= --decontam-ngram-overlap
                (default 0.5; 0 = any shared n-gram, the papers' strict rule). Why not "any": on the generated
-               corpus the templated sentences make 850 of 1,119 questions share a 13-gram with an unrelated row
+               corpus the templated sentences make 820 of 1,119 questions share a 13-gram with an unrelated row
                (the best unrelated overlap fraction is 0.39), while lightly edited copies keep >= 0.59 of their
                13-grams. Items shorter than n words but with >= --decontam-min-words (8) words count as one n-gram
                of their own length (fraction 0 or 1); shorter items are checked by the exact and embedding
