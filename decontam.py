@@ -110,7 +110,7 @@ def add_decontam_arguments(group: argparse._ActionsContainer) -> None:
 
 def decontam_config_from_args(args: argparse.Namespace) -> DecontamConfig:
     """The validated config; raises ValueError("--flag: why") on a bad value."""
-    files = tuple(args.decontaminate or ())
+    files = tuple(dict.fromkeys(args.decontaminate or ()))  # a file given twice is read once
     for f in files:
         p = Path(f)
         if not p.exists():
@@ -189,15 +189,18 @@ def load_eval_file(path: str | os.PathLike) -> tuple[list[EvalItem], dict]:
         text = _decode(path)
     except OSError as e:
         raise EvalFileError(f"{path}: cannot read ({e.strerror or e})") from None
-    lines = text.splitlines()
+    # "\n" only (str.splitlines also breaks on U+2028 and friends, which JSON strings may hold raw)
+    lines = [ln.rstrip("\r") for ln in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start a blank one
     skipped: dict[str, int] = {}
     raw: list[tuple[int, Any]] = []  # (line or item number, parsed object or text)
     if path.suffix.lower() == ".json" and text.lstrip().startswith("["):
         fmt = "json array"
         try:
             arr = json.loads(text)
-        except ValueError as e:
-            raise EvalFileError(f"{path}: not valid JSON ({e})") from None
+        except json.JSONDecodeError as e:
+            raise EvalFileError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
         raw = list(enumerate(arr, 1))
     elif _is_jsonl(path, lines):
         fmt = "jsonl"

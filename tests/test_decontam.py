@@ -266,9 +266,10 @@ def test_loading_jsonl_fields_messages_ids_and_skips(tmp_path):
 
 def test_loading_plain_text_sniffing_and_json_array(tmp_path):
     t = tmp_path / "qs.txt"
-    t.write_text("\ufeffFirst question?\n\n{not json} second\n", encoding="utf-8")
+    t.write_text("\ufeffFirst question?\r\n\n{not json} second \u2028 same line\n", encoding="utf-8")
     items, st = load_eval_file(t)
-    assert [(i.id, i.text) for i in items] == [("qs.txt:1", "First question?"), ("qs.txt:3", "{not json} second")]
+    assert [(i.id, i.text) for i in items] == [("qs.txt:1", "First question?"),
+                                               ("qs.txt:3", "{not json} second \u2028 same line")]
     assert st["format"] == "text" and st["skipped"] == {"blank line": 1}
     sniff = tmp_path / "evalset"  # no extension: JSON objects by content
     sniff.write_text('{"question": "Via sniffing?"}\n', encoding="utf-8")
@@ -279,17 +280,18 @@ def test_loading_plain_text_sniffing_and_json_array(tmp_path):
     assert [i.id for i in items] == ["arr.json:1", "arr.json:2"] and st["format"] == "json array"
 
 
-@pytest.mark.parametrize("content,where,why", [
-    (b'{"question": "ok"}\n{"question": "broken\n', ":2:", "not valid JSON"),
-    (b'{"question": "ok"}\n{"answer": "no question"}\n', ":2:", "no question, prompt, input or messages"),
-    (b'{"question": 12}\n', ":1:", "'question' is not a string"),
-    (b'{"messages": "hi"}\n', ":1:", "not a list of objects"),
-    (b'["a list"]\n', ":1:", "expected a JSON object"),
-    (b'{"question": "ok"}\n{"question": "caf\xe9"}\n', ":2:", "not UTF-8"),
-    (b"\n\n", "", "no eval items"),
+@pytest.mark.parametrize("content,where,why,name", [
+    (b'{"question": "ok"}\n{"question": "broken\n', ":2:", "not valid JSON", "bad.jsonl"),
+    (b'{"question": "ok"}\n{"answer": "no question"}\n', ":2:", "no question, prompt, input or messages", "bad.jsonl"),
+    (b'{"question": 12}\n', ":1:", "'question' is not a string", "bad.jsonl"),
+    (b'{"messages": "hi"}\n', ":1:", "not a list of objects", "bad.jsonl"),
+    (b'["a list"]\n', ":1:", "expected a JSON object", "bad.jsonl"),
+    (b'{"question": "ok"}\n{"question": "caf\xe9"}\n', ":2:", "not UTF-8", "bad.jsonl"),
+    (b"\n\n", "", "no eval items", "bad.jsonl"),
+    (b'[{"question": "a"},\n {"question": ]', ":2:", "not valid JSON", "bad.json"),
 ])
-def test_bad_files_raise_one_line_naming_file_and_line(tmp_path, content, where, why):
-    f = tmp_path / "bad.jsonl"
+def test_bad_files_raise_one_line_naming_file_and_line(tmp_path, content, where, why, name):
+    f = tmp_path / name
     f.write_bytes(content)
     with pytest.raises(EvalFileError) as exc:
         load_eval_file(f)
@@ -311,7 +313,7 @@ def test_config_defaults_and_validation(tmp_path):
     good.write_text("q?\n")
     cfg = decontam_config_from_args(_args("--decontaminate", str(good), "--decontaminate", str(good),
                                           "--decontam-cosine", "0.9", "--decontam-no-embedding"))
-    assert cfg.files == (str(good), str(good)) and cfg.cosine == 0.9 and not cfg.embedding
+    assert cfg.files == (str(good),) and cfg.cosine == 0.9 and not cfg.embedding
     assert cfg.cosine_for(DedupConfig()) == 0.9
     assert DecontamConfig().cosine_for(DedupConfig(embedding_model="static")) == 0.98
     for argv, flag in [(["--decontaminate", str(tmp_path / "missing.jsonl")], "--decontaminate"),
