@@ -15,7 +15,6 @@ import json
 import random
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -209,7 +208,8 @@ def test_exact_after_normalization_and_title_plus_question():
 def test_ngram_rule_inside_the_answer_and_overlap_threshold():
     item = " ".join(WORDS[:40])
     half = " ".join(WORDS[:26])  # 14 of the item's 28 13-grams: exactly half
-    rows = _rows(("unrelated question", "As they wrote: " + item.upper() + "!"), ("q", half), ("q", " ".join(WORDS[:24])))
+    rows = _rows(("unrelated question", "As they wrote: " + item.upper() + "!"), ("q", half),
+                 ("q", " ".join(WORDS[:24])))
     idx = build_index([EvalItem("a", item, "f")], DecontamConfig())
     _, removed = decontaminate_partition(rows, idx)
     assert dict(zip(removed["id"], removed["similarity"])) == {"r0": 1.0, "r1": 0.5}
