@@ -635,14 +635,6 @@ def _stats(hits: pd.DataFrame, index: EvalIndex, file_stats: dict, rows_in: int)
             "items": len(index), "short_items": index.short_items, "whole_item_ngrams": index.whole_items}
 
 
-def decontaminate(records, cfg: DecontamConfig, dedup_cfg: DedupConfig, client=None
-                  ) -> tuple[DecontamResult, Decontaminator]:
-    """Load the eval files, remove the rows that overlap them; returns the result and the Decontaminator
-    (keep it for the SDG loop: `check_new_rows`)."""
-    dec = Decontaminator.from_config(cfg, dedup_cfg)
-    return dec.run(records, client), dec
-
-
 # ------------------------------------------------------------------------------------------ card text
 RULE_NAMES = {"exact": "exact", "ngram": "n-gram overlap", "embedding": "embedding"}
 
