@@ -203,6 +203,8 @@ def test_exact_after_normalization_and_title_plus_question():
     _, removed = decontaminate_partition(rows, build_index(items, DecontamConfig()))
     assert dict(zip(removed["id"], removed["duplicate_of"])) == {"r0": "a", "r1": "b"}
     assert set(removed["rule"]) == {"exact"} and set(removed["similarity"]) == {1.0}
+    kept, removed = decontaminate_partition(rows.iloc[:0], build_index(items, DecontamConfig()))  # empty partition
+    assert kept.empty and removed.empty and list(removed.columns) == decontam.REMOVED_COLUMNS
 
 
 def test_ngram_rule_inside_the_answer_and_overlap_threshold():
