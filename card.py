@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from decontam import decontam_summary
 from outputs import FORMATS, atomic_write
 
 # Word-count histogram bins: [0,20), [20,40), ... [980,1000), then everything >= 1000 in the last bin.
@@ -387,10 +388,11 @@ def _section_lines(report: dict, images: dict[str, str]) -> list[str]:
                  "sdg": lambda sec: sdg_summary(sec, by_round) + [""]
                  + ([f"![reward scores of synthetic pairs]({images['rewards']})", ""] if images.get("rewards") else []),
                  "leaks": lambda sec: _leak_lines(sec) if "total" in sec else [],
+                 "decontamination": lambda sec: decontam_summary(sec) + [""],
                  "audit": lambda sec: audit_summary(sec) + [""]}
     out: list[str] = []
-    for key, title in (("dedup", "Deduplication"), ("sdg", "Synthetic data"), ("leaks", "Leak check across splits"),
-                       ("audit", "Audit")):
+    for key, title in (("dedup", "Deduplication"), ("decontamination", "Decontamination against evaluation sets"),
+                       ("sdg", "Synthetic data"), ("leaks", "Leak check across splits"), ("audit", "Audit")):
         section = report.get(key)
         if not section:
             continue

@@ -108,6 +108,7 @@ class RunConfig:
     filters: "object"  # filters.FilterConfig
     split: "object"  # split.SplitConfig
     dedup: "object"  # dedup.DedupConfig
+    decontam: "object"  # decontam.DecontamConfig
     sdg: "object"  # synthetic_gen.SdgConfig
     cluster: ClusterConfig
     output: OutputConfig
@@ -122,6 +123,7 @@ class RunConfig:
         for name in ("input", "cluster", "output", "filters", "split"):
             out[name] = asdict(getattr(self, name))
         out["dedup"] = self.dedup.describe()
+        out["decontam"] = asdict(self.decontam)
         out["sdg"] = self.sdg.public()
         return out
 
@@ -138,11 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_arguments(parser.add_argument_group("input", "where the Law StackExchange dump comes from"))
     _add_curation_arguments(parser.add_argument_group("curation", "filters applied to every record, and the split"))
 
+    from decontam import add_decontam_arguments
     from dedup import add_dedup_arguments
     from synthetic_gen import add_sdg_arguments
 
     add_dedup_arguments(parser.add_argument_group(
         "dedup", "exact, fuzzy (MinHash-LSH) and semantic (embedding) dedup over all rows of all splits"))
+    add_decontam_arguments(parser.add_argument_group(
+        "decontamination", "remove rows that overlap your evaluation questions, before the split"))
     add_sdg_arguments(parser.add_argument_group(
         "synthetic generation",
         "grow train with synthetic Q&A from an OpenAI-compatible endpoint, scored by a reward model"))
@@ -244,12 +249,14 @@ def _output_config(args) -> OutputConfig:
 
 def config_from_args(args: argparse.Namespace, argv: list[str]) -> RunConfig:
     """Every module's config from the parsed flags; raises ValueError("--flag: why") on the first bad value."""
+    from decontam import decontam_config_from_args
     from dedup import dedup_config_from_args
     from split import split_config_from_args
     from synthetic_gen import sdg_config_from_args
 
     return RunConfig(input=_input_config(args), filters=_filter_config(args), split=split_config_from_args(args),
-                     dedup=dedup_config_from_args(args), sdg=sdg_config_from_args(args),
+                     dedup=dedup_config_from_args(args), decontam=decontam_config_from_args(args),
+                     sdg=sdg_config_from_args(args),
                      cluster=_cluster_config(args), output=_output_config(args), seed=args.seed,
                      dry_run=args.dry_run, argv=list(argv), namespace=vars(args).copy())
 

@@ -161,16 +161,42 @@ class Dedup:
         from distributed import wait
 
         from dedup import deduplicate
-        from outputs import write_removed
 
         deduped = deduplicate(ctx.data["records"], ctx.cfg.dedup, ctx.client)
         records = ctx.data["records"] = deduped.kept.persist()  # still partitioned in source order
         wait(records)
         ctx.data["families"] = deduped.families.to_dict()
+        ctx.data["removed"] = [deduped.removed]  # removed.jsonl, written with the dataset
         ctx.report.sections["dedup"] = deduped.stats
-        write_removed(ctx.cfg.output.final_dir / "removed.jsonl", deduped.removed)
         removed = deduped.removed["kind"].value_counts().to_dict()
         return StageResult(ctx.rows, ctx.rows - len(deduped.removed), removed)
+
+
+class Decontaminate:
+    """Rows of any split that overlap the user's eval questions (exact, 13-gram overlap, embedding) removed."""
+
+    name = "decontaminate"
+
+    def describe(self, ctx: Context) -> str:
+        cfg = ctx.cfg.decontam
+        if not cfg.enabled:
+            return "skipped (no --decontaminate FILE)"
+        return (f"{len(cfg.files)} eval file(s): exact, {cfg.ngram}-gram overlap >= {cfg.ngram_overlap}"
+                + (", embedding cosine" if cfg.embedding and ctx.cfg.dedup.semantic else ""))
+
+    def run(self, ctx: Context) -> StageResult | None:
+        from distributed import wait
+
+        decontaminator = ctx.data.get("decontaminator")
+        if decontaminator is None:
+            return None
+        result = decontaminator.run(ctx.data["records"], ctx.client)
+        records = ctx.data["records"] = result.kept.persist()
+        wait(records)
+        ctx.data["removed"].append(result.removed)
+        ctx.report.sections["decontamination"] = result.stats
+        dropped = {f"decontaminated:{rule}": n for rule, n in result.stats["removed"].items() if rule != "total"}
+        return StageResult(ctx.rows, ctx.rows - len(result.removed), dropped)
 
 
 class Split:
@@ -216,10 +242,17 @@ class Synthesize:
         from modifiers import clean_partition
         from synthetic_gen import grow_train, synthesis_accounting
 
-        filters, dedup_cfg = ctx.data["filters"], ctx.cfg.dedup
+        filters, dedup_cfg, decontaminator = ctx.data["filters"], ctx.cfg.dedup, ctx.data.get("decontaminator")
+
+        def curate(rows):
+            kept, drops = apply_filters(clean_partition(rows), filters)
+            if decontaminator is not None and len(kept):
+                kept, more = decontaminator.check_new_rows(kept)
+                drops = {**drops, **more}
+            return kept, drops
+
         synthetic, section = grow_train(
-            ctx.data["records"].compute(), ctx.cfg.sdg,
-            curate=lambda rows: apply_filters(clean_partition(rows), filters),
+            ctx.data["records"].compute(), ctx.cfg.sdg, curate=curate,
             dedup_against=lambda new, existing: dedup_against(new, existing, dedup_cfg),
             failures_path=ctx.cfg.output.final_dir / "sdg_failures.jsonl")
         ctx.data["synthetic"] = synthetic
@@ -258,7 +291,9 @@ class Write:
         return f"{ctx.cfg.output.final_dir}/: " + describe_files(ctx.cfg.output.formats)
 
     def run(self, ctx: Context) -> StageResult:
-        from outputs import write_final
+        import pandas as pd
+
+        from outputs import write_final, write_removed
         from split import SPLITS
 
         def partitions():
@@ -269,6 +304,7 @@ class Write:
 
         out = ctx.cfg.output
         written = ctx.data["written"] = write_final(out.final_dir, partitions(), out.formats, out.system_prompt)
+        write_removed(out.final_dir / "removed.jsonl", pd.concat(ctx.data["removed"], ignore_index=True))
         ctx.report.splits = {s: written["rows"].get(s, 0) for s in SPLITS}
         ctx.report.sections["outputs"] = {"dir": str(out.final_dir), "files": written["files"],
                                           "licenses": written["licenses"], "synthetic": written["synthetic"]}
@@ -323,16 +359,20 @@ class Card:
         ctx.report.write(final_dir / "report.json")
 
 
-STAGES = [Download(), StartCluster(), Convert(), Clean(), Filter(), Dedup(), Split(), Synthesize(), LeakCheck(), Write(), Audit(),
+STAGES = [Download(), StartCluster(), Convert(), Clean(), Filter(), Dedup(), Decontaminate(), Split(), Synthesize(), LeakCheck(), Write(), Audit(),
           Card()]
 
 
 # ------------------------------------------------------------------------------------------------- the run
 def preflight(ctx: Context) -> None:
-    """Before any work: is SDG on, and does its endpoint answer as it must? A rejected key, an unreachable
-    endpoint or a model that is not a reward model raises here, in seconds, with nothing written."""
+    """Before any work: read the eval sets to decontaminate against (a bad file: exit 2), and if SDG is on, check
+    its endpoint answers as it must (a rejected key, an unreachable endpoint or a model that is not a reward
+    model: exit 4) — in seconds, with nothing written."""
+    from decontam import Decontaminator
     from synthetic_gen import sdg_gate
 
+    if ctx.cfg.decontam.enabled:
+        ctx.data["decontaminator"] = Decontaminator.from_config(ctx.cfg.decontam, ctx.cfg.dedup)
     ctx.data["sdg_on"], ctx.data["sdg_skipped"] = sdg_gate(ctx.cfg.sdg)
     if ctx.data["sdg_on"]:
         from synthetic_gen import preflight as sdg_preflight
