@@ -643,8 +643,8 @@ def iter_dump_chunks(path: Path, stats: DumpStats, cfg: DumpConfig | None = None
     fmt = input_format(path)
     if fmt == "json":
         raise InputError(f"{path}: not a Stack Exchange dump (.7z, extracted folder or Posts.xml)")
-    site = dump_site(path, fmt, cfg.site)
     members = _members(path, fmt)
+    site = dump_site(path, fmt, cfg.site)
     stats.site, stats.answer_policy = site, cfg.answer
     prefix = site_id_prefix(site)
     total = _member_sizes(path, fmt, members)

@@ -1933,7 +1933,7 @@ def default_truth_path(out: str) -> str:
 DUMP_SAMPLE_COMMAND = ("--dump data/sample/law.stackexchange.com --dump-7z data/sample/law.stackexchange.com.7z "
                        "--questions 300 --seed 0")
 DUMP_EPOCH = 1432670400  # 2015-05-26T20:00:00Z, when the generated site opens
-DUMP_LICENSES = ((0.15, "CC BY-SA 2.5"), (0.50, "CC BY-SA 3.0"), (1.01, "CC BY-SA 4.0"))  # by age of the post
+DUMP_LICENSES = ((0.15, "CC BY-SA 2.5"), (0.50, "CC BY-SA 3.0"), (float("inf"), "CC BY-SA 4.0"))  # by age of the post
 DUMP_MTIME = (2024, 4, 1, 0, 0, 0)  # the .7z members' fixed timestamp (the archive bytes do not depend on now)
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
