@@ -77,8 +77,9 @@ def dump_config_from_args(args: argparse.Namespace) -> DumpConfig:
         if not _SITE_RE.match(site):
             raise ValueError(f"--site: {args.site!r} is not a site name like law.stackexchange.com")
         cfg.site = site
-    dump_input = bool(args.input) and input_format(Path(args.input)) != "json"
-    if not dump_input:
+    # a missing --input is resolve_input's one-line error, not a flag error here
+    json_input = not args.input or (Path(args.input).exists() and input_format(Path(args.input)) == "json")
+    if json_input:
         if cfg.site is not None:
             raise ValueError("--site: only for a Stack Exchange dump given as --input (.7z, folder or Posts.xml)")
         if cfg.answer != DumpConfig.answer:
@@ -301,6 +302,10 @@ def _stream_7z(path: Path, wanted: dict[str, str], depth: int = 8) -> Iterator[t
         worker.join()
 
 
+def _xml_error(exc: etree.XMLSyntaxError) -> str:
+    return _one_line(Exception(exc.msg or exc), 120)  # .msg: without lxml's "(<string>, line N)" suffix
+
+
 def _one_line(exc: BaseException, limit: int = 160) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -322,14 +327,14 @@ class _RowReader:
             self.parser.feed(block)
             self._drain()
         except etree.XMLSyntaxError as exc:
-            raise InputError(f"{self.label}: not well-formed XML ({_one_line(exc, 120)})") from None
+            raise InputError(f"{self.label}: not well-formed XML ({_xml_error(exc)})") from None
 
     def close(self) -> None:
         try:
             root = self.parser.close()
             self._drain()
         except etree.XMLSyntaxError as exc:
-            raise InputError(f"{self.label}: not well-formed XML, truncated? ({_one_line(exc, 120)})") from None
+            raise InputError(f"{self.label}: not well-formed XML, truncated? ({_xml_error(exc)})") from None
         if not self.checked and root is not None and root.tag != self.root:
             raise InputError(f"{self.label}: expected a <{self.root}> element, found <{root.tag}>")
 

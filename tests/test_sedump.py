@@ -110,6 +110,13 @@ def test_best_answer_takes_first_on_a_tie(tmp_path):
     assert df.loc[0, "answer"] == "<p>first</p>" and df.loc[0, "answer_score"] == 5
 
 
+def test_no_answers_and_no_rows(tmp_path):
+    df, stats = convert(_site(tmp_path / "a", _posts([_q(1), _q(2), '<row Id="3" PostTypeId="4" Body="x" />'])))
+    assert len(df) == 0 and stats.elements == 2 and dict(stats.dropped) == {"no_answer": 2}
+    df, stats = convert(_site(tmp_path / "b", _posts([])))
+    assert len(df) == 0 and stats.elements == 0 and stats.posts == 0
+
+
 def test_accepted_vs_best(sample_xml):
     best, _ = convert(SAMPLE_DIR)
     accepted, stats = convert(SAMPLE_DIR, DumpConfig(answer="accepted"))
@@ -238,7 +245,11 @@ def test_bad_archives_are_one_line_errors(tmp_path):
     _one_line_error(site, "no Posts.xml in the archive")
     good = SAMPLE_7Z.read_bytes()
     site.write_bytes(good[: len(good) // 2])
-    _one_line_error(site, "7z|decompress|archive")
+    _one_line_error(site, "not a readable 7z archive")
+    corrupt = bytearray(good)
+    corrupt[40_000:40_100] = bytes(b ^ 0x55 for b in corrupt[40_000:40_100])
+    site.write_bytes(bytes(corrupt))
+    _one_line_error(site, "cannot decompress|not well-formed XML")
     (tmp_path / "x").mkdir()
     cut = (SAMPLE_DIR / "Posts.xml").read_bytes()[:50_000]
     trunc = _seven_zip(tmp_path / "x" / "law.stackexchange.com.7z", {"Posts.xml": cut})
