@@ -9,6 +9,7 @@ import argparse
 import importlib.util
 import io
 import re
+import tempfile
 import threading
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -66,6 +67,15 @@ def oracle(posts_xml: bytes, answer: str = "best") -> dict:
             chosen = next((a for a in cands if a["Id"] == q.get("AcceptedAnswerId")), best)
         out[qid] = {"question": q, "answer": chosen, "best": best}
     return {"rows": rows, "questions": questions, "kept": out}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def spill_under_tmp(tmp_path_factory):
+    """The converter's spill file (and py7zr's temp files, if any) under pytest's tmp dir, not /tmp."""
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path_factory.mktemp("spill"))
+    yield
+    tempfile.tempdir = saved
 
 
 @pytest.fixture(scope="module")
