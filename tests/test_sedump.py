@@ -295,7 +295,8 @@ def test_site_from_name_or_flag(tmp_path):
     _one_line_error(folder, "cannot tell the site.*--site")
     df, stats = convert(folder, DumpConfig(site="cooking.stackexchange.com"))
     assert list(df["id"]) == ["cooking-stackexchange-qa-10"]
-    assert df.loc[0, "link"] == "https://cooking.stackexchange.com/questions/10" and stats.site == "cooking.stackexchange.com"
+    assert df.loc[0, "link"] == "https://cooking.stackexchange.com/questions/10"
+    assert stats.site == "cooking.stackexchange.com"
 
 
 def test_config_from_args_validates(tmp_path):
