@@ -299,7 +299,9 @@ def _stream_7z(path: Path, wanted: dict[str, str], depth: int = 8) -> Iterator[t
             yield name, block
     finally:
         stop.set()
-        worker.join()
+        # the worker stops at its next block; one still skipping an earlier member of a solid archive
+        # (PostHistory.xml precedes Posts.xml in the dumps) is a daemon and is not waited for
+        worker.join(timeout=2.0)
 
 
 def _xml_error(exc: etree.XMLSyntaxError) -> str:
