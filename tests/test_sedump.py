@@ -195,6 +195,20 @@ def test_7z_folder_and_posts_xml_give_byte_identical_records(folder_result):
         assert other_stats.duplicate_links == stats.duplicate_links
 
 
+def test_archive_member_order_and_subfolder_do_not_matter(tmp_path, folder_result):
+    df, stats = folder_result
+    files = {"Badges.xml": b"<badges />" * 5000,
+             "law/PostLinks.xml": (SAMPLE_DIR / "PostLinks.xml").read_bytes(),
+             "law/Posts.xml": (SAMPLE_DIR / "Posts.xml").read_bytes(), "Users.xml": b"<users />"}
+    for order in (list(files), list(reversed(files))):
+        archive = tmp_path / str(len(list(tmp_path.iterdir()))) / "law.stackexchange.com.7z"
+        archive.parent.mkdir()
+        _seven_zip(archive, {name: files[name] for name in order})
+        other, other_stats = convert(archive)
+        assert other.to_json(orient="records") == df.to_json(orient="records")
+        assert other_stats.duplicate_links == stats.duplicate_links
+
+
 def test_duplicate_links_are_pairs_of_kept_records(folder_result):
     df, stats = folder_result
     root = ET.parse(SAMPLE_DIR / "PostLinks.xml").getroot()
@@ -233,7 +247,7 @@ def test_committed_twin_is_what_the_generator_writes(tmp_path):
 # ------------------------------------------------------------------------------------------------ bad input
 
 def _seven_zip(path: Path, files: dict[str, bytes]) -> Path:
-    with py7zr.SevenZipFile(path, "w") as z:
+    with py7zr.SevenZipFile(path, "w", filters=[{"id": py7zr.FILTER_LZMA2, "preset": 1}]) as z:
         for name, data in files.items():
             z.writef(io.BytesIO(data), name)
     return path
