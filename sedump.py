@@ -226,23 +226,27 @@ class _Stop(Exception):
     """The reader went away: abort the decompression."""
 
 
-def _stream_7z(path: Path, wanted: dict[str, str], depth: int = 8) -> Iterator[tuple[str, bytes]]:
-    """Decompress the wanted archive members in a thread; blocks reach the caller through a bounded queue."""
-    import py7zr
-    from py7zr.io import Py7zIO, WriterFactory
+class _BlockQueue:
+    """A bounded queue from the decompression thread to the reader; `put` gives up once the reader left."""
 
-    blocks: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    def __init__(self, depth: int):
+        self.blocks: queue.Queue = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
 
-    def put(item) -> None:
+    def put(self, item) -> None:
         while True:
-            if stop.is_set():
+            if self.stop.is_set():
                 raise _Stop()
             try:
-                blocks.put(item, timeout=0.2)
+                self.blocks.put(item, timeout=0.2)
                 return
             except queue.Full:
                 continue
+
+
+def _queue_factory(sink: _BlockQueue, wanted: dict[str, str]):
+    """A py7zr WriterFactory whose files hand each decompressed block to `sink` as (member name, bytes)."""
+    from py7zr.io import Py7zIO, WriterFactory
 
     class QueueWriter(Py7zIO):
         def __init__(self, name: str):
@@ -251,7 +255,7 @@ def _stream_7z(path: Path, wanted: dict[str, str], depth: int = 8) -> Iterator[t
         def write(self, data) -> int:
             view = memoryview(data)
             for start in range(0, len(view), READ_BLOCK):  # big blocks are handed on in slices
-                put((self.name, bytes(view[start:start + READ_BLOCK])))
+                sink.put((self.name, bytes(view[start:start + READ_BLOCK])))
             self.length += len(view)
             return len(view)
 
@@ -261,7 +265,7 @@ def _stream_7z(path: Path, wanted: dict[str, str], depth: int = 8) -> Iterator[t
         def seek(self, offset, whence=0) -> int:
             return self.length
 
-        def seekable(self) -> bool:
+        def seekable(self) -> bool:  # py7zr then does not rewind the file when it is done
             return False
 
         def flush(self) -> None:
@@ -274,16 +278,26 @@ def _stream_7z(path: Path, wanted: dict[str, str], depth: int = 8) -> Iterator[t
         def create(self, filename: str) -> Py7zIO:
             return QueueWriter(wanted.get(filename, filename))
 
+    return Factory()
+
+
+def _stream_7z(path: Path, wanted: dict[str, str], depth: int = 8) -> Iterator[tuple[str, bytes]]:
+    """Decompress the wanted archive members (archive name -> our name) in a thread; blocks reach the caller
+    through a bounded queue, so at most `depth` blocks of READ_BLOCK bytes wait in memory."""
+    import py7zr
+
+    sink = _BlockQueue(depth)
+
     def work() -> None:
         try:
             with py7zr.SevenZipFile(path, mode="r") as archive:
-                archive.extract(targets=list(wanted), factory=Factory())
-            put(("", None))
+                archive.extract(targets=list(wanted), factory=_queue_factory(sink, wanted))
+            sink.put(("", None))
         except _Stop:
             pass
         except BaseException as exc:  # handed to the reader, which raises it as one line
             try:
-                put(("", exc))
+                sink.put(("", exc))
             except _Stop:
                 pass
 
@@ -291,14 +305,14 @@ def _stream_7z(path: Path, wanted: dict[str, str], depth: int = 8) -> Iterator[t
     worker.start()
     try:
         while True:
-            name, block = blocks.get()
+            name, block = sink.blocks.get()
             if block is None:
                 return
             if isinstance(block, BaseException):
                 raise InputError(f"{path}: cannot decompress ({_one_line(block)})")
             yield name, block
     finally:
-        stop.set()
+        sink.stop.set()
         # the worker stops at its next block; one still skipping an earlier member of a solid archive
         # (PostHistory.xml precedes Posts.xml in the dumps) is a daemon and is not waited for
         worker.join(timeout=2.0)
