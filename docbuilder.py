@@ -98,7 +98,12 @@ def _short(exc: Exception, limit: int = 160) -> str:
 
 
 def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file (recorded in the report so a run names exactly what it read)."""
+    """Hex sha256 of a file (recorded in the report so a run names exactly what it read); of a dump folder,
+    over the files the converter reads."""
+    if Path(path).is_dir():
+        from sedump import dump_sha256
+
+        return dump_sha256(Path(path))
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -252,29 +257,59 @@ def _drop_reason(element, seen_ids: set[int]) -> str | None:
 
 
 def resolve_input(input_path: str | None, url: str, raw_dir: Path, fallback: bool,
-                  warn, progress: bool = True) -> dict:
-    """Where the data comes from: a local file, the downloaded dump, or (offline) the bundled sample.
+                  warn, progress: bool = True, site: str | None = None) -> dict:
+    """Where the data comes from: a local file (the JSON array, or a Stack Exchange site's dump: .7z, extracted
+    folder or Posts.xml), the downloaded dump, or (offline) the bundled sample.
 
-    Returns the report's `source` dict: path, origin ("file"/"download"/"sample"), url, sample flag.
-    Raises DownloadError if the download fails and fallback is off; InputError if `--input` is missing.
+    Returns the report's `source` dict: path, origin ("file"/"download"/"sample"), url, sample flag, format
+    ("json", or for a dump "7z"/"folder"/"posts" with its site and the files read). `site` (--site) names a
+    dump's site when its file name does not. Raises DownloadError if the download fails and fallback is off;
+    InputError if `--input` is missing or is a dump that cannot be read.
     """
     if input_path:
         path = Path(input_path)
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
-        return {"path": str(path), "origin": "file", "url": None, "sample": False}
+        if not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+        from sedump import describe_dump, input_format
+
+        source = {"path": str(path), "origin": "file", "url": None, "sample": False, "format": "json"}
+        if input_format(path) != "json":
+            source.update(describe_dump(path, site))
+        elif not path.is_file():
+            raise InputError(f"{path}: not a file")
+        return source
     dest = Path(raw_dir) / DATASET_FILE
     try:
         download(url, dest, progress=progress)
-        return {"path": str(dest), "origin": "download", "url": url, "sample": False}
+        return {"path": str(dest), "origin": "download", "url": url, "sample": False, "format": "json"}
     except DownloadError as exc:
         if not fallback:
             raise
         warn(f"DOWNLOAD FAILED: {exc}\n"
              f"  Falling back to the bundled SAMPLE ({SAMPLE_PATH.name}, generated data, not real Law.SE posts).\n"
              f"  Pass --input FILE to use a local copy of the dump, or --no-fallback to make this an error.")
-        return {"path": str(SAMPLE_PATH), "origin": "sample", "url": url, "sample": True,
+        return {"path": str(SAMPLE_PATH), "origin": "sample", "url": url, "sample": True, "format": "json",
                 "download_error": str(exc)}
+
+
+def new_convert_stats(source: dict) -> ConvertStats:
+    """The stats object the source's converter fills: a sedump.DumpStats for a site's dump."""
+    if source["format"] == "json":
+        return ConvertStats()
+    from sedump import DumpStats
+
+    return DumpStats()
+
+
+def iter_input_chunks(source: dict, stats: ConvertStats, chunk_rows: int = 4096, progress: bool = True,
+                      dump_cfg=None) -> Iterator[pd.DataFrame]:
+    """Record chunks of the resolved source: the JSON array (iter_record_chunks) or a site's dump
+    (sedump.iter_dump_chunks, read as `dump_cfg`: a sedump.DumpConfig, None for its defaults)."""
+    if source["format"] == "json":
+        return iter_record_chunks(Path(source["path"]), stats, chunk_rows, progress)
+    from sedump import iter_dump_chunks
+
+    return iter_dump_chunks(Path(source["path"]), stats, dump_cfg, chunk_rows, progress)
 
 
 def ensure_dir(path: Path) -> Path:

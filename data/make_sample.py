@@ -32,12 +32,14 @@ near-synonymous alternatives (re-picked in a paraphrase; alternatives may hold {
 from __future__ import annotations
 
 import argparse
+import calendar
 import math
 import os
 import random
 import re
 import sys
 import tempfile
+import time
 
 import orjson
 
@@ -1924,13 +1926,201 @@ def default_truth_path(out: str) -> str:
     return base + "-duplicates.jsonl"
 
 
+# ==========================================================================================================
+# The dump-shaped twin: a generated Stack Exchange site (Posts.xml + PostLinks.xml, optionally packed as .7z)
+# ==========================================================================================================
+
+DUMP_SAMPLE_COMMAND = ("--dump data/sample/law.stackexchange.com --dump-7z data/sample/law.stackexchange.com.7z "
+                       "--questions 300 --seed 0")
+DUMP_EPOCH = 1432670400  # 2015-05-26T20:00:00Z, when the generated site opens
+DUMP_LICENSES = ((0.15, "CC BY-SA 2.5"), (0.50, "CC BY-SA 3.0"), (float("inf"), "CC BY-SA 4.0"))  # by age of the post
+DUMP_MTIME = (2024, 4, 1, 0, 0, 0)  # the .7z members' fixed timestamp (the archive bytes do not depend on now)
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_attr(value) -> str:
+    """An attribute value escaped as the dumps write them (newlines as &#xA;); XML-invalid characters dropped."""
+    s = _XML_INVALID.sub("", str(value))
+    return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+            .replace("\n", "&#xA;").replace("\r", "&#xD;").replace("\t", "&#x9;"))
+
+
+def _xml_row(attrs: dict) -> bytes:
+    return ("  <row " + " ".join(f'{k}="{_xml_attr(v)}"' for k, v in attrs.items() if v is not None)
+            + " />\r\n").encode("utf-8")
+
+
+def _dump_tags(tags, fmt: str) -> str:
+    return "".join(f"<{t}>" for t in tags) if fmt == "angle" else "|" + "|".join(tags) + "|"
+
+
+def _dump_questions(rng: random.Random, n: int) -> tuple[list[dict], list[tuple]]:
+    """n generated questions (dicts with doc, answers, time), and the duplicate links planted among them:
+    (copy index, original index, kind); a copy is an exact, near or paraphrased re-ask of an earlier question,
+    or ('unrelated') a question the community closed as a duplicate whatever its wording."""
+    questions, links, pool = [], [], []
+    for i in range(n):
+        doc, kind = None, None
+        if len(pool) >= 10 and rng.random() < 0.08:
+            j = pool.pop(int(rng.random() * len(pool)))
+            kind = ("exact", "near", "paraphrase", "unrelated")[int(rng.random() * 4)]
+            if kind == "exact":
+                doc = _copy_doc(questions[j]["doc"])
+            elif kind in ("near", "paraphrase"):
+                res = (near_copy if kind == "near" else paraphrase_copy)(questions[j]["doc"], rng)
+                doc = res[0] if res else None
+            if doc is not None or kind == "unrelated":
+                links.append((i, j, kind))
+        if doc is None:
+            doc = make_doc(rng)
+            if kind is None and passes_default_filters(doc):
+                pool.append(i)
+        questions.append({"doc": doc, "time": float(i)})
+    return questions, links
+
+
+def _dump_posts(rng: random.Random, n: int, tag_format: str) -> tuple[list[dict], list[dict]]:
+    """Posts (dicts of attributes, Ids assigned in time order) and PostLinks rows of a generated site."""
+    questions, dup_links = _dump_questions(rng, n)
+    posts: list[dict] = []
+    for q in questions:
+        doc = q["doc"]
+        q["row"] = {"PostTypeId": 1, "AcceptedAnswerId": None, "Score": doc["qscore"],
+                    "ViewCount": 20 + int(rng.expovariate(0.004)),
+                    "Body": blocks_html(doc["q"], doc, rng, doc["noise"]["junk"]), "Title": _title_text(doc, rng),
+                    "Tags": _dump_tags(doc["tags"], tag_format), "AnswerCount": len(doc["answers"]),
+                    "CommentCount": int(rng.random() * 6), "_time": q["time"]}
+        posts.append(q["row"])
+        answers = []
+        for a in doc["answers"]:
+            answers.append({"PostTypeId": 2, "ParentId": q["row"], "Score": a["score"],
+                            "Body": blocks_html(a["blocks"], doc, rng), "CommentCount": int(rng.random() * 4),
+                            "_time": q["time"] + 0.01 + rng.expovariate(0.4)})
+        posts.extend(answers)
+        if answers and rng.random() < 0.55:  # accepted: usually the best-scored answer, sometimes another one
+            r = rng.random()
+            pick = answers[doc["best"]] if r < 0.7 else answers[int(rng.random() * len(answers))]
+            q["row"]["AcceptedAnswerId"] = pick if r < 0.97 else "deleted"
+    _plant_skips(rng, posts, questions)
+    posts.sort(key=lambda p: p["_time"])
+    next_id = 0
+    for p in posts:
+        next_id += 1 + (1 if rng.random() < 0.12 else 0)  # gaps: deleted posts
+        p["Id"] = next_id
+    links = [{"PostId": questions[c]["row"]["Id"], "RelatedPostId": questions[o]["row"]["Id"], "LinkTypeId": 3}
+             for c, o, _kind in dup_links]
+    for _ in range(max(1, n // 25)):  # "linked" (LinkTypeId 1) between random questions: not families
+        a, b = rng.sample(range(len(questions)), 2) if len(questions) > 1 else (0, 0)
+        links.append({"PostId": questions[a]["row"]["Id"], "RelatedPostId": questions[b]["row"]["Id"],
+                      "LinkTypeId": 1})
+    for k, p in enumerate(q for q in posts if q.get("_deleted_parent")):
+        p["ParentId"] = next_id + 100 + k  # an Id no post has: the question was deleted
+    links.append({"PostId": questions[0]["row"]["Id"], "RelatedPostId": next_id + 7, "LinkTypeId": 3})  # deleted
+    return posts, sorted(links, key=lambda link: (link["PostId"], link["RelatedPostId"]))
+
+
+def _plant_skips(rng: random.Random, posts: list[dict], questions: list[dict]) -> None:
+    """Rows the converter must count as skips: tag wikis, an empty question, an empty answer, orphan answers."""
+    n = len(questions)
+    for k in range(max(1, n // 60)):
+        t = rng.random() * n
+        posts.append({"PostTypeId": 4, "Score": 0, "Body": "<p>For questions about a generated tag.</p>",
+                      "_time": t})
+        posts.append({"PostTypeId": 5, "Score": 0, "Body": "", "_time": t + 0.001})
+    posts.append({"PostTypeId": 1, "Score": 0, "Body": "", "Title": "A question whose body was removed",
+                  "Tags": "|meta|", "_time": n * 0.5 + 0.3})
+    posts.append({"PostTypeId": 2, "ParentId": questions[n // 3]["row"], "Score": 0, "Body": "",
+                  "_time": n / 3 + 0.4})
+    for k in range(max(1, n // 100)):  # answers to questions deleted since
+        posts.append({"PostTypeId": 2, "ParentId": None, "_deleted_parent": True, "Score": 1,
+                      "Body": "<p>An answer to a question that is gone.</p>", "_time": rng.random() * n})
+
+
+def _serialize_posts(posts: list[dict], n: int) -> bytes:
+    out = [b'<?xml version="1.0" encoding="utf-8"?>\r\n<posts>\r\n']
+    for p in posts:
+        attrs = {"Id": p["Id"]}
+        for key in ("PostTypeId", "AcceptedAnswerId", "ParentId"):
+            value = p.get(key)
+            if isinstance(value, dict):
+                value = value["Id"]
+            elif value == "deleted":
+                value = p["Id"] + 10 ** 6
+            attrs[key] = value
+        seconds = DUMP_EPOCH + int(p["_time"] * 86400 * 3)
+        attrs["CreationDate"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{p['Id'] * 37 % 1000:03d}"
+        for key in ("Score", "ViewCount", "Body", "Title", "Tags", "AnswerCount", "CommentCount"):
+            attrs[key] = p.get(key)
+        age = p["_time"] / max(1, n)
+        attrs["ContentLicense"] = next(lic for edge, lic in DUMP_LICENSES if age < edge)
+        out.append(_xml_row(attrs))
+    out.append(b"</posts>\r\n")
+    return b"".join(out)
+
+
+def _serialize_links(links: list[dict]) -> bytes:
+    out = [b'<?xml version="1.0" encoding="utf-8"?>\r\n<postlinks>\r\n']
+    for k, link in enumerate(links, 1):
+        out.append(_xml_row({"Id": k, "CreationDate": "2024-01-01T00:00:00.000", **link}))
+    out.append(b"</postlinks>\r\n")
+    return b"".join(out)
+
+
+def generate_dump(n_questions: int, seed: int, tag_format: str = "pipe") -> dict[str, bytes]:
+    """A generated site's dump files {"Posts.xml": bytes, "PostLinks.xml": bytes}, byte-identical per
+    (n_questions, seed, tag_format). Tags as '|a|b|' (current dumps, tag_format "pipe") or '<a><b>' ("angle")."""
+    rng = random.Random(seed * 1_000_003 + 977)
+    posts, links = _dump_posts(rng, n_questions, tag_format)
+    return {"Posts.xml": _serialize_posts(posts, n_questions), "PostLinks.xml": _serialize_links(links)}
+
+
+def write_dump(files: dict[str, bytes], folder: str | None = None, archive: str | None = None) -> None:
+    """Write the dump files into `folder` and/or pack them as the .7z `archive` (LZMA2, fixed timestamps)."""
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for name, data in files.items():
+            fh, tmp = _atomic_open(os.path.join(folder, name))
+            with fh:
+                fh.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, os.path.join(folder, name))
+    if archive:
+        import io
+
+        import py7zr
+        from py7zr.helpers import ArchiveTimestamp
+
+        fh, tmp = _atomic_open(archive)
+        fixed = ArchiveTimestamp.from_datetime(calendar.timegm(DUMP_MTIME + (0, 0, 0)))
+        try:
+            with fh, py7zr.SevenZipFile(fh, "w", filters=[{"id": py7zr.FILTER_LZMA2, "preset": 6}]) as z:
+                for name in sorted(files):
+                    z.writef(io.BytesIO(files[name]), name)
+                    info = z.header.files_info.files[-1]  # py7zr stamps "now": pin the times
+                    for key in ("creationtime", "lastaccesstime"):
+                        info.pop(key, None)
+                    info["lastwritetime"] = fixed
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, archive)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--questions", type=int, default=1200, help="number of questions (planted copies included)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True, help="output JSON file (the committed sample is "
+    ap.add_argument("--out", default=None, help="output JSON file (the committed sample is "
                     "data/sample/law-stackexchange-questions-answers.json: --questions 1200 --seed 0)")
+    ap.add_argument("--dump", metavar="DIR", default=None,
+                    help="instead of the JSON file, write a generated Stack Exchange site's dump (Posts.xml, "
+                         "PostLinks.xml) into DIR (the committed twin: " + DUMP_SAMPLE_COMMAND + ")")
+    ap.add_argument("--dump-7z", metavar="FILE", default=None, help="also (or only) pack the dump as this .7z")
+    ap.add_argument("--tag-format", choices=("pipe", "angle"), default="pipe",
+                    help="dump tags as |a|b| (current dumps) or <a><b> (older dumps)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="processes (output is byte-identical for any value; default: all cores)")
     ap.add_argument("--chunk", type=int, default=CHUNK, help=argparse.SUPPRESS)  # part of the output identity
@@ -1939,6 +2129,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.questions < 0:
         ap.error("--questions must be >= 0")
+    if args.dump or args.dump_7z:
+        write_dump(generate_dump(args.questions, args.seed, args.tag_format), args.dump, args.dump_7z)
+        return 0
+    if not args.out:
+        ap.error("give --out FILE (the JSON sample) or --dump DIR / --dump-7z FILE (the dump twin)")
     truth = args.truth or default_truth_path(args.out)
     fh, tmp = _atomic_open(args.out)
     tfh, ttmp = _atomic_open(truth)
