@@ -105,6 +105,7 @@ class RunConfig:
     """Everything a run reads: built once by `parse_args`, never changed."""
 
     input: InputConfig
+    dump: "object"  # sedump.DumpConfig (a Stack Exchange site's dump as --input)
     filters: "object"  # filters.FilterConfig
     split: "object"  # split.SplitConfig
     dedup: "object"  # dedup.DedupConfig
@@ -120,7 +121,7 @@ class RunConfig:
     def describe(self) -> dict:
         """The resolved settings, JSON-safe (no key: SdgConfig.public drops it)."""
         out = {}
-        for name in ("input", "cluster", "output", "filters", "split"):
+        for name in ("input", "dump", "cluster", "output", "filters", "split"):
             out[name] = asdict(getattr(self, name))
         out["dedup"] = self.dedup.describe()
         out["decontam"] = asdict(self.decontam)
@@ -157,12 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_input_arguments(group) -> None:
+    from sedump import add_dump_arguments
+
     defaults = InputConfig()
-    group.add_argument("--input", metavar="FILE", help="a local copy of the dump (skips the download)")
+    group.add_argument("--input", metavar="PATH",
+                       help="a local copy of the JSON dump, or a Stack Exchange site's data dump: the .7z "
+                            "(e.g. law.stackexchange.com.7z), its extracted folder, or its Posts.xml (skips the "
+                            "download)")
     group.add_argument("--url", default=None, help="where to download the dump from (default: Hugging Face)")
     group.add_argument("--no-fallback", action="store_true",
                        help="fail when the download fails instead of using the bundled sample")
     group.add_argument("--raw-dir", default=defaults.raw_dir, help="download cache")
+    add_dump_arguments(group)
 
 
 def _add_curation_arguments(group) -> None:
@@ -251,10 +258,11 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> RunConfig:
     """Every module's config from the parsed flags; raises ValueError("--flag: why") on the first bad value."""
     from decontam import decontam_config_from_args
     from dedup import dedup_config_from_args
+    from sedump import dump_config_from_args
     from split import split_config_from_args
     from synthetic_gen import sdg_config_from_args
 
-    return RunConfig(input=_input_config(args), filters=_filter_config(args), split=split_config_from_args(args),
+    return RunConfig(input=_input_config(args), dump=dump_config_from_args(args), filters=_filter_config(args), split=split_config_from_args(args),
                      dedup=dedup_config_from_args(args), decontam=decontam_config_from_args(args),
                      sdg=sdg_config_from_args(args),
                      cluster=_cluster_config(args), output=_output_config(args), seed=args.seed,

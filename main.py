@@ -35,9 +35,14 @@ class Download:
 
     def describe(self, ctx: Context) -> str:
         from docbuilder import DATASET_FILE, DATASET_URL, SAMPLE_PATH
+        from sedump import describe_dump, input_format
 
         cfg = ctx.cfg.input
         url = cfg.url or DATASET_URL
+        if cfg.path and input_format(Path(cfg.path)) != "json":
+            dump = describe_dump(Path(cfg.path), ctx.cfg.dump.site)
+            return (f"skipped: --input {cfg.path}  [Stack Exchange dump of {dump['site']} ({dump['format']}): "
+                    + ", ".join(dump["files"]) + "]")
         if cfg.path:
             local, where = Path(cfg.path), f"skipped: --input {cfg.path}"
         else:
@@ -54,7 +59,7 @@ class Download:
 
         cfg = ctx.cfg.input
         source = resolve_input(cfg.path, cfg.url or DATASET_URL, Path(cfg.raw_dir), fallback=cfg.fallback,
-                               warn=log.warning, progress=ctx.cfg.output.progress)
+                               warn=log.warning, progress=ctx.cfg.output.progress, site=ctx.cfg.dump.site)
         source["sha256"] = sha256_of(Path(source["path"]))
         ctx.report.source = ctx.data["source"] = source
 
@@ -75,27 +80,36 @@ class StartCluster:
 
 
 class Convert:
-    """2. Stream the JSON array into record partitions; each is cleaned on a worker as soon as it is parsed."""
+    """2. Stream the JSON array, or a site's dump, into record partitions; each is cleaned on a worker as soon as
+    it is parsed."""
 
     name = "convert"
 
     def describe(self, ctx: Context) -> str:
-        return "stream the JSON array into records; best-scored answer per question"
+        return ("stream the JSON array (or a site's Posts.xml: an integer index, then the join) into records; "
+                f"{ctx.cfg.dump.answer} answer per question")
 
     def run(self, ctx: Context) -> StageResult:
         import dask.dataframe as dd
 
-        from docbuilder import ConvertStats, InputError, iter_record_chunks
+        from docbuilder import InputError, iter_input_chunks, new_convert_stats
         from modifiers import clean_partition
         from records import empty_frame
+        from sedump import DumpStats
 
-        stats, client, path = ConvertStats(), ctx.client, Path(ctx.data["source"]["path"])
+        source, client = ctx.data["source"], ctx.client
+        stats = new_convert_stats(source)
         # convert overlaps clean: a partition's raw HTML is released on the worker once it is cleaned
         chunks = [client.submit(clean_partition, client.scatter(chunk), pure=False) for chunk in
-                  iter_record_chunks(path, stats, ctx.cfg.cluster.partition_rows, ctx.cfg.output.progress)]
+                  iter_input_chunks(source, stats, ctx.cfg.cluster.partition_rows, ctx.cfg.output.progress,
+                                    ctx.cfg.dump)]
         if not chunks:
-            raise InputError(f"{path}: no usable questions ({dict(stats.dropped) or 'empty array'})")
+            raise InputError(f"{source['path']}: no usable questions ({dict(stats.dropped) or 'empty array'})")
         ctx.data["records"] = dd.from_delayed(chunks, meta=empty_frame(), verify_meta=False)
+        ctx.data["duplicate_links"] = []  # pairs of record ids the site closed as duplicates: one split family
+        if isinstance(stats, DumpStats):
+            ctx.data["duplicate_links"] = stats.duplicate_links
+            ctx.report.sections["dump"] = stats.section()
         return StageResult(stats.elements, stats.records, dict(stats.dropped))
 
 
