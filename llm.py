@@ -762,10 +762,11 @@ class LLMClient:
     async def _fetch(self, key: str, model: str, body: bytes) -> Result:
         attempt = 0
         while True:
-            if self.fatal is not None:
-                raise self.fatal.again() from None
             await self._rpm_wait()
             started = await self.limiter.acquire()
+            if self.fatal is not None:   # another call found the endpoint gone while this one waited
+                self.limiter.release()
+                raise self.fatal.again() from None
             reason = self._budget_reason()  # checked holding a slot, just before sending: no overshoot
             if reason:
                 self.limiter.release()
