@@ -40,6 +40,7 @@ import collections
 import email.utils
 import hashlib
 import json
+import math
 import os
 import random
 import socket
@@ -61,6 +62,7 @@ KEY_ENV_VARS = ("NVIDIA_API_KEY", "OPENAI_API_KEY")
 AUTH_MESSAGE = "the endpoint rejected the API key"
 TRANSPORTS = ("auto", "raw", "httpx")
 USER_AGENT = "lawqa-curate"
+PROBE_SLOWDOWN = 8   # growth above the last 429's level is this many times slower than below it
 
 
 # ---- errors -----------------------------------------------------------------------------------------------------
@@ -272,6 +274,7 @@ class AdaptiveLimiter:
         self.last_cut = 0.0
         self.cuts = 0
         self.min_seen = self.limit
+        self.rate_limited_at = math.inf   # the limit at the last 429
         self._waiters: collections.deque = collections.deque()
 
     @property
@@ -312,13 +315,17 @@ class AdaptiveLimiter:
                 fut.set_result(None)
 
     def on_success(self) -> None:
-        # grow only when the limit is actually in use (otherwise there is no evidence it could be higher)
+        # grow only when the limit is actually in use (otherwise there is no evidence it could be higher); at or
+        # above the level where the server last said 429, probe PROBE_SLOWDOWN times slower: every probe past
+        # the server's capacity costs a call a Retry-After wait
         if self.inflight >= self.current - 1 and self.limit < self.ceiling:
-            self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
+            step = 1.0 / self.limit if self.limit < self.rate_limited_at else 1.0 / (PROBE_SLOWDOWN * self.limit)
+            self.limit = min(float(self.ceiling), self.limit + step)
             self._wake()
 
     def on_rate_limited(self) -> None:
         """429: the server holds what is in flight now (this call already released)."""
+        self.rate_limited_at = self.limit
         new = max(float(self.floor), min(self.limit - 1.0, float(self.inflight)))
         if new < self.limit:
             self.limit = new

@@ -252,6 +252,25 @@ def test_limiter_aimd():
     assert lim.current == 5
 
 
+def test_limiter_probes_slowly_past_the_last_429():
+    lim = llm.AdaptiveLimiter(100)
+    lim.inflight = 40
+    lim.limit = 41.0
+    lim.on_rate_limited()          # the server held 40
+    assert lim.current == 40
+
+    def successes_to_grow_by_one() -> int:
+        start, n = lim.current, 0
+        while lim.current == start:
+            lim.inflight = lim.current
+            lim.on_success()
+            n += 1
+        return n
+    below = successes_to_grow_by_one()    # 40 -> 41: still under the 429's level (41)
+    above = successes_to_grow_by_one()    # 41 -> 42: past it
+    assert below <= 41 and above >= llm.PROBE_SLOWDOWN * 40
+
+
 # ---- keys by host ---------------------------------------------------------------------------------------------------
 NV_KEY, OA_KEY = "nvapi-test-nvidia-key-0001", "sk-test-openai-key-0002"
 
