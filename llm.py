@@ -393,6 +393,16 @@ def _connect_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _innermost(exc: BaseException) -> BaseException:
+    """The first cause of a wrapped exception (httpx2 wraps the socket's error twice)."""
+    for _ in range(10):
+        inner = exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    return exc
+
+
 class _RawHTTP:
     """HTTP/1.1 keep-alive POSTs to one plain-http host over asyncio streams; never follows redirects."""
 
@@ -546,7 +556,7 @@ class _Httpx:
         except x.ConnectTimeout:
             raise _ConnectFailed("connect timeout") from None
         except x.ConnectError as exc:
-            raise _ConnectFailed(_connect_reason(exc.__context__ or exc)) from None
+            raise _ConnectFailed(_connect_reason(_innermost(exc))) from None
         except x.TimeoutException:
             raise _Timeout() from None
         except (x.TransportError, x.DecodingError) as exc:

@@ -140,8 +140,10 @@ def test_gives_up_after_bounded_retries(server, tmp_path):
     assert c.stats.requests == 3
 
 
-def test_refused_connection_is_unreachable_in_seconds(tmp_path):
-    c = llm.LLMClient("http://127.0.0.1:9/v1", cache_dir=tmp_path / "c", backoff_base=0.01, timeout=2)
+@pytest.mark.parametrize("transport", ["raw", "httpx"])
+def test_refused_connection_is_unreachable_in_seconds(tmp_path, transport):
+    c = llm.LLMClient("http://127.0.0.1:9/v1", cache_dir=tmp_path / "c", backoff_base=0.01, timeout=2,
+                      transport=transport)
     t0 = time.monotonic()
     with pytest.raises(llm.EndpointUnreachable, match="cannot reach 127.0.0.1:9: connection error: connection "
                                                       "refused"):
