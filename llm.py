@@ -203,6 +203,7 @@ class Stats:
     coalesced: int = 0
     requests: int = 0          # HTTP requests sent (first tries + retries)
     retries: int = 0
+    resends: int = 0           # sent again at once: a kept-alive connection the server had closed (in requests)
     completed: int = 0         # HTTP 200 answers stored
     rate_limited: int = 0      # 429 answers
     timeouts: int = 0
@@ -213,8 +214,9 @@ class Stats:
     busy_seconds: float = 0.0  # wall time spent inside sessions
 
     def as_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("calls", "cache_hits", "coalesced", "requests", "retries", "completed",
-                                           "rate_limited", "timeouts", "prompt_tokens", "completion_tokens")}
+        d = {k: getattr(self, k) for k in ("calls", "cache_hits", "coalesced", "requests", "retries", "resends",
+                                           "completed", "rate_limited", "timeouts", "prompt_tokens",
+                                           "completion_tokens")}
         d["total_tokens"] = self.prompt_tokens + self.completion_tokens
         d["failures"] = dict(sorted(self.failures.items()))
         d["http_status"] = {str(k): v for k, v in sorted(self.http_status.items())}
@@ -406,7 +408,8 @@ def _innermost(exc: BaseException) -> BaseException:
 class _RawHTTP:
     """HTTP/1.1 keep-alive POSTs to one plain-http host over asyncio streams; never follows redirects."""
 
-    def __init__(self, url: str, timeout: float, connect_timeout: float, connect_to: tuple[str, int] | None):
+    def __init__(self, url: str, timeout: float, connect_timeout: float, connect_to: tuple[str, int] | None,
+                 on_resend: Callable[[], None]):
         parts = urlsplit(url)
         port = parts.port or 80
         self.addr = connect_to or (parts.hostname, port)
@@ -414,6 +417,7 @@ class _RawHTTP:
         self.host_header = host if port == 80 else f"{host}:{port}"
         self.timeout, self.connect_timeout = timeout, connect_timeout
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.on_resend = on_resend   # a request sent again after a kept-alive connection turned out closed
 
     def head(self, path: str, headers: Mapping[str, str]) -> bytes:
         """The request head up to (not including) the Content-Length value: built once per client."""
@@ -427,7 +431,7 @@ class _RawHTTP:
             try:
                 return await self._exchange(conn, data)
             except _Stale:
-                pass  # the server closed it as we reused it (keep-alive race): once more on a fresh connection
+                self.on_resend()  # the server closed it as we reused it (keep-alive race): once more, fresh
         try:
             return await self._exchange(await self._connect(), data)
         except _Stale:
@@ -452,9 +456,9 @@ class _RawHTTP:
         reader, writer = conn
         got_head = False
         try:
-            writer.write(data)
-            await writer.drain()
             async with asyncio.timeout(self.timeout):
+                writer.write(data)
+                await writer.drain()
                 status, headers, version = await self._read_head(reader)
                 got_head = True
                 body, reusable = await self._read_body(reader, status, headers, version)
@@ -669,7 +673,7 @@ class LLMClient:
         path = parts.path.rstrip("/") + "/chat/completions" + (f"?{parts.query}" if parts.query else "")
         connect_timeout = min(self.timeout, 10.0)
         if self.transport == "raw":
-            self._conn = _RawHTTP(self.base_url, self.timeout, connect_timeout, self._connect_to)
+            self._conn = _RawHTTP(self.base_url, self.timeout, connect_timeout, self._connect_to, self._count_resend)
         else:
             url = f"{parts.scheme}://{parts.netloc}{path}"
             self._conn = _Httpx(url, self.timeout, connect_timeout, self.limiter.ceiling)
@@ -686,6 +690,10 @@ class LLMClient:
                 await conn.aclose()
             except Exception:
                 pass
+
+    def _count_resend(self) -> None:
+        self.stats.requests += 1
+        self.stats.resends += 1
 
     def run(self, coro_fn: Callable[[], Awaitable[Any]]) -> Any:
         """asyncio.run(coro_fn()) inside a session (for sync callers)."""

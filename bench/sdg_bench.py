@@ -200,15 +200,16 @@ def main(argv=None) -> int:
     capacity = args.capacity / args.latency
     print(f"\nserver: latency {args.latency * 1000:.0f} ms, capacity {args.capacity} concurrent "
           f"-> {capacity:.0f} answered req/s at most; target +{args.target} rows")
-    print(f"{'oracle':<22} exactly {args.capacity} raw requests in flight, SDG's request mix, nothing else: {oracle:.0f} req/s = "
-          f"{100 * oracle / capacity:.1f}% of capacity (what this server delivers on this machine now)")
+    print(f"{'oracle':<22} exactly {args.capacity} raw requests in flight, SDG's request mix, nothing else: "
+          f"{oracle:.0f} req/s = {100 * oracle / capacity:.1f}% of capacity (what this server delivers on this "
+          f"machine now)")
     for r in results:
         r["capacity_per_s"] = capacity
         r["pct_of_capacity"] = 100.0 * r["answered_per_s"] / capacity
         r["pct_of_oracle"] = 100.0 * r["answered_per_s"] / oracle
-        print(f"{r['scheme']:<22} rows {r['rows']:>5} ({r['stop']}, {r.get('rounds', '-')} rounds)  answered {r['answered']:>6}  "
-              f"{r['answered_per_s']:6.0f} req/s = {r['pct_of_capacity']:5.1f}% of capacity ({r['pct_of_oracle']:5.1f}% of "
-              f"the oracle)  "
+        print(f"{r['scheme']:<22} rows {r['rows']:>5} ({r['stop']}, {r.get('rounds', '-')} rounds)  "
+              f"answered {r['answered']:>6}  {r['answered_per_s']:6.0f} req/s = {r['pct_of_capacity']:5.1f}% of "
+              f"capacity ({r['pct_of_oracle']:5.1f}% of the oracle)  "
               f"429s {r['429']:>6}  retries {r['retries']:>6}  rows lost {r['rows_lost_to_errors']:>5}  "
               f"paid twice {r['paid_twice']}  LLM time {r['llm_seconds']:6.1f} s  total {r['total_seconds']:6.1f} s  "
               f"client CPU {1000 * r['client_cpu_s'] / max(1, r['http_requests']):.2f} ms/request")

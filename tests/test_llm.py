@@ -479,7 +479,8 @@ def test_raw_transport_reads_every_framing(scripted, tmp_path, mode):
                       max_concurrency=1, transport="raw")
     res = c.run_batch(reqs(5))
     assert [r.content for r in res] == [f"ok {mode}"] * 5
-    assert c.stats.retries == 0 and scripted.hits == 5     # a connection the server closed is never counted twice
+    # a kept-alive connection the server closed is sent again at once: no retry, no failure, counted as sent
+    assert c.stats.retries == 0 and scripted.hits == 5 and c.stats.requests - c.stats.resends == 5
 
 
 def test_raw_transport_never_resends_a_truncated_answer_silently(scripted, tmp_path):
