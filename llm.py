@@ -136,6 +136,18 @@ def resolve_api_key(endpoint: str | None, flag_key: str | None,
     return (value, var) if value else (None, None)
 
 
+def usable_api_key(key: str | None, source: str | None) -> str | None:
+    """The key without surrounding whitespace (a key pasted with its newline), or ValueError("SOURCE: why") when it
+    holds characters a header line cannot carry (it goes into one as it is). The message never holds the key."""
+    if key is None:
+        return None
+    key = key.strip()
+    if not all(33 <= ord(c) < 127 for c in key):
+        raise ValueError(f"{source}: the API key holds characters an HTTP header cannot carry "
+                         "(spaces, line breaks or non-ASCII)")
+    return key
+
+
 def check_endpoint(url: str) -> None:
     """Raise ValueError("--synth-gen-endpoint: why") unless `url` is an http(s) URL with a host and no user info
     (user info would let two URL parsers disagree on the host the key goes to)."""
@@ -152,6 +164,8 @@ def check_endpoint(url: str) -> None:
         raise ValueError("--synth-gen-endpoint: user info in the URL is not supported; pass the key with --api-key")
     if any(c.isspace() or c == "\\" for c in url):
         raise ValueError("--synth-gen-endpoint: spaces and backslashes are not allowed")
+    if not url.isascii() or not url.isprintable():
+        raise ValueError("--synth-gen-endpoint: ASCII only (percent-encode the path, punycode the host)")
 
 
 def cache_key(model: str, messages: list[dict], params: dict | None = None) -> str:
@@ -597,7 +611,8 @@ class LLMClient:
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}")
         self.base_url = base_url
-        self._key, self.key_source = resolve_api_key(base_url, api_key, environ)
+        key, self.key_source = resolve_api_key(base_url, api_key, environ)
+        self._key = usable_api_key(key, self.key_source)
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
         self.connect_retries = int(connect_retries)

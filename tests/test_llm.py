@@ -304,10 +304,20 @@ def test_no_key_rather_than_the_other_hosts_key():
 
 
 @pytest.mark.parametrize("bad", ["ftp://host/v1", "http:///v1", "https://user:pw@nvidia.com/v1",
-                                 "https://nvidia.com@evil.org/v1", "http://host:99999/v1", "http://ho st/v1"])
+                                 "https://nvidia.com@evil.org/v1", "http://host:99999/v1", "http://ho st/v1",
+                                 "http://host/v1\r\nX: y", "http://h\u00f6st/v1"])
 def test_urls_that_could_mislead_about_the_host_are_refused(bad):
     with pytest.raises(ValueError, match="^--synth-gen-endpoint: "):
         llm.LLMClient(bad, cache_dir=None)
+
+
+def test_a_key_that_would_break_the_header_is_refused_without_echo(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-abc\r\nX-Injected: 1")
+    with pytest.raises(ValueError, match="^OPENAI_API_KEY: the API key holds characters") as ei:
+        llm.LLMClient("http://127.0.0.1:8000/v1", cache_dir=None)
+    assert "abc" not in str(ei.value)
+    monkeypatch.setenv("OPENAI_API_KEY", "  sk-with-newline\n")
+    assert llm.LLMClient("http://127.0.0.1:8000/v1", cache_dir=None).key_source == "OPENAI_API_KEY"
 
 
 def test_with_both_keys_exported_each_host_gets_only_its_own(server, tmp_path, monkeypatch):
