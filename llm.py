@@ -713,6 +713,7 @@ class LLMClient:
     def run(self, coro_fn: Callable[[], Awaitable[Any]]) -> Any:
         """asyncio.run(coro_fn()) inside a session (for sync callers)."""
         async def main():
+            asyncio.get_running_loop().set_exception_handler(_quiet_on_interrupt)
             async with self.session():
                 return await coro_fn()
         return asyncio.run(main())
@@ -914,6 +915,16 @@ class LLMClient:
         self.limiter.on_success()
         self._give_ups_in_a_row = 0
         return Result(ok=True, data=data, key=key), None, 0.0
+
+
+def _quiet_on_interrupt(loop, context: dict) -> None:
+    """A Ctrl-C lands inside whichever task runs at that moment; that task and the gathers above it then die with a
+    KeyboardInterrupt / CancelledError nobody awaits, which asyncio reports as a traceback when they are collected,
+    after the caller has printed its one "interrupted" line. Those are the interruption itself, not bugs: say
+    nothing. Everything else goes to the default handler."""
+    if isinstance(context.get("exception"), (KeyboardInterrupt, asyncio.CancelledError)):
+        return
+    loop.default_exception_handler(context)
 
 
 def _int(value) -> int:

@@ -500,3 +500,29 @@ def test_raw_transport_never_resends_a_truncated_answer_silently(scripted, tmp_p
     [r] = c.run_batch(reqs(1))
     assert r.reason == "broken answer: connection closed mid-answer (gave up after 2 tries)"
     assert scripted.hits == 2 and c.stats.requests == 2
+
+
+def test_a_ctrl_c_inside_a_call_leaves_one_exception_and_no_traceback(server, tmp_path, capfd, caplog):
+    """Ctrl-C raises KeyboardInterrupt inside whichever task runs (main.py's handler): it must leave run() as a
+    KeyboardInterrupt and nothing else, with no "exception was never retrieved" traceback at collection time."""
+    import asyncio
+    import gc
+
+    srv = server(latency=0.05)
+    c = client(srv, tmp_path)
+
+    async def source(i):
+        async def interrupt():
+            await asyncio.sleep(0.02)
+            raise KeyboardInterrupt
+        parts = [c.chat("gen", gen_msgs(10 * i + k)) for k in range(3)]
+        return await asyncio.gather(*parts, *([interrupt()] if i == 2 else []))
+
+    async def go():
+        return await asyncio.gather(*(source(i) for i in range(6)))
+    with pytest.raises(KeyboardInterrupt):
+        c.run(go)
+    gc.collect()
+    server_log(srv)   # (let the server finish the requests the interrupt abandoned)
+    err = capfd.readouterr().err + caplog.text   # asyncio reports through logging
+    assert "Traceback" not in err and "never retrieved" not in err, err
