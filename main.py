@@ -498,12 +498,12 @@ def exit_code_for(exc: BaseException, cfg) -> int | None:
     """One line and an exit code for the failures a user can act on; None for a bug (re-raised)."""
     from cluster import is_cluster_error
     from docbuilder import DownloadError, InputError
-    from llm import AuthError
+    from llm import EndpointError
     from report import redact, secret_values
     from synthetic_gen import SdgError
 
     logging.disable(logging.NOTSET)
-    if isinstance(exc, (AuthError, SdgError)):
+    if isinstance(exc, (EndpointError, SdgError)):
         log.error(f"error: LLM endpoint: {redact(str(exc), secret_values(cfg))}; nothing was done")
         return EXIT_ENDPOINT
     if isinstance(exc, InputError):

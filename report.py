@@ -27,7 +27,7 @@ from outputs import atomic_write
 SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "credential")
 REDACTED = "***"
 # Packages whose versions a run records (those missing are skipped).
-VERSIONED_PACKAGES = ("dask", "distributed", "pandas", "pyarrow", "numpy", "requests", "openai", "tqdm", "ftfy",
+VERSIONED_PACKAGES = ("dask", "distributed", "pandas", "pyarrow", "numpy", "requests", "httpx2", "tqdm", "ftfy",
                       "lxml", "ijson", "orjson", "xxhash", "torch", "sentence-transformers", "transformers",
                       "scikit-learn", "model2vec", "matplotlib", "cudf", "cuml")
 

@@ -61,8 +61,9 @@ class RewardAttributeMissing(SdgError):
     """`--reward-min` names an attribute the reward model (or judge) does not return."""
 
 
-class EndpointError(SdgError):
-    """The endpoint failed past the client's retries (unreachable, 5xx, unknown model)."""
+class EndpointError(SdgError, llm.EndpointError):
+    """The endpoint failed past the client's retries (unreachable, 5xx, unknown model): an llm.EndpointError found
+    by SDG's own checks."""
 
 
 # ---- prompts ----------------------------------------------------------------------------------------------------
@@ -222,7 +223,7 @@ class SdgConfig:
     target_size: int | None = None
     api_key: str | None = None
     api_timeout: float = 120.0
-    max_concurrency: int = 32          # the client's ceiling (llm.LLMClient takes it from here)
+    max_concurrency: int = llm.DEFAULT_MAX_CONCURRENCY  # the client's ceiling
     rpm: float | None = None
     max_requests: int | None = None
     max_tokens: int | None = None
@@ -311,8 +312,8 @@ def validate_sdg_config(cfg: SdgConfig) -> SdgConfig:
     _check(cfg.reward_mode in REWARD_MODES, "--reward-mode",
            f"{cfg.reward_mode!r}: choose from {', '.join(REWARD_MODES)}")
     if cfg.endpoint:
-        _check(urlparse(cfg.endpoint).scheme in ("http", "https") and bool(urlparse(cfg.endpoint).hostname),
-               "--synth-gen-endpoint", f"{cfg.endpoint!r} is not an http(s) URL")
+        llm.check_endpoint(cfg.endpoint)
+        llm.usable_api_key(*resolve_key(cfg))
         _check(cfg.reward_mode != "reward" or bool(cfg.reward_model), "--reward-model",
                "empty with --reward-mode reward (use --reward-mode judge or none without a reward model)")
     if cfg.reward_mode == "judge":
@@ -334,27 +335,10 @@ def sdg_config_from_args(args) -> SdgConfig:
 
 
 # ---- keys and the gate ----------------------------------------------------------------------------------------------
-def _is_nvidia_host(endpoint: str | None) -> bool:
-    host = (urlparse(endpoint or "").hostname or "").lower()
-    return host == "nvidia.com" or host.endswith(".nvidia.com")
-
-
-def _resolve_key_fallback(endpoint: str | None, flag_key: str | None, environ: Mapping) -> tuple:
-    # TODO(lead): remove once llm.resolve_api_key(endpoint, flag_key, environ) is merged; same rules
-    if flag_key:
-        return flag_key, "--api-key"
-    var = "NVIDIA_API_KEY" if _is_nvidia_host(endpoint) else "OPENAI_API_KEY"
-    return (environ[var], var) if environ.get(var) else (None, None)
-
-
 def resolve_key(cfg: SdgConfig, environ: Mapping | None = None) -> tuple[str | None, str | None]:
     """(key, source) for cfg.endpoint: --api-key, else NVIDIA_API_KEY for *.nvidia.com hosts, else OPENAI_API_KEY
     for other hosts. `source` names the flag or variable, never the key."""
-    environ = os.environ if environ is None else environ
-    try:
-        return llm.resolve_api_key(cfg.endpoint, cfg.api_key, environ)
-    except TypeError:   # the older llm.resolve_api_key(api_key) (TODO(lead): drop with the fallback)
-        return _resolve_key_fallback(cfg.endpoint, cfg.api_key, environ)
+    return llm.resolve_api_key(cfg.endpoint, cfg.api_key, os.environ if environ is None else environ)
 
 
 def sdg_gate(cfg: SdgConfig, environ: Mapping | None = None) -> tuple[bool, str | None]:
@@ -368,7 +352,7 @@ def sdg_gate(cfg: SdgConfig, environ: Mapping | None = None) -> tuple[bool, str 
     if llm.is_local_url(cfg.endpoint) or resolve_key(cfg, environ)[0]:
         return True, None
     host = (urlparse(cfg.endpoint).hostname or cfg.endpoint)
-    if _is_nvidia_host(cfg.endpoint):
+    if llm.is_nvidia_host(cfg.endpoint):
         return False, ("synthetic data generation skipped: no API key for the NVIDIA endpoint; "
                        "set NVIDIA_API_KEY (or pass --api-key)")
     return False, (f"synthetic data generation skipped: no API key for {host}; "
@@ -622,7 +606,7 @@ class _Round:
             tasks = [asyncio.ensure_future(one(i, r)) for i, r in enumerate(rows)]
             try:
                 await asyncio.gather(*tasks)
-            except (llm.AuthError, SdgError) as exc:
+            except (llm.EndpointError, SdgError) as exc:
                 self.error = exc
                 for t in tasks:
                     t.cancel()

@@ -18,7 +18,8 @@ request, random 5xx, wrong-count, garbage, preamble + numbered/bold lists, wrapp
 401 when `api_key` is set and the bearer token differs. `usage` carries word-count token numbers.
 
 Every request is logged (JSONL file when `log_path` is set, and in memory; GET /log) with `hash` = sha256 of the
-canonical request body (model + messages + parameters) and `completed` = a 200 answer was written in full, so tests
+canonical request body (model + messages + parameters), `key_sha256` = sha256 of the bearer token it carried
+(None: no Authorization header) and `completed` = a 200 answer was written in full, so tests
 can assert no completed request was ever sent twice, across processes. "Completed" is the server's view: an answer
 written in full can still be lost by a client killed before it stored it (tests/test_faults.py reads the client's
 cache to tell the two apart; the answer's id carries the hash: "chatcmpl-<hash[:24]>"). `on_completed` (a callable
@@ -79,6 +80,14 @@ def _u(*parts) -> float:
 
 def request_hash(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def bearer_sha256(authorization: str | None) -> str | None:
+    """sha256 hex of the bearer token a request carried (None without one): tests see which key came, never it."""
+    if not authorization:
+        return None
+    token = authorization[len("Bearer "):] if authorization.startswith("Bearer ") else authorization
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _words(text: str) -> list[str]:
@@ -297,7 +306,8 @@ class Handler(BaseHTTPRequestHandler):
         st, cfg = self.st, self.st.cfg
         h = request_hash(body)
         model = body.get("model", "")
-        entry = {"hash": h, "model": model, "t": time.time(), "status": None, "completed": False}
+        entry = {"hash": h, "model": model, "t": time.time(), "status": None, "completed": False,
+                 "key_sha256": bearer_sha256(self.headers.get("Authorization"))}
         with st.lock:
             st.counts["requests"] += 1
             attempt = st.attempts.get(h, 0)

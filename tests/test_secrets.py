@@ -2,6 +2,7 @@
 cache 0600 and report 0644; HTML cleaning fetches nothing; no pickle/eval of input; input never names a file."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import stat
@@ -55,6 +56,53 @@ def test_canary_key_is_nowhere(sdg_run):
         for secret in (CANARY, CANARY_ENV):
             assert secret.encode() not in data, where
             assert secret.encode("utf-16-le") not in data, where
+
+
+@pytest.mark.e2e
+def test_only_the_flags_key_reached_the_endpoint(sdg_run):
+    """--api-key wins over both variables, and the server saw that key and no other (by its sha256)."""
+    from llm_server import read_log
+
+    tmp, _ = sdg_run
+    seen = {e["key_sha256"] for e in read_log(tmp / "server.log")}
+    assert seen == {hashlib.sha256(CANARY.encode()).hexdigest()}
+    report = json.loads((tmp / "out" / "final" / "report.json").read_text())
+    assert '"key_source": "--api-key"' in json.dumps(report)
+
+
+def test_a_key_echoed_by_the_server_is_not_cached_or_returned(server, tmp_path, monkeypatch):
+    import llm
+    import llm_server
+
+    answer = llm_server.Handler._answer
+
+    def echo_key(self, body, h):
+        resp = answer(self, body, h)
+        resp["choices"][0]["message"]["content"] = f"you sent {self.headers.get('Authorization')}"
+        return resp
+    monkeypatch.setattr(llm_server.Handler, "_answer", echo_key)
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY_ENV)
+    srv = server()
+    client = llm.LLMClient(srv.base_url, cache_dir=tmp_path / "cache")
+    [res] = client.run_batch([llm.ChatRequest("gen", [{"role": "user", "content": "hi"}])])
+    client.close()
+    assert res.content == "you sent Bearer [redacted]"
+    assert client.report()["key_source"] == "OPENAI_API_KEY"
+    for name, data in everything_under(tmp_path / "cache"):
+        assert CANARY_ENV.encode() not in data, name
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 503, 307])
+def test_endpoint_error_lines_never_hold_the_key(server, tmp_path, status):
+    import llm
+
+    srv = server(error_models={"m": status}, fail_status=status)
+    client = llm.LLMClient(srv.base_url, api_key=CANARY, cache_dir=tmp_path / "cache", max_retries=0,
+                           give_up_limit=1)
+    with pytest.raises(llm.EndpointError) as ei:
+        client.run_batch([llm.ChatRequest("m", [{"role": "user", "content": CANARY}])])
+    for text in (str(ei.value), repr(ei.value), repr(client), json.dumps(client.report())):
+        assert CANARY not in text
 
 
 @pytest.mark.e2e
