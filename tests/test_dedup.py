@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _vocab() -> list[str]:
     """~20k real words (MiniLM's WordPiece vocabulary), so random documents are semantically distinct."""
-    words = (dedup.Path(dedup._minilm_path("minilm")) / "vocab.txt").read_text().split()
+    words = (Path(dedup.minilm_path("minilm")) / "vocab.txt").read_text().split()
     return sorted({w for w in words if w.isalpha() and w.isascii() and len(w) > 3})
 
 
@@ -175,14 +175,14 @@ def test_dask_input_moves_only_uncached_texts_to_the_driver(cache_dir, monkeypat
     df = frame(make_rows(80, seed=5))
     cfg = static_cfg(cache_dir)
     fetched = []
-    real = dedup._texts_with_hashes
+    real = dedup.features.texts_with_hashes
 
     def spy(pdf, wanted):
         out = real(pdf, wanted)
         fetched.append(len(out))
         return out
 
-    monkeypatch.setattr(dedup, "_texts_with_hashes", spy)
+    monkeypatch.setattr(dedup.features, "texts_with_hashes", spy)
     dedup.deduplicate(dd.from_pandas(df.iloc[:50], npartitions=3), cfg)
     assert sum(fetched) == 50  # cold: every text, once
     fetched.clear()
@@ -318,7 +318,7 @@ def test_semantic_pairs_match_brute_force():
     base = rng.normal(size=(40, 32)).astype(np.float32)
     pts = np.concatenate([base + rng.normal(scale=s, size=base.shape).astype(np.float32)
                           for s in (0.0, 0.05, 0.1, 0.2, 0.3)])
-    emb = dedup._l2norm(pts)
+    emb = dedup.embed.l2norm(pts)
     thr = 0.97
     pairs, sims, _ = dedup.semantic_pairs(emb, thr, clusters=5, probe=2, seed=0)
     full = emb @ emb.T
@@ -349,26 +349,54 @@ def test_dedup_against_drops_new_duplicates_only(cache_dir):
 
 
 # ------------------------------------------------------------------------------------- CLI / import
-def test_cli_flags_build_config():
+def dedup_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser()
     dedup.add_dedup_arguments(p.add_argument_group("dedup"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def test_cli_flags_build_config():
+    p = dedup_parser()
     cfg = dedup.dedup_config_from_args(p.parse_args([]))
+    assert cfg == dedup.DedupConfig(progress=True)  # every default comes from the dataclass
     assert (cfg.exact, cfg.fuzzy, cfg.semantic) == (True, True, True)
-    assert (cfg.fuzzy_shingle, cfg.fuzzy_jaccard, cfg.eps, cfg.semdedup_clusters) == (5, 0.8, 0.01, 20)
-    assert (cfg.leak_jaccard, cfg.leak_cos, cfg.device, cfg.max_seq_length) == (0.5, 0.95, "cpu", 256)
+    assert (cfg.model, cfg.eps, cfg.leak_cos) == ("static", 0.02, 0.98)  # the CPU default
+    cfg = dedup.dedup_config_from_args(p.parse_args(["--device", "gpu"]))
+    assert (cfg.model_family, cfg.eps) == ("minilm", dedup.MODEL_DEFAULTS["minilm"]["eps"])
     cfg = dedup.dedup_config_from_args(p.parse_args(
         ["--no-semantic", "--fuzzy-jaccard", "0.7", "--fuzzy-shingle", "3", "--semdedup-eps", "0.05",
          "--semdedup-clusters", "7", "--embedding-model", "static", "--leak-jaccard", "0.4", "--leak-cosine",
-         "0.9", "--device", "gpu", "--seed", "4", "--embedding-cache", ""]))
+         "0.9", "--device", "gpu", "--seed", "4", "--embedding-cache", "", "--quiet"]))
     assert (cfg.semantic, cfg.fuzzy_jaccard, cfg.fuzzy_shingle, cfg.eps, cfg.semdedup_clusters) == \
         (False, 0.7, 3, 0.05, 7)
     assert (cfg.model_family, cfg.leak_jaccard, cfg.leak_cos, cfg.device, cfg.seed, cfg.embedding_cache) == \
         ("static", 0.4, 0.9, "gpu", 4, None)
     cfg = dedup.dedup_config_from_args(p.parse_args(["--dedup", "exact"]))
     assert (cfg.exact, cfg.fuzzy, cfg.semantic) == (True, False, False)
-    with pytest.raises(SystemExit):
-        dedup.dedup_config_from_args(p.parse_args(["--dedup", "exakt"]))
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--dedup", "exakt"], "--dedup"), (["--semdedup-eps", "1.5"], "--semdedup-eps"),
+    (["--semdedup-eps", "0"], "--semdedup-eps"), (["--fuzzy-jaccard", "0"], "--fuzzy-jaccard"),
+    (["--fuzzy-jaccard", "1.01"], "--fuzzy-jaccard"), (["--leak-jaccard", "-1"], "--leak-jaccard"),
+    (["--leak-cosine", "2"], "--leak-cosine"), (["--fuzzy-num-perm", "0"], "--fuzzy-num-perm"),
+    (["--fuzzy-shingle", "0"], "--fuzzy-shingle"), (["--semdedup-clusters", "0"], "--semdedup-clusters"),
+    (["--embedding-batch-size", "0"], "--embedding-batch-size"), (["--max-seq-length", "0"], "--max-seq-length"),
+    (["--embedding-threads", "0"], "--embedding-threads"), (["--family-max-share", "0"], "--family-max-share"),
+    (["--embedding-model", " "], "--embedding-model"),
+])
+def test_cli_rejects_bad_values_with_a_one_line_value_error(argv, flag):
+    with pytest.raises(ValueError) as err:
+        dedup.dedup_config_from_args(dedup_parser().parse_args(argv))
+    assert str(err.value).startswith(flag + ":") and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text, kinds", [("exact,fuzzy", {"exact", "fuzzy"}), ("all", set(dedup.KINDS)),
+                                         ("none", set()), ("", set()), (" Semantic ", {"semantic"})])
+def test_parse_kinds(text, kinds):
+    assert dedup.parse_kinds(text) == kinds
 
 
 def test_import_is_light():
@@ -388,7 +416,7 @@ def minilm_run(tmp_path_factory):
     # differs only past MiniLM's 256-token window: a different text with the same embedding
     rows.append(copy_row(rows[6], 901, answer=rows[6]["answer"] + " and a different closing remark"))
     df = frame(rows)
-    cfg = dedup.DedupConfig(embedding_cache=cache, fuzzy=False)
+    cfg = dedup.DedupConfig(embedding_model="minilm", embedding_cache=cache, fuzzy=False, semdedup_eps=0.01)
     return df, cfg, dedup.deduplicate(df, cfg)
 
 
@@ -419,8 +447,9 @@ def test_minilm_bf16_matches_fp32(minilm_run, tmp_path):
         pytest.skip("CPU without bf16: fp32 is used anyway")
     df, cfg, _ = minilm_run
     texts = [dedup.doc_text(t, q, a) for t, q, a in zip(df["title"], df["question"], df["answer"])][:12]
-    e16 = dedup.Embedder(dedup.DedupConfig(embedding_cache=None))._encode(texts)
-    e32 = dedup.Embedder(dedup.DedupConfig(embedding_cache=None, precision="fp32"))._encode(texts)
+    e16 = dedup.Embedder(dedup.DedupConfig(embedding_model="minilm", embedding_cache=None))._encode(texts)
+    e32 = dedup.Embedder(dedup.DedupConfig(embedding_model="minilm", embedding_cache=None,
+                                           precision="fp32"))._encode(texts)
     assert np.einsum("ij,ij->i", e16, e32).min() > 0.999
 
 
