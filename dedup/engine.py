@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 
-from .config import REMOVED_COLUMNS, DedupConfig
+from .config import MODEL_DEFAULTS, REMOVED_COLUMNS, DedupConfig
 from .embed import Embedder
 from .families import components, family_keys, size_distribution
 from .features import TextSource, gather_features, is_dask, sig_matrix
@@ -145,12 +145,37 @@ class Cascade:
     def _semantic(self, rows: np.ndarray, threshold: float, query) -> Pairs:
         emb = self.embeddings(rows)[rows]
         cfg = self.cfg
+        # the corpus's typical nearest-neighbour similarity is measured on a fixed sample of the rows too
+        # (with a query mask only the queried rows would be searched)
+        searched = None if query is None else query[rows] | _sample_mask(len(rows), NEAREST_SAMPLE)
         local, sims, st = semantic_pairs(emb, threshold, cfg.semdedup_clusters, cfg.cluster_probe, cfg.seed,
-                                         cfg.device, None if query is None else query[rows], cfg.max_neighbours)
+                                         cfg.device, searched, cfg.max_neighbours)
         self.stats["search"] = {"cluster_seconds": st["cluster_s"], "search_seconds": st["search_s"],
                                 "clusters": st["clusters"]}
         self.stats["nearest"] = (rows, st["nearest"])
         return Pairs(np.sort(rows[local], axis=1), sims)
+
+    def corpus_floor(self) -> float | None:
+        """Median nearest-neighbour cosine of the rows searched + the model's margin: in a corpus whose rows
+        are all close to each other (a narrow vocabulary) the calibrated threshold would call most rows
+        duplicates of each other; a default threshold is raised to this floor there."""
+        rows, nearest = self.stats.get("nearest", (None, None))
+        if nearest is None or np.isnan(nearest).all():
+            return None
+        median = float(np.nanmedian(nearest))
+        floor = median + MODEL_DEFAULTS[self.cfg.model_family]["nn_margin"]
+        self.stats["corpus_floor"] = {"median_nearest": round(median, 4), "floor": round(floor, 4)}
+        return floor
+
+
+NEAREST_SAMPLE = 2000
+
+
+def _sample_mask(n: int, k: int) -> np.ndarray:
+    """A fixed, evenly spaced sample of k of n positions."""
+    mask = np.zeros(n, bool)
+    mask[np.unique(np.linspace(0, n - 1, num=min(n, k)).astype(np.int64))] = True
+    return mask
 
 
 @dataclass
@@ -167,6 +192,7 @@ class Outcome:
     alive: np.ndarray
     removed: list = field(default_factory=list)  # (row, survivor, kind, similarity)
     links: dict = field(default_factory=dict)  # kind -> Pairs at or above its link threshold
+    thresholds: dict = field(default_factory=dict)  # kind -> the thresholds used (after _adapt)
     seconds: dict = field(default_factory=dict)
 
 
@@ -194,12 +220,30 @@ def run_cascade(cascade: Cascade, steps: list[Step], rank: np.ndarray | None = N
         found = cascade.pairs(step.kind, rows, threshold, query) if len(rows) > 1 else Pairs()
         if keep_pair is not None and len(found.idx):
             found = found.where(keep_pair(found.idx))
+        step = _adapt(step, cascade)
+        out.thresholds[step.kind] = {"remove_at": step.remove_at, "link_at": step.link_at}
         if step.link_at is not None:
             out.links[step.kind] = found.at_least(step.link_at)
         if step.remove_at is not None:
             _remove_groups(cascade, step.kind, found.at_least(step.remove_at), rank, removable, out)
         out.seconds[step.kind] = time.perf_counter() - t
     return out
+
+
+def _adapt(step: Step, cascade: Cascade) -> Step:
+    """A semantic step's default thresholds raised to the corpus floor (Cascade.corpus_floor); thresholds
+    the user set (--semdedup-eps, --leak-cosine) are used as given."""
+    cfg = cascade.cfg
+    if step.kind != "semantic":
+        return step
+    floor = cascade.corpus_floor()
+    if floor is None:
+        return step
+
+    def raise_(value, user_set):
+        return value if value is None or user_set else min(1.0, max(value, floor))
+    return Step(step.kind, raise_(step.remove_at, cfg.semdedup_eps is not None),
+                raise_(step.link_at, cfg.leak_cosine is not None))
 
 
 def _remove_groups(cascade: Cascade, kind: str, dup: Pairs, rank: np.ndarray, removable: np.ndarray,

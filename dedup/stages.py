@@ -70,8 +70,9 @@ def _families(feats: pd.DataFrame, cfg: DedupConfig, outcome: Outcome, extra_lin
     skipped = sum(1 for _ in (extra_links or ())) - len(extra)
     forced = [outcome.links["exact"].idx, np.asarray(extra, np.int64).reshape(-1, 2)]
     links, strength = [], []
-    for kind, at in (("fuzzy", cfg.leak_jaccard), ("semantic", cfg.leak_cos)):
+    for kind in ("fuzzy", "semantic"):
         if kind in outcome.links:
+            at = outcome.thresholds[kind]["link_at"]
             found = outcome.links[kind]
             links.append(found.idx)
             strength.append((found.sims - at) / max(1e-9, 1.0 - at))
@@ -86,13 +87,26 @@ def _families(feats: pd.DataFrame, cfg: DedupConfig, outcome: Outcome, extra_lin
 def _margin(cfg: DedupConfig, cascade: Cascade, outcome: Outcome) -> dict:
     """The run's own margin: each kept row's most similar other row, where that is below the threshold."""
     rows, nearest = cascade.stats.get("nearest", (np.zeros(0, np.int64), np.zeros(0)))
-    threshold = 1.0 - cfg.eps
+    threshold = outcome.thresholds["semantic"]["remove_at"]
     vals = nearest[outcome.alive[rows] & (nearest < threshold) & ~np.isnan(nearest)] if len(rows) else nearest
     if not len(vals):
         return {}
     q = np.quantile(vals, [0.5, 0.99, 1.0])
     return {"median": round(float(q[0]), 4), "p99": round(float(q[1]), 4), "max": round(float(q[2]), 4),
             "margin": round(threshold - float(q[2]), 4)}
+
+
+def _model_stats(cfg: DedupConfig, cascade: Cascade, outcome: Outcome) -> dict:
+    """Which model and threshold ran, what the default means (measured), and this run's margin."""
+    used = outcome.thresholds.get("semantic", {})
+    threshold = used.get("remove_at", 1.0 - cfg.eps)
+    return {"name": cfg.model, "family": cfg.model_family, "threshold": round(threshold, 6),
+            "calibrated_threshold": round(1.0 - cfg.eps, 6), "eps": cfg.eps,
+            "leak_cosine": round(used.get("link_at", cfg.leak_cos), 6), "leak_jaccard": cfg.leak_jaccard,
+            "corpus_floor": cascade.stats.get("corpus_floor"),
+            "measured": THRESHOLD_NOTES[cfg.model_family] if cfg.semdedup_eps is None else None,
+            "nearest_nonduplicate_measured": NEAREST_NONDUPLICATE[cfg.model_family],
+            "nearest_nonduplicate_this_run": _margin(cfg, cascade, outcome)}
 
 
 def _dedup_stats(cfg: DedupConfig, cascade: Cascade, outcome: Outcome, removed: pd.DataFrame,
@@ -102,12 +116,7 @@ def _dedup_stats(cfg: DedupConfig, cascade: Cascade, outcome: Outcome, removed: 
     embed = cascade.stats.get("embed", {})
     stats: dict[str, Any] = {
         "config": cfg.describe(), "rows_in": cascade.n, "rows_out": int(outcome.alive.sum()),
-        "removed_total": int(len(removed)),
-        "model": {"name": cfg.model, "family": cfg.model_family, "threshold": round(1.0 - cfg.eps, 6),
-                  "eps": cfg.eps, "leak_cosine": cfg.leak_cos, "leak_jaccard": cfg.leak_jaccard,
-                  "measured": THRESHOLD_NOTES[cfg.model_family] if cfg.semdedup_eps is None else None,
-                  "nearest_nonduplicate_measured": NEAREST_NONDUPLICATE[cfg.model_family],
-                  "nearest_nonduplicate_this_run": _margin(cfg, cascade, outcome)} if cfg.semantic else None,
+        "removed_total": int(len(removed)), "model": _model_stats(cfg, cascade, outcome) if cfg.semantic else None,
         "exact": {"removed": int(counts.get("exact", 0)), "seconds": outcome.seconds.get("exact", 0.0)},
         "fuzzy": {"removed": int(counts.get("fuzzy", 0)), **timing, "lsh_seconds": cascade.stats.get("lsh_seconds", 0.0),
                   "seconds": outcome.seconds.get("fuzzy", 0.0) + timing["features_wall_seconds"],
