@@ -350,6 +350,49 @@ def test_dedup_against_drops_new_duplicates_only(cache_dir):
     assert {r["duplicate_of"] for r in st["removed_rows"]} == {src["id"], synthetic_id(src["id"], 1, 3)}
 
 
+def test_dedup_against_drops_new_rows_that_leak_into_val_or_test(cache_dir):
+    """A synthetic train row close to a val row at the leak threshold (Jaccard >= 0.5) but not a duplicate
+    (< 0.8) is dropped as "leak"; the same closeness to a train row is fine."""
+    rng = random.Random(7)
+    existing = frame(make_rows(40, seed=22))
+    existing["split"] = ["val" if i == 4 else "train" for i in range(len(existing))]
+    new = []
+    for k, i in enumerate((4, 5)):  # row 4 is in val, row 5 in train
+        src = existing.iloc[i]
+        new.append(dict(src, id=synthetic_id(src["id"], 1, k), synthetic=True, round=1, split="train",
+                        answer=edit_words(src["answer"], rng, 0.05), question=edit_words(src["question"], rng, 0.05)))
+    cfg = static_cfg(cache_dir, semantic=False)
+    sig = dedup.minhash_signatures([dedup.doc_text(r["title"], r["question"], r["answer"]) for r in new] +
+                                   dedup.doc_texts(existing.iloc[[4, 5]]))
+    jaccard = (sig[:2] == sig[2:]).mean(axis=1)
+    assert ((jaccard >= cfg.leak_jaccard) & (jaccard < cfg.fuzzy_jaccard)).all(), jaccard  # the intended band
+    kept, st = dedup.dedup_against(frame(new).assign(split="train"), existing, cfg)
+    assert list(kept["id"]) == [new[1]["id"]]
+    assert st["removed"]["leak"] == 1 and st["removed"]["fuzzy"] == 0
+    assert st["removed_rows"][0]["duplicate_of"] == existing.iloc[4]["id"]
+
+
+def test_extra_links_join_families_and_the_family_cap_cuts_weakest_links(cache_dir):
+    rows = make_rows(30, seed=9)
+    df = frame(rows)
+    res = dedup.deduplicate(df, static_cfg(cache_dir), extra_links=[(rows[1]["id"], rows[20]["id"]),
+                                                                    ("no-such-id", rows[2]["id"])])
+    fam = res.families
+    assert fam[rows[1]["id"]] == fam[rows[20]["id"]] == rows[1]["id"]
+    assert res.stats["families"]["extra_links"] == 1 and res.stats["families"]["extra_links_skipped"] == 1
+    # bounded single linkage: a chain of 8 links, cap 4 -> the weakest links are cut
+    from dedup.families import family_keys
+
+    ids = [f"r{i}" for i in range(9)]
+    chain = np.array([[i, i + 1] for i in range(8)])
+    strength = np.array([0.9, 0.8, 0.1, 0.9, 0.95, 0.05, 0.7, 0.6])
+    keys, st = family_keys(ids, ids, np.zeros((0, 2), np.int64), chain, strength, cap=4)
+    assert st["largest"] <= 4 and st["links_cut"] >= 2
+    assert keys["r0"] == keys["r1"] == keys["r2"] and keys["r2"] != keys["r3"]  # cut at the 0.1 link
+    unbounded, st = family_keys(ids, ids, np.zeros((0, 2), np.int64), chain, strength, cap=100)
+    assert unbounded.nunique() == 1 and st["links_cut"] == 0 and st["by_size"][">1000"] == 0
+
+
 # ------------------------------------------------------------------------------------- CLI / import
 def dedup_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser()
