@@ -23,8 +23,8 @@ import pandas as pd
 
 from .config import MODEL_DEFAULTS, REMOVED_COLUMNS, DedupConfig
 from .embed import Embedder
-from .families import components, family_keys, size_distribution
-from .features import TextSource, gather_features, is_dask, sig_matrix
+from .families import components
+from .features import TextSource, sig_matrix
 from .minhash import candidate_pairs, signature_jaccard
 from .search import semantic_pairs
 from .text import natural_key
