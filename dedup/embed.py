@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import MINILM_NAMES, STATIC_DIR, DedupConfig
+from .config import BATCH_SIZE, MINILM_NAMES, STATIC_DIR, DedupConfig
 from .text import text_hashes
 
 log = logging.getLogger("lawqa.dedup")
@@ -188,7 +188,7 @@ class Embedder:
             elif bf16_supported():
                 dtype = torch.bfloat16
         self.precision = {None: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
-        bs = self.cfg.batch_size or (256 if on_gpu else 32)
+        bs = self.cfg.batch_size or BATCH_SIZE[self.cfg.device]
         # sort by token length (not characters) so each batch pads little; restore order after. On a GPU
         # tokenising twice would cost more than the padding saves: sort by characters there.
         if on_gpu:
