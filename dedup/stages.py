@@ -192,6 +192,8 @@ def cross_split_leaks(records_with_split, cfg: DedupConfig | None = None, max_ex
     split = feats["split"].astype(str).to_numpy() if "split" in feats else np.full(len(feats), "")
     outcome = run_cascade(cascade, steps_for(cfg, remove=False),
                           keep_pair=lambda idx: split[idx[:, 0]] != split[idx[:, 1]])
+    if "semantic" in outcome.thresholds:  # a default leak cosine may have risen to the corpus floor
+        out["thresholds"]["cosine"] = outcome.thresholds["semantic"]["link_at"]
     ids = feats["id"].astype(str).to_numpy()
     names = {"exact": "exact_pairs", "fuzzy": "jaccard_pairs", "semantic": "cosine_pairs"}
     label = {"fuzzy": "jaccard", "semantic": "cosine"}
