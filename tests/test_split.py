@@ -127,6 +127,11 @@ def test_a_corpus_built_to_chain_still_splits_within_3_points_or_stops(tmp_path)
     df = chain_corpus(1000)
     res, counts = split_of_dedup(df, dedup.DedupConfig(embedding_cache=str(tmp_path)))
     assert res.stats["families"]["links"] > 10 * len(df)  # the corpus does chain: many links per row
+    # every row is close to every other: the default semantic threshold rose to the corpus floor, so dedup did
+    # not call the rows copies of each other
+    model = res.stats["model"]
+    assert model["corpus_floor"]["median_nearest"] > model["calibrated_threshold"]
+    assert model["threshold"] > model["calibrated_threshold"] and len(res.removed) < 0.05 * len(df)
     largest = res.stats["families"]["kept_rows"]["largest"]
     try:
         checked = check_split(counts, largest, SplitConfig())
