@@ -225,7 +225,10 @@ def run_cascade(cascade: Cascade, steps: list[Step], rank: np.ndarray | None = N
         if step.link_at is not None:
             out.links[step.kind] = found.at_least(step.link_at)
         if step.remove_at is not None:
-            _remove_groups(cascade, step.kind, found.at_least(step.remove_at), rank, removable, out)
+            gone = duplicate_groups(found.at_least(step.remove_at), rank, removable)
+            sims = cascade.similarity(step.kind, gone)
+            out.removed += [(int(a), int(b), step.kind, float(s)) for (a, b), s in zip(gone, sims)]
+            out.alive[gone[:, 0]] = False
         out.seconds[step.kind] = time.perf_counter() - t
     return out
 
@@ -246,19 +249,16 @@ def _adapt(step: Step, cascade: Cascade) -> Step:
                 raise_(step.link_at, cfg.leak_cosine is not None))
 
 
-def _remove_groups(cascade: Cascade, kind: str, dup: Pairs, rank: np.ndarray, removable: np.ndarray,
-                   out: Outcome) -> None:
-    """All but the survivor of each connected component of the duplicate pairs are removed."""
+def duplicate_groups(dup: Pairs, rank: np.ndarray, removable: np.ndarray) -> np.ndarray:
+    """(m, 2) array of (removed row, its survivor): all but the best-ranked row of each connected component
+    of the duplicate pairs, where removable."""
     if len(dup.idx) == 0:
-        return
+        return EMPTY_PAIRS
     nodes, local = np.unique(dup.idx, return_inverse=True)
     labels = components(len(nodes), local.reshape(-1, 2))
     surv = nodes[group_survivors(labels, rank[nodes])]
     gone = np.nonzero((surv != nodes) & removable[nodes])[0]
-    pairs = np.stack([nodes[gone], surv[gone]], axis=1)
-    sims = cascade.similarity(kind, pairs)
-    out.removed += [(int(a), int(b), kind, float(s)) for (a, b), s in zip(pairs, sims)]
-    out.alive[nodes[gone]] = False
+    return np.stack([nodes[gone], surv[gone]], axis=1)
 
 
 def removed_frame(outcome: Outcome, ids: np.ndarray) -> pd.DataFrame:
