@@ -168,20 +168,26 @@ class Dedup:
         kinds = [k for k in ("exact", "fuzzy", "semantic") if getattr(cfg, k)]
         if not kinds:
             return "skipped (--dedup none); families still group near-duplicates for the split"
-        model = f" ({cfg.embedding_model}, cosine >= {1 - cfg.eps:g})" if cfg.semantic else ""
+        model = f" ({cfg.model}, cosine >= {1 - cfg.eps:g})" if cfg.semantic else ""
         return ", ".join(kinds) + model + f" on {cfg.device}"
 
     def run(self, ctx: Context) -> StageResult:
         from distributed import wait
 
         from dedup import deduplicate
+        from sedump import links_caught_by_dedup
 
-        deduped = deduplicate(ctx.data["records"], ctx.cfg.dedup, ctx.client)
+        links = ctx.data["duplicate_links"]
+        deduped = deduplicate(ctx.data["records"], ctx.cfg.dedup, ctx.client, extra_links=links)
         records = ctx.data["records"] = deduped.kept.persist()  # still partitioned in source order
         wait(records)
         ctx.data["families"] = deduped.families.to_dict()
         ctx.data["removed"] = [deduped.removed]  # removed.jsonl, written with the dataset
         ctx.report.sections["dedup"] = deduped.stats
+        ctx.data["largest_family"] = deduped.stats["families"]["kept_rows"]["largest"]
+        if "dump" in ctx.report.sections:  # how many of the site's duplicate links dedup also caught
+            ctx.report.sections["dump"]["duplicate_links"]["caught_by_dedup"] = links_caught_by_dedup(
+                links, deduped.removed)
         removed = deduped.removed["kind"].value_counts().to_dict()
         return StageResult(ctx.rows, ctx.rows - len(deduped.removed), removed)
 
@@ -219,18 +225,27 @@ class Split:
     name = "split"
 
     def describe(self, ctx: Context) -> str:
-        return f"{ctx.cfg.split.text} train/val/test by family hash, seed {ctx.cfg.seed}"
+        return (f"{ctx.cfg.split.ratios_text} train/val/test by family hash, seed {ctx.cfg.seed}; stops if a split "
+                "is over 3 points off or a family holds over 1% of the rows"
+                + (" (--allow-unbalanced-split: warns instead)" if ctx.cfg.split.allow_unbalanced else ""))
 
     def run(self, ctx: Context) -> StageResult:
         from distributed import wait
 
+        from cluster import count_values
         from records import empty_frame
-        from split import assign_splits
+        from split import assign_splits, check_split
 
         records = ctx.data["records"].map_partitions(assign_splits, ctx.data["families"], ctx.cfg.seed,
                                                      ctx.cfg.split.ratios, meta=empty_frame()).persist()
         wait(records)
         ctx.data["records"] = records
+        # a split that does not hold its ratios stops here (SplitError: one line, exit 2), before any file
+        check = check_split(count_values(records["split"]), ctx.data["largest_family"], ctx.cfg.split)
+        ctx.report.sections["split"] = check
+        if not check["ok"]:
+            log.warning("WARNING: the split does not hold its ratios (--allow-unbalanced-split): "
+                        + "; ".join(check["problems"]))
         return StageResult(ctx.rows, ctx.rows)
 
 
@@ -499,6 +514,7 @@ def exit_code_for(exc: BaseException, cfg) -> int | None:
     from cluster import is_cluster_error
     from docbuilder import DownloadError, InputError
     from llm import EndpointError
+    from split import SplitError
     from report import redact, secret_values
     from synthetic_gen import SdgError
 
@@ -506,7 +522,7 @@ def exit_code_for(exc: BaseException, cfg) -> int | None:
     if isinstance(exc, (EndpointError, SdgError)):
         log.error(f"error: LLM endpoint: {redact(str(exc), secret_values(cfg))}; nothing was done")
         return EXIT_ENDPOINT
-    if isinstance(exc, InputError):
+    if isinstance(exc, (InputError, SplitError)):
         log.error(f"error: {exc}")
         return EXIT_BAD_INPUT
     if isinstance(exc, DownloadError):

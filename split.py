@@ -7,7 +7,9 @@ added or removed, so a dataset can grow without rows moving between train and te
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+import math
+from dataclasses import dataclass, fields
 from typing import Mapping
 
 import pandas as pd
@@ -16,17 +18,82 @@ import xxhash
 SPLITS = ("train", "val", "test")
 
 
+class SplitError(ValueError):
+    """The split does not hold its ratios, or one family is too large (a one-line message)."""
+
+
+@dataclass
+class SplitConfig:
+    ratios_text: str = "80/10/10"
+    seed: int = 0
+    allow_unbalanced: bool = False  # accept a split that fails check_split (a warning instead of an error)
+    max_deviation: float = 0.03  # a split's share may be this far off its ratio ...
+    hash_noise_sigmas: float = 4.0  # ... or this many standard errors of a row-by-row hash split (tiny inputs)
+    max_family_share: float = 0.01  # no family above this share of the rows ...
+    min_family_limit: int = 20  # ... nor, on tiny inputs, above this many rows
+
+    @property
+    def ratios(self) -> tuple[float, float, float]:
+        return parse_ratios(self.ratios_text)
+
+
+def _default(name: str):
+    return next(f.default for f in fields(SplitConfig) if f.name == name)
+
+
+def add_split_arguments(group: argparse._ActionsContainer) -> None:
+    """Add the split flags (defaults live in SplitConfig)."""
+    group.add_argument("--split-ratios", default=None,
+                       help=f"train/val/test ratios, e.g. 80/10/10 or 0.8,0.1,0.1 (default {_default('ratios_text')})")
+    group.add_argument("--allow-unbalanced-split", action="store_true",
+                       help=f"accept a split more than {_default('max_deviation') * 100:g} points off its ratios or "
+                            f"a family above {_default('max_family_share'):.0%} of the rows (default: stop with an "
+                            "error)")
+
+
+def split_config_from_args(args: argparse.Namespace) -> SplitConfig:
+    """A validated SplitConfig; raises ValueError("--split-ratios: why") on a bad value."""
+    cfg = SplitConfig(seed=int(args.seed), allow_unbalanced=bool(args.allow_unbalanced_split))
+    if args.split_ratios is not None:
+        cfg.ratios_text = args.split_ratios
+    cfg.ratios  # validates
+    return cfg
+
+
+def check_split(counts: Mapping[str, int], largest_family: int, cfg: SplitConfig) -> dict:
+    """Check the rows per split against the requested ratios and the largest family against the row count.
+    Returns {"ok", "shares", "problems"}; raises SplitError (one line) unless cfg.allow_unbalanced."""
+    n = sum(int(counts.get(s, 0)) for s in SPLITS)
+    problems = []
+    shares = {s: (int(counts.get(s, 0)) / n if n else 0.0) for s in SPLITS}
+    for s, want in zip(SPLITS, cfg.ratios):
+        noise = cfg.hash_noise_sigmas * math.sqrt(want * (1 - want) / n) if n else 1.0
+        if abs(shares[s] - want) > max(cfg.max_deviation, noise):
+            problems.append(f"{s} {shares[s]:.1%} (asked {want:.1%})")
+    family_limit = max(cfg.max_family_share * n, cfg.min_family_limit)
+    if largest_family > family_limit:
+        problems.append(f"largest family {largest_family:,} rows > {family_limit:,.0f} "
+                        f"({cfg.max_family_share:.0%} of {n:,})")
+    result = {"ok": not problems, "rows": n, "shares": {s: round(v, 4) for s, v in shares.items()},
+              "largest_family": int(largest_family), "problems": problems}
+    if problems and not cfg.allow_unbalanced:
+        raise SplitError("split: " + "; ".join(problems) + " -- near-duplicate families are too large for "
+                         "these ratios; lower --family-max-share or raise --leak-cosine/--leak-jaccard, or "
+                         "pass --allow-unbalanced-split to accept it")
+    return result
+
+
 def parse_ratios(text: str) -> tuple[float, float, float]:
     """'80/10/10' or '0.8,0.1,0.1' -> fractions summing to 1. Raises ValueError with a readable message."""
     parts = [p for p in text.replace(",", "/").split("/") if p.strip()]
     if len(parts) != 3:
-        raise ValueError(f"--split-ratios needs three numbers (train/val/test), got {text!r}")
+        raise ValueError(f"--split-ratios: needs three numbers (train/val/test), got {text!r}")
     try:
         values = [float(p) for p in parts]
     except ValueError:
-        raise ValueError(f"--split-ratios needs three numbers (train/val/test), got {text!r}") from None
+        raise ValueError(f"--split-ratios: not numbers, got {text!r}") from None
     if any(v < 0 for v in values) or sum(values) <= 0:
-        raise ValueError(f"--split-ratios must be non-negative and not all zero, got {text!r}")
+        raise ValueError(f"--split-ratios: must be non-negative and not all zero, got {text!r}")
     total = sum(values)
     return tuple(v / total for v in values)  # type: ignore[return-value]
 
@@ -52,21 +119,3 @@ def assign_splits(df: pd.DataFrame, families: Mapping[str, str], seed: int,
     keys = keys.where(keys.notna(), df["source_id"])
     df["split"] = [split_of(k, seed, ratios) for k in keys]
     return df
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    """The requested train/val/test proportions (fractions summing to 1)."""
-
-    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    text: str = "80/10/10"
-
-
-def add_split_arguments(group) -> None:
-    """The split flags."""
-    group.add_argument("--split-ratios", default=SplitConfig.text, help="train/val/test proportions")
-
-
-def split_config_from_args(args) -> SplitConfig:
-    """The validated split settings; ValueError names the flag."""
-    return SplitConfig(ratios=parse_ratios(args.split_ratios), text=args.split_ratios)

@@ -1,13 +1,15 @@
-"""Dedup benchmark: seconds per step, peak RSS, precision/recall/F1 per kind against planted duplicates,
-cold vs warm semantic time, and plain sentence-transformers MiniLM fp32 (256 tokens) in the same run.
+"""Dedup benchmark: seconds per step, precision/recall per kind against planted duplicates with the default
+flags (or --embedding-model/--semdedup-eps), the model, threshold and margin that ran, the family-size
+distribution, and the Embedder's docs/s for MiniLM (fp32 on one thread = before, fp32 and bf16-where-
+supported on every core) and the static model, with the machine (CPU model, cores, bf16, load) printed.
 
     python bench/dedup_bench.py --questions 24370
-    python bench/dedup_bench.py --questions 250000 --baseline-docs 500
+    python bench/dedup_bench.py --questions 2000 --speed-docs 64     # a quick check
 
 The corpus comes from data/make_sample.py (planted exact / near / paraphrase copies with a truth file), is
 converted, cleaned and filtered by the pipeline's own stages (docbuilder, modifiers, filters), and cached
-under bench/corpora/ (git-ignored). The plain sentence-transformers baseline embeds a sample of
---baseline-docs documents (default 1000) and its docs/s is compared with our cold embedding docs/s.
+under bench/corpora/ (git-ignored). To pin torch to the non-bf16 path (CPUs without bf16), the speed table
+has fp32 rows; the pipeline's flag is --embedding-precision fp32.
 """
 from __future__ import annotations
 
@@ -141,38 +143,47 @@ def nearest_nonduplicate(df: pd.DataFrame, truth: pd.DataFrame, emb: np.ndarray,
     return best
 
 
-# ---------------------------------------------------------------------------------------- baseline
-def speed_vs_plain_st(texts: list[str], cfg, rounds: int = 4) -> dict:
-    """Plain sentence-transformers MiniLM (fp32, no autocast: the tutorial's CPU path) vs our embedder, on
-    the same docs, interleaved in `rounds` alternating slices so that load from other processes on a shared
-    machine hits both alike. Returns docs/s of each, the ratio, and cos(ours, fp32) per doc."""
-    import dataclasses
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentence_transformers import SentenceTransformer
+# ------------------------------------------------------------------------------------------ machine
+def machine() -> dict:
+    """CPU model, cores this process may use, bf16 yes/no, load average (the machine may be shared)."""
+    import platform
 
     import dedup
 
-    m = SentenceTransformer(dedup._minilm_path(cfg.embedding_model), device="cpu")
-    m.max_seq_length = cfg.max_seq_length
-    m.float()  # plain fp32, whatever dtype the checkpoint was saved in
-    ours = dedup.Embedder(dataclasses.replace(cfg, embedding_cache=None))
-    m.encode(texts[:8], batch_size=8)  # load/warm-up, not timed
-    ours._encode(texts[:8])
-    t_plain = t_ours = 0.0
-    e32, e16 = [], []
-    for s in np.array_split(np.arange(len(texts)), rounds):
-        part = [texts[i] for i in s]
+    model = platform.processor() or "?"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), model)
+    except OSError:
+        pass
+    return {"cpu": model, "cores": dedup.available_cores(), "bf16": dedup.bf16_supported(),
+            "load_average_1m": round(os.getloadavg()[0], 2)}
+
+
+# ---------------------------------------------------------------------------------------- embedding speed
+def embedding_speed(texts: list[str], modes=(("minilm", "fp32", 1), ("minilm", "fp32", None),
+                                             ("minilm", "auto", None), ("static", "auto", None))) -> list[dict]:
+    """docs/s of the Embedder per (model, precision, threads) on the same docs (threads None: every core),
+    and each MiniLM mode's cosine to MiniLM fp32. ("minilm", "fp32", 1) is the driver before this change:
+    the LocalCluster left torch on one thread."""
+    import dedup
+
+    out, ref = [], None
+    for model, precision, threads in modes:
+        cfg = dedup.DedupConfig(embedding_model=model, precision=precision, embedding_threads=threads,
+                                embedding_cache=None)
+        emb = dedup.Embedder(cfg)
+        emb._encode(texts[:8])  # model load and warm-up, not timed
         t = time.perf_counter()
-        e32.append(m.encode(part, batch_size=32, normalize_embeddings=True, show_progress_bar=False))
-        t_plain += time.perf_counter() - t
-        t = time.perf_counter()
-        e16.append(ours._encode(part))
-        t_ours += time.perf_counter() - t
-    cos = np.einsum("ij,ij->i", np.concatenate(e16), np.asarray(np.concatenate(e32), dtype=np.float32))
-    return {"docs": len(texts), "plain_st_fp32_docs_per_s": len(texts) / t_plain,
-            "ours_docs_per_s_same_docs": len(texts) / t_ours, "speedup_same_docs": t_plain / t_ours,
-            "cos_vs_fp32_min": float(cos.min()), "cos_vs_fp32_mean": float(cos.mean()), "precision": ours.precision}
+        e = emb._encode(texts)
+        dt = time.perf_counter() - t
+        row = {"model": model, "precision": emb.precision, "threads": emb.threads or "-",
+               "docs_per_s": len(texts) / dt}
+        if model == "minilm":
+            ref = e if ref is None and precision == "fp32" else ref
+            row["cos_vs_fp32_min"] = float(np.einsum("ij,ij->i", e, ref).min())
+        out.append(row)
+    return out
 
 
 def peak_rss_mb() -> float:
@@ -180,48 +191,60 @@ def peak_rss_mb() -> float:
 
 
 # --------------------------------------------------------------------------------------------- main
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--questions", type=int, default=24370)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--embedding-model", default="sentence-transformers/all-MiniLM-L6-v2")
+    ap.add_argument("--embedding-model", default=None, help="default: the device's default (static on CPU)")
     ap.add_argument("--semdedup-eps", type=float, default=None)
-    ap.add_argument("--baseline-docs", type=int, default=1000, help="docs for the plain sentence-transformers run (0: skip)")
-    ap.add_argument("--no-semantic", action="store_true")
+    ap.add_argument("--speed-docs", type=int, default=300, help="docs for the embedding speed table (0: skip)")
     ap.add_argument("--npartitions", type=int, default=8, help="Dask partitions (0: pandas input)")
-    ap.add_argument("--calibrate", action="store_true", help="print cosine/Jaccard of planted pairs and of nearest non-duplicates")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="print cosine/Jaccard of planted pairs and of nearest non-duplicates")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     ap.add_argument("--records", type=Path, help="a records parquet (converted/cleaned/filtered) instead of generating")
     ap.add_argument("--truth", type=Path, help="the truth jsonl for --records")
-    ap.add_argument("--save-records", type=Path, help="write the loaded records as parquet (for --records elsewhere)")
-    ap.add_argument("--compare-devices", action="store_true",
-                    help="also run semantic dedup with --device cpu and report the rows that differ from --device gpu")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
-    import dedup
 
+def load_corpus(args) -> tuple[pd.DataFrame, pd.DataFrame]:
     t = time.perf_counter()
     if args.records:
-        src, truth_path = args.records, args.truth
-        t_gen = 0.0
-        t = time.perf_counter()
-        df = pd.read_parquet(src)
+        df, truth_path = pd.read_parquet(args.records), args.truth
     else:
         src, truth_path = make_corpus(args.questions, args.seed)
-        t_gen = time.perf_counter() - t
-        t = time.perf_counter()
         df = load_records(src)
-    if args.save_records:
-        df.to_parquet(args.save_records, compression="zstd")
     truth = load_truth(truth_path)
-    t_load = time.perf_counter() - t
-    print(f"corpus: {len(df)} rows after convert/clean/filter ({args.questions} questions; generate {t_gen:.1f}s, "
-          f"load {t_load:.1f}s); planted: {truth['kind'].value_counts().to_dict()}", flush=True)
+    print(f"corpus: {len(df)} rows after convert/clean/filter ({args.questions} questions, {time.perf_counter() - t:.1f}s); "
+          f"planted: {truth['kind'].value_counts().to_dict()}", flush=True)
+    return df, truth
 
+
+def print_quality(quality: dict, removed: int, stats: dict) -> None:
+    planted = sum(q["planted"] for q in quality.values())
+    print(f"\n{'kind':<10}{'planted':>9}{'removed':>9}{'FP':>5}{'precision':>11}{'recall':>8}{'recall(any kind)':>18}")
+    for k, q in quality.items():
+        print(f"{k:<10}{q['planted']:>9}{q['removed']:>9}{q['false_positives']:>5}{q['precision']:>11.3f}"
+              f"{q['recall']:>8.3f}{q['recall_any_kind']:>18.3f}")
+    print(f"removed rows {removed} = {removed / max(planted, 1):.3f} x planted ({planted})")
+    model = stats.get("model") or {}
+    print(f"model {model.get('name')} threshold {model.get('threshold')} (corpus floor {model.get('corpus_floor')}); "
+          f"nearest non-duplicate this run {model.get('nearest_nonduplicate_this_run')}")
+    fam = stats["families"]
+    print(f"families {fam['count']} (cap {fam['cap']}, links {fam['links']}, cut {fam['links_cut']}); kept rows by "
+          f"family size {fam['kept_rows']['by_size']}, largest {fam['kept_rows']['largest']}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import dedup
+
+    print(f"machine: {machine()}", flush=True)
+    df, truth = load_corpus(args)
     cache = tempfile.mkdtemp(prefix="dedup-bench-cache-")
     cfg = dedup.DedupConfig(embedding_model=args.embedding_model, semdedup_eps=args.semdedup_eps,
-                            embedding_cache=cache, semantic=not args.no_semantic, device=args.device)
+                            embedding_cache=cache, device=args.device)
     records = df
     if args.npartitions:
         import dask
@@ -229,97 +252,59 @@ def main(argv=None) -> int:
 
         dask.config.set(scheduler="threads")
         records = dd.from_pandas(df, npartitions=args.npartitions)
-    rss0 = peak_rss_mb()
     t = time.perf_counter()
     cold = dedup.deduplicate(records, cfg)
     t_cold = time.perf_counter() - t
-    rss_cold = peak_rss_mb()
     t = time.perf_counter()
-    warm = dedup.deduplicate(records, cfg) if cfg.semantic else cold
+    warm = dedup.deduplicate(records, cfg)
     t_warm = time.perf_counter() - t
+    st = cold.stats
+    steps = {"features (hashes+signatures)": st["fuzzy"]["features_wall_seconds"], "exact": st["exact"]["seconds"],
+             "fuzzy LSH + verify": st["fuzzy"]["lsh_seconds"], "semantic embed (cold)": st["semantic"]["embed_seconds"],
+             "semantic embed (warm)": warm.stats["semantic"]["embed_seconds"],
+             "semantic k-means": st["semantic"].get("cluster_seconds", 0.0),
+             "semantic pair search": st["semantic"].get("search_seconds", 0.0),
+             "families": st["families"]["seconds"], "total dedup (cold)": t_cold, "total dedup (warm)": t_warm}
+    print(f"\n{'step':<34}{'seconds':>10}")
+    for name, s in steps.items():
+        print(f"{name:<34}{s:>10.2f}")
+    print(f"peak RSS {peak_rss_mb():.0f} MB; embedded {st['semantic']['cache_misses']} docs cold "
+          f"({st['semantic']['precision']}, {st['semantic']['threads']} threads)")
     quality = evaluate(cold.removed, truth, df["id"])
-    st, sw = cold.stats, warm.stats
-    n_emb = st["semantic"].get("cache_misses", 0)
-    ours_dps = n_emb / st["semantic"]["embed_seconds"] if n_emb and st["semantic"]["embed_seconds"] else float("nan")
-
-    base = {}
-    if args.compare_devices and cfg.semantic:
-        import dataclasses
-
-        other = "cpu" if args.device == "gpu" else "gpu"
-        cache2 = tempfile.mkdtemp(prefix="dedup-bench-cache-")
-        t = time.perf_counter()
-        res2 = dedup.deduplicate(df, dataclasses.replace(cfg, device=other, embedding_cache=cache2))
-        t2 = time.perf_counter() - t
-        a = set(zip(cold.removed["id"], cold.removed["kind"]))
-        b = set(zip(res2.removed["id"], res2.removed["kind"]))
-        e1, _ = dedup.Embedder(cfg).embed([dedup.doc_text(*r) for r in df[["title", "question", "answer"]].itertuples(index=False)])
-        e2, _ = dedup.Embedder(dataclasses.replace(cfg, device=other, embedding_cache=cache2)).embed(
-            [dedup.doc_text(*r) for r in df[["title", "question", "answer"]].itertuples(index=False)])
-        cos = np.einsum("ij,ij->i", e1, e2)
-        print(f"\ndevice {args.device} vs {other}: removed {len(a)} vs {len(b)}, differing removals {len(a ^ b)} "
-              f"({sorted(a ^ b)[:5]}); embeddings cos min {cos.min():.6f} mean {cos.mean():.7f}; "
-              f"precision {cold.stats['semantic'].get('precision')} vs {res2.stats['semantic'].get('precision')}; "
-              f"{other} dedup {t2:.1f}s (embed {res2.stats['semantic']['embed_seconds']:.1f}s)")
-        shutil.rmtree(cache2, ignore_errors=True)
-    if cfg.semantic and cfg.model_family == "minilm" and args.baseline_docs and args.device == "cpu":
+    print_quality(quality, len(cold.removed), st)
+    speed = []
+    if args.speed_docs:
         rng = np.random.default_rng(0)
-        pick = np.sort(rng.choice(len(df), size=min(args.baseline_docs, len(df)), replace=False))
-        texts = [dedup.doc_text(*df.loc[i, ["title", "question", "answer"]]) for i in pick]
-        base = speed_vs_plain_st(texts, cfg)
-        base["speedup_full_run"] = ours_dps / base["plain_st_fp32_docs_per_s"]
-        base["plain_st_full_corpus_s_estimate"] = n_emb / base["plain_st_fp32_docs_per_s"] if n_emb else None
-
-    # --------------------------------------------------------------------------------- the table
-    rows = [
-        ("exact", st["exact"]["seconds"]),
-        ("fuzzy signatures (CPU s, all partitions)", st["fuzzy"]["signature_cpu_seconds"]),
-        ("features wall (hashes+signatures+gather)", st["fuzzy"]["features_wall_seconds"]),
-        ("fuzzy LSH + verify + components", st["fuzzy"]["lsh_seconds"]),
-        ("semantic embed (cold)", st["semantic"]["embed_seconds"]),
-        ("semantic embed (warm, cache)", sw["semantic"]["embed_seconds"]),
-        ("semantic k-means", st["semantic"]["cluster_seconds"]),
-        ("semantic pair search", st["semantic"]["search_seconds"]),
-        ("families", st["families"]["seconds"]),
-        ("total dedup (cold)", t_cold),
-        ("total dedup (warm)", t_warm),
-    ]
-    print(f"\n{'step':<42}{'seconds':>10}")
-    for name, s in rows:
-        print(f"{name:<42}{s:>10.2f}")
-    print(f"\npeak RSS: {rss_cold:.0f} MB (before dedup {rss0:.0f} MB); embedded {n_emb} docs cold "
-          f"({ours_dps:.1f} docs/s, {st['semantic'].get('precision')}), warm: {sw['semantic'].get('cache_hits', 0)} cache hits, "
-          f"{sw['semantic'].get('model_calls', 0)} model calls")
-    print(f"LSH: {st['fuzzy']['bands']} bands x {st['fuzzy']['rows']} rows, {st['fuzzy']['candidate_pairs']} candidate pairs; "
-          f"k-means clusters: {st['semantic'].get('clusters')}; eps {cfg.eps}; families: {st['families']['count']}")
-    print(f"\n{'kind':<10}{'planted':>9}{'removed':>9}{'FP':>5}{'precision':>11}{'recall':>8}{'F1':>7}{'recall(any kind)':>18}")
-    for k, q in quality.items():
-        print(f"{k:<10}{q['planted']:>9}{q['removed']:>9}{q['false_positives']:>5}{q['precision']:>11.3f}"
-              f"{q['recall']:>8.3f}{q['f1']:>7.3f}{q['recall_any_kind']:>18.3f}")
-    if base:
-        print(f"\nplain sentence-transformers fp32 @256 tok: {base['plain_st_fp32_docs_per_s']:.1f} docs/s; ours "
-              f"({base['precision']}, length-sorted) on the same {base['docs']} docs: {base['ours_docs_per_s_same_docs']:.1f} docs/s "
-              f"-> {base['speedup_same_docs']:.2f}x, interleaved (full cold run {ours_dps:.1f} docs/s -> {base['speedup_full_run']:.2f}x; "
-              f"plain ST would take ~{base['plain_st_full_corpus_s_estimate'] or 0:.0f}s for this corpus); "
-              f"cos vs fp32 min {base['cos_vs_fp32_min']:.5f} mean {base['cos_vs_fp32_mean']:.6f}")
-    if args.calibrate and cfg.semantic:
-        emb, _ = dedup.Embedder(cfg).embed([dedup.doc_text(*r) for r in df[["title", "question", "answer"]].itertuples(index=False)])
-        sig = dedup.minhash_signatures([dedup.doc_text(*r) for r in df[["title", "question", "answer"]].itertuples(index=False)])
-        ps = pair_similarities(df, truth, emb, sig)
-        nn = nearest_nonduplicate(df, truth, emb)
-        qs = [0.0, 0.05, 0.1, 0.5, 0.9, 1.0]
-        print("\nplanted pairs: quantiles", qs)
-        for kind, g in ps.groupby("kind"):
-            print(f"  {kind:<11} cosine {np.round(g['cosine'].quantile(qs).to_numpy(), 4)}  "
-                  f"jaccard {np.round(g['jaccard'].quantile(qs).to_numpy(), 3)}")
-        print(f"  nearest non-duplicate cosine: quantiles [0.5, 0.9, 0.99, 0.999, 1.0] "
-              f"{np.round(np.quantile(nn, [0.5, 0.9, 0.99, 0.999, 1.0]), 4)}")
+        pick = np.sort(rng.choice(len(df), size=min(args.speed_docs, len(df)), replace=False))
+        speed = embedding_speed(dedup.doc_texts(df.iloc[pick]))
+        print(f"\nembedding speed on {len(pick)} docs (256 tokens): machine {machine()}")
+        for row in speed:
+            print("  " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+        print(f"  MiniLM every core vs one thread: fp32 {speed[1]['docs_per_s'] / speed[0]['docs_per_s']:.2f}x, "
+              f"auto {speed[2]['docs_per_s'] / speed[0]['docs_per_s']:.2f}x")
+    if args.calibrate:
+        calibrate(df, truth, cfg)
     shutil.rmtree(cache, ignore_errors=True)
     if args.json:
-        args.json.write_text(json.dumps({"rows": len(df), "steps": dict(rows), "peak_rss_mb": rss_cold,
-                                         "quality": quality, "baseline": base,
-                                         "stats_cold": st, "stats_warm": sw}, indent=1, default=str))
+        args.json.write_text(json.dumps({"machine": machine(), "rows": len(df), "steps": steps, "quality": quality,
+                                         "speed": speed, "stats": st}, indent=1, default=str))
     return 0
+
+
+def calibrate(df: pd.DataFrame, truth: pd.DataFrame, cfg) -> None:
+    import dedup
+
+    texts = dedup.doc_texts(df)
+    emb, _ = dedup.Embedder(cfg).embed(texts)
+    ps = pair_similarities(df, truth, emb, dedup.minhash_signatures(texts))
+    nn = nearest_nonduplicate(df, truth, emb)
+    qs = [0.0, 0.05, 0.1, 0.5, 0.9, 1.0]
+    print(f"\n{cfg.model}: planted pairs, quantiles {qs}")
+    for kind, g in ps.groupby("kind"):
+        print(f"  {kind:<11} cosine {np.round(g['cosine'].quantile(qs).to_numpy(), 4)}  "
+              f"jaccard {np.round(g['jaccard'].quantile(qs).to_numpy(), 3)}")
+    print(f"  nearest non-duplicate cosine: quantiles [0.5, 0.9, 0.99, 0.999, 1.0] "
+          f"{np.round(np.quantile(nn, [0.5, 0.9, 0.99, 0.999, 1.0]), 4)}")
 
 
 if __name__ == "__main__":

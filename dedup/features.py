@@ -1,0 +1,104 @@
+"""Per-row features computed where the rows live (per Dask partition) and gathered on the driver: ids, survivor
+scores, hashes and MinHash signatures -- never the text. Texts reach the driver only for embedding, and only
+those the embedding cache lacks."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from .config import DedupConfig
+from .minhash import minhash_signatures
+from .text import doc_texts, exact_hashes, text_hashes
+
+EXTRA_COLUMNS = ("split",)  # carried into the features when the input has them (the leak check needs split)
+
+
+def is_dask(records) -> bool:
+    return hasattr(records, "map_partitions") and hasattr(records, "npartitions")
+
+
+def compute(obj, client):
+    return client.compute(obj).result() if client is not None else obj.compute()
+
+
+def partition_features(pdf: pd.DataFrame, shingle: int, num_perm: int, seed: int) -> pd.DataFrame:
+    """Per partition: exact hash, embed-text hash and MinHash signature (as bytes) of each row."""
+    texts = doc_texts(pdf)
+    out = pd.DataFrame({
+        "id": pdf["id"].astype(str).to_numpy(),
+        "source_id": (pdf["source_id"] if "source_id" in pdf else pdf["id"]).astype(str).to_numpy(),
+        "synthetic": (pdf["synthetic"] if "synthetic" in pdf else False),
+        "answer_score": pdf["answer_score"] if "answer_score" in pdf else 0,
+        "question_score": pdf["question_score"] if "question_score" in pdf else 0,
+        "exact_hash": exact_hashes(texts),
+        "text_hash": text_hashes(texts),
+    }, index=pdf.index)
+    out["synthetic"] = out["synthetic"].fillna(False).astype(bool)
+    out["answer_score"] = out["answer_score"].fillna(0).astype(np.int64)
+    out["question_score"] = out["question_score"].fillna(0).astype(np.int64)
+    for col in EXTRA_COLUMNS:
+        if col in pdf:
+            out[col] = pdf[col].astype(str).to_numpy()
+    t = time.perf_counter()
+    out["sig"] = [row.tobytes() for row in minhash_signatures(texts, shingle, num_perm, seed)]
+    out["_sig_s"] = 0.0
+    if len(out):  # CPU seconds of this partition's signatures, summed on the driver
+        out.iloc[0, out.columns.get_loc("_sig_s")] = time.perf_counter() - t
+    return out
+
+
+def _meta(extra: list[str]) -> pd.DataFrame:
+    cols = {"id": object, "source_id": object, "synthetic": bool, "answer_score": np.int64,
+            "question_score": np.int64, "exact_hash": object, "text_hash": object,
+            **{c: object for c in extra}, "sig": object, "_sig_s": np.float64}
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
+
+
+def gather_features(records, cfg: DedupConfig, client=None) -> tuple[pd.DataFrame, dict]:
+    """(features of every row, 0..n-1 index; timing) of a pandas or Dask frame."""
+    t0 = time.perf_counter()
+    args = (cfg.fuzzy_shingle, cfg.num_perm, cfg.seed)
+    if is_dask(records):
+        extra = [c for c in EXTRA_COLUMNS if c in records.columns]
+        feats = compute(records.map_partitions(partition_features, *args, meta=_meta(extra)), client)
+    else:
+        feats = partition_features(records, *args)
+    timing = {"signature_cpu_seconds": float(feats["_sig_s"].sum()),
+              "features_wall_seconds": time.perf_counter() - t0}
+    return feats.drop(columns=["_sig_s"]).reset_index(drop=True), timing
+
+
+def sig_matrix(col: pd.Series, num_perm: int) -> np.ndarray:
+    if len(col) == 0:
+        return np.zeros((0, num_perm), dtype=np.uint32)
+    return np.frombuffer(b"".join(col.tolist()), dtype=np.uint32).reshape(len(col), num_perm)
+
+
+def texts_with_hashes(pdf: pd.DataFrame, wanted: frozenset) -> pd.DataFrame:
+    """Per partition: the embedding texts whose hash is in `wanted` (and their hashes)."""
+    texts = doc_texts(pdf)
+    keep = [(h, t) for h, t in zip(text_hashes(texts), texts) if h in wanted]
+    return pd.DataFrame(keep, columns=["text_hash", "text"])
+
+
+class TextSource:
+    """The texts of rows by position: read from a pandas frame, or fetched from a Dask frame only for the
+    hashes the embedding cache lacks ("" elsewhere: the Embedder reads a text only on a cache miss)."""
+
+    def __init__(self, records, client=None):
+        self.records, self.client = records, client
+        self.frame = None if is_dask(records) else records.reset_index(drop=True)
+
+    def texts(self, rows: np.ndarray, hashes: list[str], cache) -> list[str]:
+        if self.frame is not None:
+            return doc_texts(self.frame.iloc[rows])
+        pos, _ = cache.lookup(hashes)
+        wanted = frozenset(h for h, p in zip(hashes, pos) if p < 0)
+        if not wanted:
+            return [""] * len(hashes)
+        meta = pd.DataFrame({"text_hash": pd.Series(dtype=object), "text": pd.Series(dtype=object)})
+        fetched = compute(self.records.map_partitions(texts_with_hashes, wanted, meta=meta), self.client)
+        by_hash = dict(zip(fetched["text_hash"], fetched["text"]))
+        return [by_hash.get(h, "") for h in hashes]

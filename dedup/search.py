@@ -1,0 +1,131 @@
+"""Semantic pair search: seeded k-means, then each point against the points of its nearest clusters,
+keeping each point's `max_neighbours` most similar rows at or above a threshold (numpy, or torch on a GPU)."""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+log = logging.getLogger("lawqa.dedup")
+
+
+def kmeans_labels(emb: np.ndarray, k: int, seed: int, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, centroids) of seeded k-means; cuML on --device gpu when importable, else numpy."""
+    if device == "gpu":
+        try:
+            from cuml.cluster import KMeans as CuKMeans
+
+            km = CuKMeans(n_clusters=k, random_state=seed, n_init=1, max_iter=100, output_type="numpy")
+            km.fit(emb)
+            return np.asarray(km.labels_, dtype=np.int64), np.asarray(km.cluster_centers_, dtype=np.float32)
+        except ImportError:
+            log.warning("--device gpu: cuML not importable, k-means runs on CPU (sklearn)")
+    return spherical_kmeans(emb, k, seed)
+
+
+def spherical_kmeans(emb: np.ndarray, k: int, seed: int, iters: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded k-means on L2-normalized rows (assignment by the largest dot product), in numpy: the clusters
+    only route the pair search, so a few Lloyd steps suffice, and it avoids sklearn's thread-pool start-up,
+    which cost seconds per call on a loaded 2-core machine."""
+    rng = np.random.default_rng(seed)
+    cents = emb[np.sort(rng.choice(len(emb), size=k, replace=False))].copy()
+    labels = np.zeros(len(emb), np.int64)
+    for _ in range(iters):
+        new = np.argmax(emb @ cents.T, axis=1)
+        if _ and np.array_equal(new, labels):
+            break
+        labels = new
+        for c in range(k):
+            members = emb[labels == c]
+            if len(members):
+                m = members.sum(axis=0)
+                cents[c] = m / max(float(np.linalg.norm(m)), 1e-12)
+    return labels, cents.astype(np.float32)
+
+
+def _top_neighbours_numpy(emb: np.ndarray):
+    def top(q: np.ndarray, db: np.ndarray, k: int):
+        sims = emb[q] @ emb[db].T
+        sims[q[:, None] == db[None, :]] = -np.inf  # a row is not its own neighbour
+        if sims.shape[1] > k:
+            cols = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        else:
+            cols = np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
+        return cols, np.take_along_axis(sims, cols, axis=1)
+    return top
+
+
+def _top_neighbours(emb: np.ndarray, device: str):
+    """top(query idx, db idx, k) -> (db columns, similarities) of each query's k most similar db rows.
+    On --device gpu the embeddings go to the GPU once and only the top-k come back."""
+    if device == "gpu":
+        import torch
+
+        if torch.cuda.is_available():
+            et = torch.from_numpy(np.ascontiguousarray(emb)).cuda()
+
+            def top(q: np.ndarray, db: np.ndarray, k: int):
+                qt, dt = torch.from_numpy(q).cuda(), torch.from_numpy(db).cuda()
+                sims = et[qt] @ et[dt].T
+                sims[qt[:, None] == dt[None, :]] = -float("inf")
+                vals, cols = torch.topk(sims, min(k, sims.shape[1]), dim=1)
+                return cols.cpu().numpy(), vals.float().cpu().numpy()
+            return top
+    return _top_neighbours_numpy(emb)
+
+
+def _probe_plan(emb: np.ndarray, clusters: int, probe: int, seed: int, device: str):
+    """(k, each point's `probe` nearest clusters, its nearest cluster)."""
+    n = len(emb)
+    k = min(clusters, max(1, n // 50))
+    if k <= 1:
+        return 1, np.zeros((n, 1), np.int64), np.zeros(n, np.int64)
+    _, cents = kmeans_labels(emb, k, seed, device)
+    top = np.argsort(-(emb @ cents.T), axis=1, kind="stable")[:, :min(probe, k)]
+    return k, top, top[:, 0]
+
+
+def semantic_pairs(emb: np.ndarray, threshold: float, clusters: int, probe: int, seed: int,
+                   device: str = "cpu", query_mask: np.ndarray | None = None, max_neighbours: int = 32,
+                   block: int = 2048) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Pairs (i<j) with cosine >= threshold among each queried point's `max_neighbours` nearest points,
+    searched within k-means clusters: the points whose nearest cluster is c are compared with every point
+    having c among its `probe` nearest clusters. `query_mask`: search only from these points.
+    Stats: cluster/search seconds, clusters, and `nearest` (each queried point's best similarity found)."""
+    n = len(emb)
+    t0 = time.perf_counter()
+    nearest = np.full(n, np.nan)
+    if n < 2:
+        return np.zeros((0, 2), np.int64), np.zeros(0), {"cluster_s": 0.0, "search_s": 0.0, "clusters": 0,
+                                                          "nearest": nearest}
+    k, top, primary = _probe_plan(emb, clusters, probe, seed, device)
+    cluster_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    search = _top_neighbours(emb, device)
+    qmask = np.ones(n, bool) if query_mask is None else query_mask
+    found_a, found_b, found_s = [], [], []
+    for c in range(k):
+        db = np.nonzero((top == c).any(axis=1))[0]
+        qs = np.nonzero((primary == c) & qmask)[0]
+        for s in range(0, len(qs) if len(db) > 1 else 0, block):
+            q = qs[s: s + block]
+            cols, sims = search(q, db, max_neighbours)
+            nearest[q] = np.max(sims, axis=1)
+            ii, jj = np.nonzero(sims >= threshold)
+            found_a.append(q[ii])
+            found_b.append(db[cols[ii, jj]])
+            found_s.append(sims[ii, jj])
+    pairs, sims = _unique_pairs(found_a, found_b, found_s, n)
+    return pairs, sims, {"cluster_s": cluster_s, "search_s": time.perf_counter() - t1, "clusters": int(k),
+                         "nearest": nearest}
+
+
+def _unique_pairs(found_a: list, found_b: list, found_s: list, n: int) -> tuple[np.ndarray, np.ndarray]:
+    if not found_a:
+        return np.zeros((0, 2), np.int64), np.zeros(0)
+    a, b = np.concatenate(found_a), np.concatenate(found_b)
+    s = np.concatenate(found_s).astype(np.float64)
+    pr = np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1).astype(np.int64)
+    _, idx = np.unique(pr[:, 0] * n + pr[:, 1], return_index=True)
+    return pr[idx], s[idx]
