@@ -16,7 +16,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from report import RunReport
 
 FaultHook = Callable[[str, str, int], None]
 _fault_hook: FaultHook | None = None
@@ -54,7 +53,7 @@ class Context:
     """What the stages share: the config, the report, the Dask client (started on first use) and the data."""
 
     cfg: Any  # config.RunConfig
-    report: RunReport = field(default_factory=RunReport)
+    report: Any = field(default_factory=lambda: __import__("report").RunReport())  # report.RunReport
     start_client: Callable[[], Any] | None = None  # a context manager factory for the Dask client
     rows: int | None = None  # rows in the dataset after the last row stage
     data: dict[str, Any] = field(default_factory=dict)  # stage outputs by name (records, source, families, ...)

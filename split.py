@@ -47,7 +47,7 @@ def add_split_arguments(group: argparse._ActionsContainer) -> None:
                        help=f"train/val/test ratios, e.g. 80/10/10 or 0.8,0.1,0.1 (default {_default('ratios_text')})")
     group.add_argument("--allow-unbalanced-split", action="store_true",
                        help=f"accept a split more than {_default('max_deviation') * 100:g} points off its ratios or "
-                            f"a family above {_default('max_family_share'):.0%} of the rows (default: stop with an "
+                            f"a family above {_default('max_family_share') * 100:g}%% of the rows (default: stop with an "
                             "error)")
 
 
