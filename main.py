@@ -184,7 +184,6 @@ class Dedup:
         ctx.data["families"] = deduped.families.to_dict()
         ctx.data["removed"] = [deduped.removed]  # removed.jsonl, written with the dataset
         ctx.report.sections["dedup"] = deduped.stats
-        ctx.data["largest_family"] = deduped.stats["families"]["kept_rows"]["largest"]
         if "dump" in ctx.report.sections:  # how many of the site's duplicate links dedup also caught
             ctx.report.sections["dump"]["duplicate_links"]["caught_by_dedup"] = links_caught_by_dedup(
                 links, deduped.removed)
@@ -234,14 +233,16 @@ class Split:
 
         from cluster import count_values
         from records import empty_frame
-        from split import assign_splits, check_split
+        from split import assign_splits, check_split, family_keys
 
         records = ctx.data["records"].map_partitions(assign_splits, ctx.data["families"], ctx.cfg.seed,
                                                      ctx.cfg.split.ratios, meta=empty_frame()).persist()
         wait(records)
         ctx.data["records"] = records
         # a split that does not hold its ratios stops here (SplitError: one line, exit 2), before any file
-        check = check_split(count_values(records["split"]), ctx.data["largest_family"], ctx.cfg.split)
+        sizes = count_values(records.map_partitions(family_keys, ctx.data["families"], meta=("family", "object")))
+        check = check_split(count_values(records["split"]), max(sizes.values(), default=0), ctx.cfg.split,
+                            family_size_squares=sum(size * size for size in sizes.values()))
         ctx.report.sections["split"] = check
         if not check["ok"]:
             log.warning("WARNING: the split does not hold its ratios (--allow-unbalanced-split): "

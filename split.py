@@ -60,14 +60,20 @@ def split_config_from_args(args: argparse.Namespace) -> SplitConfig:
     return cfg
 
 
-def check_split(counts: Mapping[str, int], largest_family: int, cfg: SplitConfig) -> dict:
+def check_split(counts: Mapping[str, int], largest_family: int, cfg: SplitConfig,
+                family_size_squares: int | None = None) -> dict:
     """Check the rows per split against the requested ratios and the largest family against the row count.
+    `family_size_squares` (the sum of each family's size squared; default: every row its own family) sets how far
+    a hash split of these families may stray by chance: whole families move together, so a few large ones on a
+    tiny input may leave a split empty without anything being wrong.
     Returns {"ok", "shares", "problems"}; raises SplitError (one line) unless cfg.allow_unbalanced."""
     n = sum(int(counts.get(s, 0)) for s in SPLITS)
+    squares = family_size_squares if family_size_squares is not None else n
     problems = []
     shares = {s: (int(counts.get(s, 0)) / n if n else 0.0) for s in SPLITS}
     for s, want in zip(SPLITS, cfg.ratios):
-        noise = cfg.hash_noise_sigmas * math.sqrt(want * (1 - want) / n) if n else 1.0
+        # the standard error of a share when families of these sizes are hashed to splits independently
+        noise = cfg.hash_noise_sigmas * math.sqrt(want * (1 - want) * squares) / n if n else 1.0
         if abs(shares[s] - want) > max(cfg.max_deviation, noise):
             problems.append(f"{s} {shares[s]:.1%} (asked {want:.1%})")
     family_limit = max(cfg.max_family_share * n, cfg.min_family_limit)
@@ -108,6 +114,12 @@ def split_of(family_key: str, seed: int, ratios: tuple[float, float, float]) -> 
     return "test"
 
 
+def family_keys(df: pd.DataFrame, families: Mapping[str, str]) -> pd.Series:
+    """Each row's family key: `families[source_id]`, else its own source_id."""
+    keys = df["source_id"].map(families.get) if len(families) else pd.Series(None, index=df.index, dtype="object")
+    return keys.where(keys.notna(), df["source_id"]).rename("family")
+
+
 def assign_splits(df: pd.DataFrame, families: Mapping[str, str], seed: int,
                   ratios: tuple[float, float, float]) -> pd.DataFrame:
     """Fill the `split` column: a row's family is `families[source_id]`, else its `source_id`.
@@ -115,7 +127,5 @@ def assign_splits(df: pd.DataFrame, families: Mapping[str, str], seed: int,
     Keyed by source_id, so synthetic rows follow the real row they came from into its family's split.
     """
     df = df.copy()
-    keys = df["source_id"].map(families.get) if len(families) else pd.Series(None, index=df.index, dtype="object")
-    keys = keys.where(keys.notna(), df["source_id"])
-    df["split"] = [split_of(k, seed, ratios) for k in keys]
+    df["split"] = [split_of(k, seed, ratios) for k in family_keys(df, families)]
     return df

@@ -145,3 +145,13 @@ def test_a_corpus_built_to_chain_still_splits_within_3_points_or_stops(tmp_path)
     res, counts = split_of_dedup(df, dedup.DedupConfig(embedding_cache=str(tmp_path), family_max_share=1.0))
     with pytest.raises(SplitError):
         check_split(counts, res.stats["families"]["kept_rows"]["largest"], SplitConfig())
+
+
+def test_a_few_large_families_on_a_tiny_input_are_chance_not_an_error():
+    """Ten rows in one family all land in one split by design; ten unrelated rows all in test is not chance."""
+    from split import SplitConfig, SplitError, check_split
+
+    one_family = check_split({"train": 0, "val": 0, "test": 10}, 10, SplitConfig(), family_size_squares=100)
+    assert one_family["ok"]
+    with pytest.raises(SplitError, match="test 100.0%"):
+        check_split({"train": 0, "val": 0, "test": 10}, 1, SplitConfig(), family_size_squares=10)
