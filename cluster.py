@@ -18,11 +18,7 @@ def dask_client(cfg):
 
     if cfg.scheduler_address:
         client = Client(cfg.scheduler_address)
-        # Workers of another cluster cannot import our modules: ship them, unloaded (they import each
-        # other, so loading one before its dependency has arrived would fail).
-        for module in sorted(HERE.glob("*.py")):
-            if module.name != "main.py":
-                client.upload_file(str(module), load=False)
+        upload_modules(client)
         log.info(f"dask: connected to {cfg.scheduler_address} (dashboard {client.dashboard_link})")
         try:
             yield client
@@ -39,6 +35,25 @@ def dask_client(cfg):
     finally:
         client.close()
         cluster.close()
+
+
+def upload_modules(client) -> None:
+    """Ship our modules to the workers of another cluster, which cannot import them from this checkout. The flat
+    modules go unloaded (they import each other: loading one before its dependency arrived would fail); packages
+    go as zip files, loaded last, once everything they import is there."""
+    import tempfile
+    import zipfile
+
+    for module in sorted(HERE.glob("*.py")):
+        if module.name != "main.py":
+            client.upload_file(str(module), load=False)
+    with tempfile.TemporaryDirectory(prefix="lawqa-upload-") as tmp:
+        for package in sorted(p.parent for p in HERE.glob("*/__init__.py")):
+            archive = Path(tmp) / f"{package.name}.zip"
+            with zipfile.ZipFile(archive, "w") as zf:
+                for source in sorted(package.glob("*.py")):
+                    zf.write(source, f"{package.name}/{source.name}")
+            client.upload_file(str(archive), load=True)
 
 
 def dask_wait(collection, desc: str, progress: bool) -> None:

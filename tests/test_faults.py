@@ -96,6 +96,8 @@ def stray_files(out: Path) -> list[str]:
 
 
 def run_cmd(args: list[str], timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python SCRIPT ARGS` in a temp working directory; SCRIPT relative to the repository."""
+    args = [str(REPO / args[0]), *args[1:]]
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=RUN_DIR,
                           env=hermetic_env(**(env or {})))
 
@@ -263,7 +265,7 @@ def test_interrupt_sdg_then_rerun_pays_no_call_twice(signame, corpus, sdg_baseli
     baseline, base_completed = sdg_baseline
     log = tmp / f"sdg-{signame}.log"
     out, cache = tmp / f"sdg-{signame}", tmp / f"sdg-{signame}-cache"
-    args = ["main.py", *main_args(src, out, *sdg_flags("URL", cache))]
+    args = [str(REPO / "main.py"), *main_args(src, out, *sdg_flags("URL", cache))]
     kill_after = random.Random(signame).randint(base_completed // 5, base_completed * 3 // 5)
     server = start_server(log_path=log, **SDG_SERVER)
     try:
@@ -340,7 +342,7 @@ def test_dask_worker_killed_mid_run(corpus):
     try:
         address, *pids = cluster.stdout.readline().split()
         out = tmp / "worker-killed"
-        proc = subprocess.Popen([sys.executable, "main.py", *main_args(src, out, *NO_SDG, *FAST,
+        proc = subprocess.Popen([sys.executable, str(REPO / "main.py"), *main_args(src, out, *NO_SDG, *FAST,
                                                                        "--scheduler-address", address)],
                                 cwd=RUN_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=hermetic_env())
