@@ -27,7 +27,9 @@ def dask_client(cfg):
         return
     cluster = LocalCluster(n_workers=cfg.n_workers, threads_per_worker=1, processes=True,
                            memory_limit=cfg.memory_limit, dashboard_address="127.0.0.1:0",
-                           silence_logs=logging.ERROR)
+                           # a worker's own log lines (a heartbeat lost while Ctrl-C tears the cluster down) tell
+                           # the user nothing; a failed task still reaches the driver as an exception
+                           silence_logs=logging.CRITICAL)
     client = Client(cluster)
     log.info(f"dask: LocalCluster with {cfg.n_workers} worker(s), dashboard {client.dashboard_link}")
     try:
