@@ -384,14 +384,16 @@ def _leak_lines(section: dict) -> list[str]:
 def _section_lines(report: dict, images: dict[str, str]) -> list[str]:
     """Dedup, synthetic data, leak check and audit: a summary each, then every number folded away."""
     by_round = ((report.get("outputs") or {}).get("synthetic") or {}).get("by_round") or {}
-    summaries = {"dedup": lambda sec: dedup_summary(sec) + [""],
+    summaries = {"dump": lambda sec: dump_summary(sec) + [""],
+                 "dedup": lambda sec: dedup_summary(sec) + [""],
                  "sdg": lambda sec: sdg_summary(sec, by_round) + [""]
                  + ([f"![reward scores of synthetic pairs]({images['rewards']})", ""] if images.get("rewards") else []),
                  "leaks": lambda sec: _leak_lines(sec) if "total" in sec else [],
                  "decontamination": lambda sec: decontam_summary(sec) + [""],
                  "audit": lambda sec: audit_summary(sec) + [""]}
     out: list[str] = []
-    for key, title in (("dedup", "Deduplication"), ("decontamination", "Decontamination against evaluation sets"),
+    for key, title in (("dump", "Stack Exchange data dump"), ("dedup", "Deduplication"),
+                       ("decontamination", "Decontamination against evaluation sets"),
                        ("sdg", "Synthetic data"), ("leaks", "Leak check across splits"), ("audit", "Audit")):
         section = report.get(key)
         if not section:
@@ -433,7 +435,7 @@ def audit_summary(audit: dict) -> list[str]:
 
 
 def dedup_summary(dedup: dict) -> list[str]:
-    """Rows removed by kind and the number of split families, in one short paragraph."""
+    """Rows removed by kind, the semantic model and threshold with this run's margin, and the family sizes."""
     kinds = [f"{kind}: {dedup[kind].get('removed', 0):,}" for kind in ("exact", "fuzzy", "semantic")
              if isinstance(dedup.get(kind), dict)]
     config = dedup.get("config") if isinstance(dedup.get("config"), dict) else {}
@@ -442,15 +444,58 @@ def dedup_summary(dedup: dict) -> list[str]:
     if kinds:
         lines.append("Rows removed by kind — " + ", ".join(kinds)
                      + (f" (kinds run: {', '.join(ran) or 'none'})" if config else "") + ".")
-    if isinstance(dedup.get("families"), dict) and "count" in dedup["families"]:
-        lines.append(f"Split families (a row, its near-duplicates and its synthetic descendants): "
-                     f"{dedup['families']['count']:,}.")
     if config:
-        lines.append(f"Thresholds: fuzzy Jaccard >= {config.get('fuzzy_jaccard')}, semantic eps "
-                     f"{config.get('eps', config.get('semdedup_eps'))} with {config.get('embedding_model')}; "
-                     f"families at Jaccard >= {config.get('leak_jaccard')}, cosine >= "
-                     f"{config.get('leak_cos', config.get('leak_cosine'))}.")
-    return [" ".join(lines)] if lines else []
+        lines.append(f"Fuzzy: MinHash Jaccard >= {config.get('fuzzy_jaccard')}. Families at Jaccard >= "
+                     f"{config.get('leak_jaccard')}, cosine >= {config.get('leak_cos', config.get('leak_cosine'))}.")
+    lines += _semantic_model_lines(dedup.get("model"))
+    out = [" ".join(lines)] if lines else []
+    return out + _family_lines(dedup.get("families"))
+
+
+def dump_summary(dump: dict) -> list[str]:
+    """A site's dump: what was read, what was skipped, and its duplicate links."""
+    links = dump.get("duplicate_links") if isinstance(dump.get("duplicate_links"), dict) else {}
+    caught = links.get("caught_by_dedup") if isinstance(links.get("caught_by_dedup"), dict) else {}
+    skipped = ", ".join(f"{k}: {v:,}" for k, v in (dump.get("skipped") or {}).items()) or "none"
+    out = [f"`{dump.get('site')}`: {dump.get('posts', 0):,} posts, {dump.get('questions', 0):,} questions, "
+           f"{dump.get('answers', 0):,} answers; answer kept: {dump.get('answer')}; other rows skipped — {skipped}."]
+    if links:
+        out.append(f"Questions closed as duplicates (PostLinks, LinkTypeId 3): {links.get('seen', 0):,} links, "
+                   f"{links.get('pairs', 0):,} with both questions in the data, each pair kept in one split family"
+                   + (f"; dedup also removed one side of {caught.get('caught', 0):,} of them "
+                      f"({', '.join(f'{k}: {v:,}' for k, v in (caught.get('by_kind') or {}).items()) or 'none'})"
+                      if caught else "") + ".")
+    return [" ".join(out)]
+
+
+def _semantic_model_lines(model) -> list[str]:
+    if not isinstance(model, dict):
+        return []
+    line = f"Semantic: `{model.get('name')}`, cosine >= {model.get('threshold')}"
+    if model.get("measured"):
+        line += f" ({model['measured']})"
+    nearest = model.get("nearest_nonduplicate_this_run") or {}
+    if nearest.get("max") is not None:
+        line += (f". Nearest non-duplicate in this run: median {nearest.get('median')}, max {nearest.get('max')} "
+                 f"(margin to the threshold {nearest.get('margin')})")
+    return [line + "."]
+
+
+def _family_lines(families) -> list[str]:
+    """The family-size distribution of the rows kept: a split moves whole families, so giants skew it."""
+    if not isinstance(families, dict) or "count" not in families:
+        return []
+    kept = families.get("kept_rows") if isinstance(families.get("kept_rows"), dict) else {}
+    by_size = kept.get("by_size") or families.get("by_size") or {}
+    out = ["", f"Split families (a row, its near-duplicates, its synthetic descendants and the questions closed as "
+                f"its duplicates): **{families['count']:,}**, the largest holding "
+                f"{kept.get('largest', families.get('largest', '?')):,} rows"
+           + (f"; {families['links_cut']:,} weak near-duplicate links cut to keep families small"
+              if families.get("links_cut") else "") + "."]
+    if by_size:
+        out += ["", "| family size | " + " | ".join(by_size) + " |", "|---|" + "---:|" * len(by_size),
+                "| families | " + " | ".join(f"{n:,}" for n in by_size.values()) + " |"]
+    return out
 
 
 def sdg_summary(sdg: dict, by_round: dict) -> list[str]:
@@ -464,6 +509,7 @@ def sdg_summary(sdg: dict, by_round: dict) -> list[str]:
     rounds = sdg.get("rounds") or []
     lines = [f"- synthetic rows added: **{int(sdg.get('added') or 0):,}** in {len(rounds)} round(s); "
              f"stop reason: **{sdg.get('stop_reason')}**"
+             + (f" — {sdg['stop_detail']}" if sdg.get("stop_detail") else "")
              + (f" (target {sdg['target_size']:,} train rows)" if sdg.get("target_size") else ""),
              "- rows in the dataset by round: "
              + (", ".join(f"round {r}: {n:,}" for r, n in by_round.items()) or "none"),
@@ -476,8 +522,12 @@ def sdg_summary(sdg: dict, by_round: dict) -> list[str]:
                      f"{llm.get('retries', 0):,} retries, {llm.get('total_tokens', 0):,} tokens"
                      + (", failures: " + ", ".join(f"{k}: {v:,}" for k, v in llm["failures"].items())
                         if llm.get("failures") else ""))
+    if sdg.get("rejections"):
+        lines.append("- rejected answers and items by reason: "
+                     + ", ".join(f"{k}: {v:,}" for k, v in sdg["rejections"].items()))
     if sdg.get("failures"):
         lines.append("- failed prompts by reason: " + ", ".join(f"{k}: {v:,}" for k, v in sdg["failures"].items()))
+    lines.append(f"- API key from: {sdg.get('key_source') or 'none (local endpoint or no key)'}")
     return lines
 
 

@@ -716,7 +716,11 @@ class LLMClient:
             asyncio.get_running_loop().set_exception_handler(_quiet_on_interrupt)
             async with self.session():
                 return await coro_fn()
-        return asyncio.run(main())
+        try:
+            return asyncio.run(main())
+        except KeyboardInterrupt:
+            _INTERRUPTED.set()
+            raise
 
     def run_batch(self, requests: Iterable[ChatRequest]) -> list[Result]:
         reqs = list(requests)
@@ -924,7 +928,12 @@ def _quiet_on_interrupt(loop, context: dict) -> None:
     nothing. Everything else goes to the default handler."""
     if isinstance(context.get("exception"), (KeyboardInterrupt, asyncio.CancelledError)):
         return
+    if _INTERRUPTED.is_set() and str(context.get("message", "")).startswith("Task was destroyed but it is pending"):
+        return  # a task the interrupted loop never got to finish, collected later
     loop.default_exception_handler(context)
+
+
+_INTERRUPTED = threading.Event()  # set once a Ctrl-C ended a client's loop
 
 
 def _int(value) -> int:
