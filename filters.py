@@ -1,9 +1,9 @@
 """Filter stage: keep the records a fine-tuner wants, and name the reason for every drop.
 
 Interface as NeMo Curator's DocumentFilter: `score_document(text) -> score`, `keep_document(score) -> bool`.
-`score_series` scores a whole column at once (vectorised where it matters: word counts run as one regex
-count per column, not a Python split per row). A ScoreFilter binds a filter to a column and a drop-reason
-name; `filter_partition` applies a list of them in order and records the first failing one per row.
+`score_series` scores a whole column at once (word counts and emptiness with one str method call per row, no
+regex). A ScoreFilter binds a filter to a column and a drop-reason name; `filter_partition` applies a list of
+them in order and records the first failing one per row.
 """
 from __future__ import annotations
 
@@ -37,8 +37,13 @@ class DocumentFilter:
 
 
 def count_words(values: pd.Series) -> pd.Series:
-    """Whitespace-separated word counts of a text column (the tutorial's `len(text.split())`)."""
-    return values.str.count(r"\S+").fillna(0).astype("int64")
+    """Whitespace-separated word counts of a text column (the tutorial's `len(text.split())`; 0 for a missing text).
+
+    str.split() in a list comprehension: its C loop beats pandas' `.str.count(r"\\S+")`, which builds a list of
+    matches per row, and both split at the same (Unicode) whitespace.
+    """
+    return pd.Series([len(text.split()) if isinstance(text, str) else 0 for text in values], index=values.index,
+                     dtype="int64")
 
 
 class WordCountFilter(DocumentFilter):
@@ -95,7 +100,9 @@ class NonEmptyFilter(DocumentFilter):
         return int(bool(text and text.strip()))
 
     def score_series(self, values: pd.Series) -> pd.Series:
-        return values.fillna("").str.strip().str.len().gt(0).astype("int64")
+        # "not text.isspace()" is "text.strip() is not empty" for a non-empty text, without copying it
+        return pd.Series([int(isinstance(text, str) and text != "" and not text.isspace()) for text in values],
+                         index=values.index, dtype="int64")
 
     def keep_document(self, score: int) -> bool:
         return score > 0
