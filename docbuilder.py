@@ -276,8 +276,3 @@ def resolve_input(input_path: str | None, url: str, raw_dir: Path, fallback: boo
         return {"path": str(SAMPLE_PATH), "origin": "sample", "url": url, "sample": True,
                 "download_error": str(exc)}
 
-
-def ensure_dir(path: Path) -> Path:
-    """mkdir -p that returns the path."""
-    os.makedirs(path, exist_ok=True)
-    return Path(path)

@@ -174,3 +174,23 @@ def apply_filters(df: pd.DataFrame, filters: list[ScoreFilter]) -> tuple[pd.Data
     dropped = marked[DROP_REASON][marked[DROP_REASON] != ""].value_counts()
     kept = marked[marked[DROP_REASON] == ""].drop(columns=[DROP_REASON])
     return kept, {str(k): int(v) for k, v in sorted(dropped.items())}
+
+
+def clean_and_filter_partition(raw: pd.DataFrame, filters: list[ScoreFilter],
+                               summarize=None) -> tuple[pd.DataFrame, dict[str, int], object]:
+    """Clean, then filter one raw partition in one task: (kept rows, drop counts by reason, summary).
+
+    Fusing the two stages means a worker never holds the cleaned text of rows the filter drops (about half of
+    them by default) and never keeps an all-rows "marked" copy next to the kept one. `summarize(marked,
+    DROP_REASON)`, if given, sees every row with its drop reason (the card's word-count histograms) and its
+    result is returned as the third item; None otherwise.
+    """
+    from modifiers import clean_partition
+
+    marked = filter_partition(clean_partition(raw), filters)
+    del raw
+    reasons = marked[DROP_REASON]
+    dropped = {str(k): int(v) for k, v in sorted(reasons[reasons != ""].value_counts().items())}
+    summary = summarize(marked, DROP_REASON) if summarize is not None else None
+    kept = marked[reasons == ""].drop(columns=[DROP_REASON])
+    return kept, dropped, summary

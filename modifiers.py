@@ -298,12 +298,10 @@ def _strip_tags(html: str) -> str:
 
 
 # Invisible or space-like characters that survive ftfy but break word counts and dedup hashing.
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
-_ZERO_WIDTH_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")  # same set; a regex beats str.translate
+_ZERO_WIDTH_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _SPACE_LIKE = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
-_INLINE_SPACES = re.compile(r"[ \t]+")
 _MANY_BLANK_LINES = re.compile(r"\n{3,}")
 # A line made only of printable ASCII, tabs and its newline is a fixed point of ftfy.fix_text (every ftfy step
 # either needs a non-ASCII character, a control character, \r or ESC, or - when unescaping - an "&").

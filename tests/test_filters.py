@@ -63,3 +63,17 @@ def test_column_scores_match_per_document_scores_on_unicode_whitespace_and_missi
     nonempty = NonEmptyFilter("answer")
     assert nonempty.score_series(texts).tolist() == [1, 0, 1, 0, 0, 0]
     assert [nonempty.score_document(t) for t in texts if isinstance(t, str)] == [1, 0, 1, 0, 0]
+
+
+def test_clean_and_filter_partition_keeps_only_passing_rows_and_counts_the_rest():
+    from filters import clean_and_filter_partition
+    from modifiers import clean_partition
+
+    raw = frame([60, 10, 60], [60, 60, 700])
+    raw["question"] = "<p>" + raw["question"] + "</p>"
+    kept, dropped, summary = clean_and_filter_partition(raw, default_filters(FilterConfig()),
+                                                        summarize=lambda marked, col: len(marked))
+    expected, expected_dropped = apply_filters(clean_partition(raw), default_filters(FilterConfig()))
+    pd.testing.assert_frame_equal(kept, expected)
+    assert dropped == expected_dropped == {"answer_too_long": 1, "question_too_short": 1}
+    assert summary == 3 and DROP_REASON not in kept.columns
