@@ -232,14 +232,21 @@ def _walk_text(root) -> str:
 
 
 def _walk(builder: _TextBuilder, top) -> None:
-    """The general walk of one subtree (not its tail): one start and one end event per element."""
+    """The general walk of one subtree (not its tail): one start and one end event per element, except that a
+    plain block inside (a paragraph in a list item or a quote) goes to the builder whole."""
     skip_depth = 0
-    for event, element in etree.iterwalk(top, events=("start", "end")):
+    plain = None  # a plain block already fed whole: its subtree is skipped, its end event only adds its tail
+    walker = etree.iterwalk(top, events=("start", "end"))
+    for event, element in walker:
         tag = element.tag if isinstance(element.tag, str) else ""
         tag = tag.lower()
         if event == "start":
             if skip_depth or tag in _DROP_WITH_CONTENT:
                 skip_depth += 1
+                continue
+            if _add_plain_block(builder, element):
+                plain = element
+                walker.skip_subtree()
                 continue
             _on_start(builder, tag, element)
             builder.add_text(element.text or "")
@@ -248,6 +255,8 @@ def _walk(builder: _TextBuilder, top) -> None:
                 skip_depth -= 1
                 if skip_depth:
                     continue
+            elif element is plain:
+                plain = None
             else:
                 _on_end(builder, tag)
             if element is not top:
@@ -270,7 +279,7 @@ _QUOTE_START = re.compile(r"[ \t\r\n\f\v]*>")
 def _add_plain_block(builder: _TextBuilder, block) -> bool:
     """Feed a plain block (see above) to the builder in one add_text; False, having done nothing, if not plain."""
     tag = block.tag
-    if tag not in _PLAIN_BLOCKS:
+    if tag not in _PLAIN_BLOCKS or builder.pre_depth:
         return False
     if len(block):
         for element in block.iterdescendants():
