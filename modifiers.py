@@ -322,8 +322,14 @@ _FTFY_SENSITIVE = re.compile(r"[^\t\n\x20-\x7e]")
 _FTFY_SIMPLE_EXTRA = "\u2018\u2019\u201c\u201d\u00a0\u2013\u2014\u2026\u2022\u00a7\u00b6\u20ac\u00a3\u20b9\u200b"
 # ... except a section or paragraph sign right before a closing double quote, and a euro or pound sign next to
 # any non-ASCII character (badness patterns pair currency and law signs with punctuation).
-_FTFY_NOT_SIMPLE = re.compile(f"[^\\t\\n\\x20-\\x7e{_FTFY_SIMPLE_EXTRA}]|[\u00a7\u00b6]\u201d"
-                              "|[\u20ac\u00a3][^\\x00-\\x7f]|[^\\x00-\\x7f][\u20ac\u00a3]")
+# Accented Latin letters (precomposed, so NFC leaves them be) are simple too when both neighbours are ASCII: mojibake
+# of a UTF-8 character is always two or more non-ASCII characters in a row, and no other ftfy step touches such a
+# letter. Left out: the letters whose byte, followed by a space, ftfy reads as UTF-8 with a lost no-break space
+# (\u00c2 \u00c3 \u00c5 \u00ce \u00d0 \u00d9, \u00e2 \u00e3), and all other capitals.
+_FTFY_LETTERS = "\u00e9\u00e8\u00ea\u00eb\u00e1\u00e0\u00e4\u00ed\u00ec\u00ee\u00ef\u00f3\u00f2\u00f4\u00f6\u00fa\u00f9\u00fb\u00fc\u00e7\u00f1\u00c9"
+_FTFY_NOT_SIMPLE = re.compile(f"[^\\t\\n\\x20-\\x7e{_FTFY_SIMPLE_EXTRA}{_FTFY_LETTERS}]|[\u00a7\u00b6]\u201d"
+                              "|[\u20ac\u00a3][^\\x00-\\x7f]|[^\\x00-\\x7f][\u20ac\u00a3]"
+                              f"|[{_FTFY_LETTERS}][^\\x00-\\x7f]|[^\\x00-\\x7f][{_FTFY_LETTERS}]")
 
 
 def _uncurl(text: str) -> str:
