@@ -311,8 +311,3 @@ def iter_input_chunks(source: dict, stats: ConvertStats, chunk_rows: int = 4096,
 
     return iter_dump_chunks(Path(source["path"]), stats, dump_cfg, chunk_rows, progress)
 
-
-def ensure_dir(path: Path) -> Path:
-    """mkdir -p that returns the path."""
-    os.makedirs(path, exist_ok=True)
-    return Path(path)

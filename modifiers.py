@@ -4,7 +4,9 @@ The tutorial ran BeautifulSoup `get_text()` and collapsed every whitespace run, 
 list items and code into one line. Here paragraphs stay separated by a blank line, list items stay one per
 line, quotes keep a `> ` prefix, `<pre>` code is kept verbatim, and scripts/styles are dropped. Parsing is
 lxml's HTML parser with network access off; the tree is walked iteratively (no recursion), so 10,000
-levels of nesting cannot blow the stack.
+levels of nesting cannot blow the stack. A paragraph or heading that holds only inline markup (most of a
+post) goes to the line builder as one text instead of element by element, and lines that ftfy provably
+leaves alone skip it; tests/test_clean_regression.py and tests/test_clean_fastpath.py pin both shortcuts.
 
 Interface as NeMo Curator's DocumentModifier: `modify_document(text) -> text`.
 """
@@ -36,18 +38,21 @@ _PARAGRAPH_TAGS = {"p", "pre", "blockquote", "ul", "ol", "dl", "table", "h1", "h
                    "hr", "figure", "details", "section", "article", "aside", "header", "footer", "address"}
 _LINE_TAGS = {"div", "li", "dt", "dd", "tr", "caption", "summary", "figcaption", "main", "nav", "form"}
 _CELL_TAGS = {"td", "th"}
-_SPACE_RUN = re.compile(r"[ \t\r\n\f\v]+")
-# The same collapse as _SPACE_RUN.sub(" ", text) without a match per single space: only runs of two or more
-# and lone tabs/newlines/etc. are replaced (a lone " " maps to itself).
+# The same collapse as re.sub(r"[ \t\r\n\f\v]+", " ", text) without a match per single space: only runs of
+# two or more and lone tabs/newlines/etc. are replaced (a lone " " maps to itself).
 _SPACE_RUN_FAST = re.compile(r"[ \t\r\n\f\v]{2,}|[\t\r\n\f\v]")
 
 
 class _TextBuilder:
-    """Collects text and break requests into lines; knows quote depth and <pre> mode."""
+    """Collects text and break requests into lines; knows quote depth and <pre> mode.
+
+    The line being built is one string (`line`, None before its first text) rather than a list of pieces joined
+    at every check: most checks ask whether it holds anything besides quote markers and spaces, or how it ends.
+    """
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.current: list[str] = []
+        self.line: str | None = None
         self.pending_breaks = 0  # 0 = same line, 1 = new line, 2 = blank line first
         self.quote_depth = 0
         self.pre_depth = 0
@@ -55,34 +60,29 @@ class _TextBuilder:
         self.after_marker = False
 
     def request_break(self, n: int) -> None:
-        self.pending_breaks = max(self.pending_breaks, n)
-
-    def _prefix(self) -> str:
-        return "> " * self.quote_depth
+        if n > self.pending_breaks:
+            self.pending_breaks = n
 
     def _flush_line(self) -> None:
-        line = "".join(self.current).rstrip()
-        self.lines.append(line)
-        self.current = []
+        self.lines.append(self.line.rstrip())
+        self.line = None
 
     def _start_text(self) -> None:
-        if not self.current and not self.lines:
-            self.current = [self._prefix()]
+        if self.line is None and not self.lines:
+            self.line = "> " * self.quote_depth
             self.pending_breaks = 0
             return
         if self.pending_breaks and self.after_marker:
             self.pending_breaks = 0  # "- " then a <p>: the text goes on the bullet's line
         if self.pending_breaks:
-            if self.current and "".join(self.current).strip(" >"):
+            if self.line is not None and self.line.strip(" >"):
                 self._flush_line()
-            else:
-                self.current = []
             if self.pending_breaks == 2 and self.lines and self.lines[-1].strip(" >"):
                 depth = self.quote_depth
                 while depth and not self.lines[-1].startswith("> " * depth):
                     depth -= 1
                 self.lines.append(("> " * depth).rstrip())
-            self.current = [self._prefix()]
+            self.line = "> " * self.quote_depth
             self.pending_breaks = 0
 
     def add_text(self, text: str) -> None:
@@ -96,32 +96,32 @@ class _TextBuilder:
                 if part or i:
                     self._start_text()
                     self.after_marker = False
-                    self.current.append(part)
+                    self.line = (self.line or "") + part
             return
-        collapsed = _SPACE_RUN_FAST.sub(" ", text)
-        if not collapsed.strip():
-            if self.current and "".join(self.current).strip(" >") and not self.pending_breaks:
-                if not self.current[-1].endswith(" "):
-                    self.current.append(" ")
+        if text.isspace():  # collapses to " ", or (no-break space, ...) strips to ""
+            line = self.line
+            if not self.pending_breaks and line is not None and not line.endswith(" ") and line.strip(" >"):
+                self.line = line + " "
             return
         self._start_text()
         self.after_marker = False
-        line_so_far = "".join(self.current)
-        if not line_so_far.strip(" >") or line_so_far.endswith(" "):
+        collapsed = _SPACE_RUN_FAST.sub(" ", text)
+        line = self.line or ""
+        if line.endswith(" ") or not line.strip(" >"):
             collapsed = collapsed.lstrip(" ")
-        self.current.append(collapsed)
+        self.line = line + collapsed
 
     def add_marker(self, marker: str) -> None:
         """Text that starts a block (a list bullet): always begins a fresh line."""
         self.request_break(1)
         self._start_text()
-        self.current.append(marker)
+        self.line = (self.line or "") + marker
         self.after_marker = True
 
     def text(self) -> str:
-        if self.current:
+        if self.line is not None:
             self._flush_line()
-        return "\n".join(line.rstrip() for line in self.lines).strip("\n")
+        return "\n".join(self.lines).strip("\n")  # every line is already right-stripped
 
 
 def _on_start(builder: _TextBuilder, tag: str, element) -> None:
@@ -181,8 +181,10 @@ def _list_start(element) -> int:
         return 1
 
 
-_PARSER = lxml_html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, huge_tree=True,
-                               default_doctype=False)
+_PARSER_OPTIONS = dict(remove_comments=True, remove_pis=True, no_network=True, huge_tree=True, default_doctype=False)
+_PARSER = lxml_html.HTMLParser(**_PARSER_OPTIONS)
+_ETREE_PARSER = etree.HTMLParser(**_PARSER_OPTIONS)
+_FULL_DOCUMENT = re.compile(r"^\s*<(?:html|!doctype)", re.I).match  # as lxml.html: such input is not wrapped
 
 
 def html_to_text(html: str) -> str:
@@ -192,17 +194,62 @@ def html_to_text(html: str) -> str:
     if "<" not in html and "&" not in html:
         return _SPACE_RUN_FAST.sub(" ", html).strip()
     try:
-        root = lxml_html.fragment_fromstring(html, create_parent="div", parser=_PARSER)
+        root = _parse_fragment(html)
     except (etree.ParserError, ValueError):
         return _strip_tags(html)
+    text = _walk_text(root)
+    if not text:
+        # libxml2 stops building the tree past ~2,000 levels of nesting and loses the text inside;
+        # a flat tag strip keeps the words.
+        return _strip_tags(html)
+    return text
+
+
+def _parse_fragment(html: str):
+    """The fragment's container element: lxml.html.fragment_fromstring(create_parent=...)'s tree, built cheaper.
+
+    lxml.html wraps the fragment in <html><body>, parses it with a parser that makes an HtmlElement proxy per
+    element, and moves the body's children under a new <div>. The plain etree parser with the same options
+    builds the same tree without the proxy classes; the <body> itself serves as the container (the walk gives
+    a container's own start and end no text).
+    """
+    if not _FULL_DOCUMENT(html):
+        doc = etree.fromstring(f"<html><body>{html}</body></html>", _ETREE_PARSER)
+        if doc is not None and doc.tag == "html":
+            bodies = [child for child in doc if child.tag == "body"]
+            if len(bodies) == 1:
+                return bodies[0]
+    return lxml_html.fragment_fromstring(html, create_parent="div", parser=_PARSER)
+
+
+def _walk_text(root) -> str:
+    """The container's text: each top-level block through _add_plain_block if it can, else through _walk."""
     builder = _TextBuilder()
+    _on_start(builder, root.tag.lower(), root)
+    builder.add_text(root.text or "")
+    for child in root:
+        if not _add_plain_block(builder, child):
+            _walk(builder, child)
+        builder.add_text(child.tail or "")
+    return builder.text()
+
+
+def _walk(builder: _TextBuilder, top) -> None:
+    """The general walk of one subtree (not its tail): one start and one end event per element, except that a
+    plain block inside (a paragraph in a list item or a quote) goes to the builder whole."""
     skip_depth = 0
-    for event, element in etree.iterwalk(root, events=("start", "end")):
+    plain = None  # a plain block already fed whole: its subtree is skipped, its end event only adds its tail
+    walker = etree.iterwalk(top, events=("start", "end"))
+    for event, element in walker:
         tag = element.tag if isinstance(element.tag, str) else ""
         tag = tag.lower()
         if event == "start":
             if skip_depth or tag in _DROP_WITH_CONTENT:
                 skip_depth += 1
+                continue
+            if _add_plain_block(builder, element):
+                plain = element
+                walker.skip_subtree()
                 continue
             _on_start(builder, tag, element)
             builder.add_text(element.text or "")
@@ -211,16 +258,45 @@ def html_to_text(html: str) -> str:
                 skip_depth -= 1
                 if skip_depth:
                     continue
+            elif element is plain:
+                plain = None
             else:
                 _on_end(builder, tag)
-            if element is not root:
+            if element is not top:
                 builder.add_text(element.tail or "")
-    text = builder.text()
-    if not text:
-        # libxml2 stops building the tree past ~2,000 levels of nesting and loses the text inside;
-        # a flat tag strip keeps the words.
-        return _strip_tags(html)
-    return text
+
+
+# Most blocks of a post are a paragraph or heading holding text and inline markup only (<a>, <em>, <code>...).
+# Inline elements have no start or end behaviour, and for such a block the builder's per-text-node add_text calls
+# give what one add_text of the block's whole text gives (lxml's C text serialiser joins it), except where
+# add_text's str.strip() sees whitespace the collapse keeps (no-break space, ...) or a line begins with ">" (a
+# line of only "> " counts as empty). Those blocks, and every other kind, take _walk; the walk as it was is kept
+# in tests/clean_reference.py and tests/test_clean_regression.py pins the two together.
+_PLAIN_BLOCKS = (_PARAGRAPH_TAGS | _LINE_TAGS) - {"pre", "blockquote", "ul", "ol", "li"}
+_INLINE_TAGS = {"a", "em", "strong", "code", "b", "i", "u", "s", "strike", "del", "ins", "span", "sup", "sub",
+                "kbd", "small", "big", "abbr", "cite", "q", "mark", "tt", "var", "samp", "dfn", "time", "font"}
+_UNICODE_ONLY_SPACE = re.compile("[\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+_QUOTE_START = re.compile(r"[ \t\r\n\f\v]*>")
+
+
+def _add_plain_block(builder: _TextBuilder, block) -> bool:
+    """Feed a plain block (see above) to the builder in one add_text; False, having done nothing, if not plain."""
+    tag = block.tag
+    if tag not in _PLAIN_BLOCKS or builder.pre_depth:
+        return False
+    if len(block):
+        for element in block.iterdescendants():
+            if element.tag not in _INLINE_TAGS:
+                return False
+        text = etree.tostring(block, method="text", encoding=str, with_tail=False)
+    else:
+        text = block.text or ""
+    if _UNICODE_ONLY_SPACE.search(text) or _QUOTE_START.match(text):
+        return False
+    _on_start(builder, tag, block)
+    builder.add_text(text)
+    _on_end(builder, tag)
+    return True
 
 
 _TAG = re.compile(r"<[^>]*>")
@@ -234,12 +310,10 @@ def _strip_tags(html: str) -> str:
 
 
 # Invisible or space-like characters that survive ftfy but break word counts and dedup hashing.
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
-_ZERO_WIDTH_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")  # same set; a regex beats str.translate
+_ZERO_WIDTH_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _SPACE_LIKE = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
-_INLINE_SPACES = re.compile(r"[ \t]+")
 _MANY_BLANK_LINES = re.compile(r"\n{3,}")
 # A line made only of printable ASCII, tabs and its newline is a fixed point of ftfy.fix_text (every ftfy step
 # either needs a non-ASCII character, a control character, \r or ESC, or - when unescaping - an "&").
@@ -251,8 +325,14 @@ _FTFY_SENSITIVE = re.compile(r"[^\t\n\x20-\x7e]")
 _FTFY_SIMPLE_EXTRA = "\u2018\u2019\u201c\u201d\u00a0\u2013\u2014\u2026\u2022\u00a7\u00b6\u20ac\u00a3\u20b9\u200b"
 # ... except a section or paragraph sign right before a closing double quote, and a euro or pound sign next to
 # any non-ASCII character (badness patterns pair currency and law signs with punctuation).
-_FTFY_NOT_SIMPLE = re.compile(f"[^\\t\\n\\x20-\\x7e{_FTFY_SIMPLE_EXTRA}]|[\u00a7\u00b6]\u201d"
-                              "|[\u20ac\u00a3][^\\x00-\\x7f]|[^\\x00-\\x7f][\u20ac\u00a3]")
+# Accented Latin letters (precomposed, so NFC leaves them be) are simple too when both neighbours are ASCII: mojibake
+# of a UTF-8 character is always two or more non-ASCII characters in a row, and no other ftfy step touches such a
+# letter. Left out: the letters whose byte, followed by a space, ftfy reads as UTF-8 with a lost no-break space
+# (\u00c2 \u00c3 \u00c5 \u00ce \u00d0 \u00d9, \u00e2 \u00e3), and all other capitals.
+_FTFY_LETTERS = "\u00e9\u00e8\u00ea\u00eb\u00e1\u00e0\u00e4\u00ed\u00ec\u00ee\u00ef\u00f3\u00f2\u00f4\u00f6\u00fa\u00f9\u00fb\u00fc\u00e7\u00f1\u00c9"
+_FTFY_NOT_SIMPLE = re.compile(f"[^\\t\\n\\x20-\\x7e{_FTFY_SIMPLE_EXTRA}{_FTFY_LETTERS}]|[\u00a7\u00b6]\u201d"
+                              "|[\u20ac\u00a3][^\\x00-\\x7f]|[^\\x00-\\x7f][\u20ac\u00a3]"
+                              f"|[{_FTFY_LETTERS}][^\\x00-\\x7f]|[^\\x00-\\x7f][{_FTFY_LETTERS}]")
 
 
 def _uncurl(text: str) -> str:

@@ -1,7 +1,7 @@
 """Fallback corpus generator for the benchmark, used only when data/make_sample.py is absent.
 
-Writes a Law-StackExchange-shaped JSON array (the source schema in DESIGN.md) with roughly the real dump's
-size and length distribution (~4.3 KB per question, bodies ~50-600 words, 0-5 answers, realistic HTML:
+Writes a Law-StackExchange-shaped JSON array (the dump's schema, as data/make_sample.py writes it) with
+roughly the real dump's size and length distribution (~4.3 KB per question, bodies ~50-600 words, 0-5 answers, realistic HTML:
 paragraphs, lists, blockquotes, links, code, entities, some mojibake) and a few planted duplicates.
 Text is generated from a small vocabulary of legal words; it is not real Law.SE text.
 

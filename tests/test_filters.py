@@ -1,8 +1,8 @@
 """Filter stage: boundary word counts, score thresholds, named drop reasons."""
 import pandas as pd
 
-from filters import (DROP_REASON, FilterConfig, MinScoreFilter, WordCountFilter, apply_filters, count_words,
-                     default_filters, filter_partition)
+from filters import (DROP_REASON, FilterConfig, MinScoreFilter, NonEmptyFilter, WordCountFilter, apply_filters,
+                     count_words, default_filters, filter_partition)
 
 
 def frame(q_words, a_words, q_score=0, a_score=0):
@@ -54,3 +54,26 @@ def test_vectorised_counts_match_document_interface():
     assert count_words(texts).tolist() == [wc.score_document(t) for t in texts] == [3, 2, 0, 1]
     assert [wc.keep_document(s) for s in [0, 1, 2, 3]] == [False, True, True, False]
     assert MinScoreFilter(0).keep_document(-1) is False
+
+
+def test_column_scores_match_per_document_scores_on_unicode_whitespace_and_missing_values():
+    texts = pd.Series(["a\u00a0b\u2003c", "\u3000", "x\x1cy", None, "  ", "\u2028"], index=[5, 3, 9, 1, 2, 0])
+    assert count_words(texts).tolist() == [3, 0, 2, 0, 0, 0]
+    assert count_words(texts).index.tolist() == [5, 3, 9, 1, 2, 0]
+    nonempty = NonEmptyFilter("answer")
+    assert nonempty.score_series(texts).tolist() == [1, 0, 1, 0, 0, 0]
+    assert [nonempty.score_document(t) for t in texts if isinstance(t, str)] == [1, 0, 1, 0, 0]
+
+
+def test_clean_and_filter_partition_keeps_only_passing_rows_and_counts_the_rest():
+    from filters import clean_and_filter_partition
+    from modifiers import clean_partition
+
+    raw = frame([60, 10, 60], [60, 60, 700])
+    raw["question"] = "<p>" + raw["question"] + "</p>"
+    kept, dropped, summary = clean_and_filter_partition(raw, default_filters(FilterConfig()),
+                                                        summarize=lambda marked, col: len(marked))
+    expected, expected_dropped = apply_filters(clean_partition(raw), default_filters(FilterConfig()))
+    pd.testing.assert_frame_equal(kept, expected)
+    assert dropped == expected_dropped == {"answer_too_long": 1, "question_too_short": 1}
+    assert summary == 3 and DROP_REASON not in kept.columns
