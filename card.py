@@ -8,8 +8,8 @@ and are byte-for-byte reproducible (fixed size and dpi, no timestamp or software
 - rewards.png      reward scores of accepted vs rejected synthetic pairs (only when synthesis ran and the
                    "sdg" section carries the scores).
 
-`word_count_histograms` runs at the filter step (from main.py): a per-partition histogram of cleaned
-word counts, summed on the client, so the full text is never gathered.
+`partition_word_histograms` runs in each partition's clean + filter task: a histogram of cleaned word counts,
+summed on the driver by `word_count_section`, so the full text is never gathered.
 """
 from __future__ import annotations
 
@@ -53,13 +53,11 @@ def partition_word_histograms(df, drop_col: str = "drop_reason"):
     return out
 
 
-def word_count_histograms(marked, drop_col: str = "drop_reason") -> dict:
-    """Word-count histograms of a Dask frame marked by the filter stage (the report's "word_counts" section)."""
-    import dask
+def word_count_section(per_partition: list) -> dict:
+    """The report's "word_counts" section from each partition's `partition_word_histograms` array."""
     import numpy as np
 
-    parts = [dask.delayed(partition_word_histograms)(p, drop_col) for p in marked.to_delayed()]
-    total = np.sum(dask.compute(*parts), axis=0) if parts else np.zeros((2, len(HIST_FIELDS), N_BINS), "int64")
+    total = np.sum(per_partition, axis=0) if per_partition else np.zeros((2, len(HIST_FIELDS), N_BINS), "int64")
     return {
         "bin_width": BIN_WIDTH,
         "last_bin_from": BIN_LIMIT,
@@ -489,7 +487,7 @@ def _family_lines(families) -> list[str]:
     by_size = kept.get("by_size") or families.get("by_size") or {}
     out = ["", f"Split families (a row, its near-duplicates, its synthetic descendants and the questions closed as "
                 f"its duplicates): **{families['count']:,}**, the largest holding "
-                f"{kept.get('largest', families.get('largest', '?')):,} rows"
+                f"{int(kept.get('largest', families.get('largest', 0)) or 0):,} rows"
            + (f"; {families['links_cut']:,} weak near-duplicate links cut to keep families small"
               if families.get("links_cut") else "") + "."]
     if by_size:

@@ -58,6 +58,37 @@ def upload_modules(client) -> None:
             client.upload_file(str(archive), load=True)
 
 
+def submit_bounded(client, fn, chunks, *args, per_worker: int = 2) -> list:
+    """`fn(chunk, *args)` on a worker for each chunk, submitted as the driver produces it; returns the futures.
+    At most `per_worker` chunks per worker wait unfinished: the driver stops producing until a worker catches up,
+    so raw input does not pile up in worker memory when the driver parses faster than the workers work."""
+    from distributed import wait
+
+    limit = per_worker * max(1, len(client.scheduler_info()["workers"]))
+    futures, pending = [], []
+    for chunk in chunks:
+        future = client.submit(fn, client.scatter(chunk), *args, pure=False)
+        futures.append(future)
+        pending.append(future)
+        if len(pending) >= limit:
+            wait(pending, return_when="FIRST_COMPLETED")
+            pending = [f for f in pending if not f.done()]
+    return futures
+
+
+def split_results(client, futures: list, meta):
+    """For futures of (frame, *extras) tuples: a Dask frame of the frames, which stay on the workers in order,
+    and the extras of each, gathered to the driver."""
+    import operator
+
+    import dask.dataframe as dd
+
+    extras = client.gather([client.submit(lambda result: result[1:], f, pure=False) for f in futures])
+    frame = dd.from_delayed([client.submit(operator.itemgetter(0), f) for f in futures], meta=meta,
+                            verify_meta=False)
+    return frame, extras
+
+
 def dask_wait(collection, desc: str, progress: bool) -> None:
     """`distributed.wait` on a persisted collection, with a tqdm bar over its partitions."""
     from distributed import as_completed, futures_of, wait

@@ -8,7 +8,6 @@ Dask partitions. Every element becomes one record or one counted drop with a rea
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -92,20 +92,23 @@ class Convert:
     def run(self, ctx: Context) -> StageResult:
         import dask.dataframe as dd
 
+        from card import partition_word_histograms
+        from cluster import submit_bounded
         from docbuilder import InputError, iter_input_chunks, new_convert_stats
-        from modifiers import clean_partition
-        from records import empty_frame
+        from filters import clean_and_filter_partition, default_filters
         from sedump import DumpStats
 
         source, client = ctx.data["source"], ctx.client
-        stats = new_convert_stats(source)
-        # convert overlaps clean: a partition's raw HTML is released on the worker once it is cleaned
-        chunks = [client.submit(clean_partition, client.scatter(chunk), pure=False) for chunk in
-                  iter_input_chunks(source, stats, ctx.cfg.cluster.partition_rows, ctx.cfg.output.progress,
-                                    ctx.cfg.dump)]
-        if not chunks:
+        stats, filters = new_convert_stats(source), default_filters(ctx.cfg.filters)
+        ctx.data["filters"] = filters
+        # convert overlaps clean and filter: a worker cleans and filters each partition in one task as soon as it
+        # is parsed, so the workers only ever hold the rows the filter keeps
+        chunks = iter_input_chunks(source, stats, ctx.cfg.cluster.partition_rows, ctx.cfg.output.progress,
+                                   ctx.cfg.dump)
+        futures = submit_bounded(client, clean_and_filter_partition, chunks, filters, partition_word_histograms)
+        if not futures:
             raise InputError(f"{source['path']}: no usable questions ({dict(stats.dropped) or 'empty array'})")
-        ctx.data["records"] = dd.from_delayed(chunks, meta=empty_frame(), verify_meta=False)
+        ctx.data["curated"] = futures
         ctx.data["duplicate_links"] = []  # pairs of record ids the site closed as duplicates: one split family
         if isinstance(stats, DumpStats):
             ctx.data["duplicate_links"] = stats.duplicate_links
@@ -124,7 +127,7 @@ class Clean:
     def run(self, ctx: Context) -> StageResult:
         from cluster import dask_wait
 
-        dask_wait(ctx.data["records"], "clean", ctx.cfg.output.progress)
+        dask_wait(ctx.data["curated"], "clean + filter", ctx.cfg.output.progress)  # the rest of the work
         return StageResult(ctx.rows, ctx.rows)
 
 
@@ -139,23 +142,19 @@ class Filter:
                 f"{f.min_question_score}; answer score >= {f.min_answer_score}")
 
     def run(self, ctx: Context) -> StageResult:
-        from distributed import wait
-
-        from card import word_count_histograms
-        from cluster import count_values, dask_wait
-        from filters import DROP_REASON, default_filters, filter_partition
+        from card import word_count_section
+        from cluster import split_results
         from records import empty_frame
 
-        filters = ctx.data["filters"] = default_filters(ctx.cfg.filters)
-        marked = ctx.data["records"].map_partitions(filter_partition, filters,
-                                                    meta=empty_frame().assign(**{DROP_REASON: ""})).persist()
-        dask_wait(marked, "filter", ctx.cfg.output.progress)
-        ctx.report.sections["word_counts"] = word_count_histograms(marked, DROP_REASON)
-        reasons = count_values(marked[DROP_REASON])
-        records = marked[marked[DROP_REASON] == ""].drop(columns=[DROP_REASON]).persist()
-        wait(records)  # only the kept rows stay on the workers
+        # the clean tasks filtered each partition too: gather their drop counts and word-count histograms
+        records, extras = split_results(ctx.client, ctx.data.pop("curated"), empty_frame())
         ctx.data["records"] = records
-        return StageResult(ctx.rows, int(reasons.pop("", 0)), reasons)
+        ctx.report.sections["word_counts"] = word_count_section([histograms for _, histograms in extras])
+        reasons: dict[str, int] = {}
+        for dropped, _ in extras:
+            for reason, n in dropped.items():
+                reasons[reason] = reasons.get(reason, 0) + n
+        return StageResult(ctx.rows, ctx.rows - sum(reasons.values()), reasons)
 
 
 class Dedup:
@@ -229,18 +228,21 @@ class Split:
                 + (" (--allow-unbalanced-split: warns instead)" if ctx.cfg.split.allow_unbalanced else ""))
 
     def run(self, ctx: Context) -> StageResult:
+        import dask
         from distributed import wait
 
         from cluster import count_values
         from records import empty_frame
         from split import assign_splits, check_split, family_keys
 
-        records = ctx.data["records"].map_partitions(assign_splits, ctx.data["families"], ctx.cfg.seed,
+        # the family map goes to the workers once (one graph key), not inside every partition's task
+        families = dask.delayed(ctx.data["families"])
+        records = ctx.data["records"].map_partitions(assign_splits, families, ctx.cfg.seed,
                                                      ctx.cfg.split.ratios, meta=empty_frame()).persist()
         wait(records)
         ctx.data["records"] = records
         # a split that does not hold its ratios stops here (SplitError: one line, exit 2), before any file
-        sizes = count_values(records.map_partitions(family_keys, ctx.data["families"], meta=("family", "object")))
+        sizes = count_values(records.map_partitions(family_keys, families, meta=("family", "object")))
         check = check_split(count_values(records["split"]), max(sizes.values(), default=0), ctx.cfg.split,
                             family_size_squares=sum(size * size for size in sizes.values()))
         ctx.report.sections["split"] = check
