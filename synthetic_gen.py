@@ -42,7 +42,7 @@ ATTRIBUTES = ["helpfulness", "correctness", "coherence", "complexity", "verbosit
 DEFAULT_THRESHOLDS = {"helpfulness": 2.0}
 REWARD_MODES = ("reward", "judge", "none")
 STOP_REASONS = ("target_reached", "budget", "no_progress", "max_rounds", "sources_exhausted", "endpoint_error")
-KINDS = ("title", "question", "answer")
+PROMPT_KINDS = ("title", "question", "answer")  # one generation call each per source row
 # a call that failed this way (after the client's retries) says the endpoint is down, not that one prompt is bad;
 # this many in a row without a success in between stop SDG with stop_reason "endpoint_error"
 ENDPOINT_FAILURE_PREFIXES = ("connection error", "timeout", "http 5", "http 429", "http 404", "invalid response")
@@ -460,7 +460,7 @@ def finish_reason_of(res: llm.Result) -> str | None:
 
 # ---- one round ------------------------------------------------------------------------------------------------------
 ECHO_SOURCE = {"title": "title", "question": "question", "answer": "answer"}   # what an item must not copy
-EVENT_ORDER = {p: k for k, p in enumerate((*KINDS, "reward", "judge"))}
+EVENT_ORDER = {p: k for k, p in enumerate((*PROMPT_KINDS, "reward", "judge"))}
 
 
 class _Round:
@@ -559,7 +559,7 @@ class _Round:
                 "round": self.round_no, "reward": json.dumps(scores, sort_keys=True)}
 
     async def source(self, idx: int, row) -> list[dict]:
-        lists = await asyncio.gather(*(self._ask_list(idx, row, p) for p in KINDS))
+        lists = await asyncio.gather(*(self._ask_list(idx, row, p) for p in PROMPT_KINDS))
         if any(v is None for v in lists):
             return []
         pairs = [(k, t, q, a) for k, (t, q, a) in enumerate(zip(*lists)) if t and q and a]
@@ -845,10 +845,10 @@ def describe_plan(cfg: SdgConfig, questions: int | None, train_ratio: float) -> 
         return why or "skipped"
     n = cfg.n_variants
     reward_calls = 0 if cfg.reward_mode == "none" else n
-    per_source = len(PROMPTS) + reward_calls
+    per_source = len(PROMPT_KINDS) + reward_calls
     lines = [f"{cfg.model} at {cfg.endpoint}; reward: {cfg.reward_mode}"
              + (f" ({cfg.reward_model})" if cfg.reward_mode == "reward" else "") + f"; up to {cfg.max_rounds()} round(s)",
-             f"LLM calls: {len(PROMPTS)} generation + {reward_calls} reward call(s) per source row per "
+             f"LLM calls: {len(PROMPT_KINDS)} generation + {reward_calls} reward call(s) per source row per "
              f"round; each source row yields up to {n} pair(s)"]
     train_max = math.floor(questions * train_ratio) if questions is not None else None
     if cfg.target_size:
