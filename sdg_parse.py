@@ -27,7 +27,7 @@ from difflib import SequenceMatcher
 
 # response-level reasons (the whole answer is unusable: re-ask) and item-level ones (that pair is dropped)
 RESPONSE_REASONS = ("empty", "reasoning_only", "truncated", "refusal", "no_items", "wrong_count")
-ITEM_REASONS = ("refusal", "not_a_question", "title_length", "echo", "repeated")
+ITEM_REASONS = ("refusal", "not_a_question", "title_length", "echo", "repeated", "too_short")
 TITLE_MIN_CHARS = 10
 TITLE_MAX_CHARS = 300
 # word-sequence similarity (difflib ratio) at or above which an item is an echo of its source: about one word in
@@ -58,11 +58,12 @@ _THINK_TAGS = r"(?:think|thinking|reasoning)"
 _THINK_BLOCK = re.compile(rf"<({_THINK_TAGS})>.*?</\1>", re.S | re.I)
 _THINK_OPEN = re.compile(rf"<{_THINK_TAGS}>", re.I)
 _THINK_CLOSE = re.compile(rf"</{_THINK_TAGS}>", re.I)
+_RULE = re.compile(r"^\s*([*\-_])(?:\s*\1){2,}\s*$")  # "***", "---", "_ _ _": a horizontal rule
 _FENCE = re.compile(r"^\s*(?:```|~~~)[\w+-]*\s*$")
 
 _SYM = r"[*\-\u2022+\u2013]"
 _NUM = r"(?:\(\d{1,3}\)|\d{1,3}[.)]|\*\*\d{1,3}[.)]\*\*|#{1,4}\s*\d{1,3}[.):]?)"
-_LABEL_WORDS = r"(?:question|paraphrase|variant|version|option|title|answer|item)"
+_LABEL_WORDS = r"(?:question|paraphrase|variant|version|option|title|answer|item|text)"
 _LABEL = rf"(?:\*\*)?{_LABEL_WORDS}\s*#?\s*\d{{1,3}}\s*(?:\*\*)?\s*[:.)\-\u2013](?:\*\*)?"
 _BULLET = re.compile(rf"^(?P<indent>[ \t]*)(?:(?P<sym>{_SYM})[ \t]+|(?P<num>{_NUM})[ \t]+|(?P<label>{_LABEL})"
                      rf"(?:[ \t]+|$))(?P<text>.*)$", re.I)
@@ -262,6 +263,8 @@ def clean_item(text: str) -> str:
         out.append(s)
     s = "\n".join(out).strip()
     s = _LEADING_LABEL.sub("", s).strip()
+    if not s.endswith(("*", "_")):  # an emphasis marker opened and never closed ("*The term ..."): markup, not text
+        s = re.sub(r"^[*_]+(?=\S)", "", s)
     if "\n" not in s:
         s = _strip_closing(s)
     else:
@@ -303,6 +306,8 @@ def title_problem(title: str) -> str | None:
 
 def item_problem(item: str, kind: str | None, sources: list[str]) -> str | None:
     """The item gate's reason for rejecting one item, or None."""
+    if not re.search(r"\w", item):
+        return "too_short"          # a stray marker ("*", "- -"): no letter or digit, nothing to train on
     if is_refusal(item):
         return "refusal"
     if kind == "title":
@@ -317,7 +322,7 @@ def item_problem(item: str, kind: str | None, sources: list[str]) -> str | None:
 # ---- the parser -----------------------------------------------------------------------------------------------------
 def _candidates(body: str, n: int | None, kind: str | None) -> tuple[list[str], bool]:
     """(cleaned item texts, whether a refusal was among the text that is not an item)."""
-    lines = _lines(body)
+    lines = [line for line in _lines(body) if not _RULE.match(line)]  # a markdown rule separates, it is no item
     items, outside = _read_list(lines, kind)
     texts = [clean_item(i.text()) for i in items]
     if not items:
