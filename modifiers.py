@@ -13,7 +13,6 @@ Interface as NeMo Curator's DocumentModifier: `modify_document(text) -> text`.
 from __future__ import annotations
 
 import re
-import unicodedata
 
 import ftfy
 import pandas as pd

@@ -230,7 +230,7 @@ def target_rows(res: dict) -> list[str]:
 
 def render(res: dict) -> str:
     small, large = res["sizes"]
-    ps, pl = res["pipeline"][small], res["pipeline"][large]
+    ccf = res["pipeline"][small]["ccf_seconds"]
     base = res["baseline"]
     b = base["result"]
     lines = [

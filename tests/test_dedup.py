@@ -8,8 +8,6 @@ once, on a module-scoped corpus, where it does.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import subprocess
 import sys
