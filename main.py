@@ -50,6 +50,7 @@ class Download:
             where = (f"{local} (already downloaded)" if local.is_file() else
                      f"{url} -> {local} (resumable)" + ("" if not cfg.fallback else f"; if offline: {SAMPLE_PATH}"))
             local = local if local.is_file() or not cfg.fallback else SAMPLE_PATH
+        # the question count also sizes the synthesize stage's LLM-call estimate (describe runs in list order)
         ctx.data["elements"] = count_questions(local) if local.is_file() else None
         elements = ctx.data["elements"]
         return where + (f"  [{elements:,} questions]" if elements is not None else "")
@@ -90,7 +91,6 @@ class Convert:
                 f"{ctx.cfg.dump.answer} answer per question")
 
     def run(self, ctx: Context) -> StageResult:
-        import dask.dataframe as dd
 
         from card import partition_word_histograms
         from cluster import submit_bounded
@@ -142,6 +142,8 @@ class Filter:
                 f"{f.min_question_score}; answer score >= {f.min_answer_score}")
 
     def run(self, ctx: Context) -> StageResult:
+        from collections import Counter
+
         from card import word_count_section
         from cluster import split_results
         from records import empty_frame
@@ -150,11 +152,8 @@ class Filter:
         records, extras = split_results(ctx.client, ctx.data.pop("curated"), empty_frame())
         ctx.data["records"] = records
         ctx.report.sections["word_counts"] = word_count_section([histograms for _, histograms in extras])
-        reasons: dict[str, int] = {}
-        for dropped, _ in extras:
-            for reason, n in dropped.items():
-                reasons[reason] = reasons.get(reason, 0) + n
-        return StageResult(ctx.rows, ctx.rows - sum(reasons.values()), reasons)
+        reasons = sum((Counter(dropped) for dropped, _ in extras), Counter())
+        return StageResult(ctx.rows, ctx.rows - sum(reasons.values()), dict(reasons))
 
 
 class Dedup:
@@ -163,8 +162,10 @@ class Dedup:
     name = "dedup"
 
     def describe(self, ctx: Context) -> str:
+        from dedup import KINDS
+
         cfg = ctx.cfg.dedup
-        kinds = [k for k in ("exact", "fuzzy", "semantic") if getattr(cfg, k)]
+        kinds = [k for k in KINDS if getattr(cfg, k)]
         if not kinds:
             return "skipped (--dedup none); families still group near-duplicates for the split"
         model = f" ({cfg.model}, cosine >= {1 - cfg.eps:g})" if cfg.semantic else ""
@@ -357,7 +358,6 @@ class Audit:
         from audit import AuditError, audit_dataset
 
         cfg = ctx.cfg
-        ctx.report.set_run(cfg)
         if cfg.output.audit == "off":
             audit = {"verdict": "not run", "checks": {}}
         else:
@@ -391,8 +391,8 @@ class Card:
         ctx.report.write(final_dir / "report.json")
 
 
-STAGES = [Download(), StartCluster(), Convert(), Clean(), Filter(), Dedup(), Decontaminate(), Split(), Synthesize(), LeakCheck(), Write(), Audit(),
-          Card()]
+STAGES = [Download(), StartCluster(), Convert(), Clean(), Filter(), Dedup(), Decontaminate(), Split(), Synthesize(),
+          LeakCheck(), Write(), Audit(), Card()]
 
 
 # ------------------------------------------------------------------------------------------------- the run
@@ -421,6 +421,7 @@ def run(cfg) -> int:
     from outputs import split_file_name
 
     ctx = Context(cfg, start_client=lambda: dask_client(cfg.cluster))
+    ctx.report.set_run(cfg)  # the command line, flags (scrubbed) and versions, for the audit, card and report
     preflight(ctx)
     try:
         run_stages(STAGES, ctx)

@@ -53,7 +53,7 @@ class Context:
     """What the stages share: the config, the report, the Dask client (started on first use) and the data."""
 
     cfg: Any  # config.RunConfig
-    report: Any = field(default_factory=lambda: __import__("report").RunReport())  # report.RunReport
+    report: Any = field(default_factory=lambda: _new_report())  # report.RunReport
     start_client: Callable[[], Any] | None = None  # a context manager factory for the Dask client
     rows: int | None = None  # rows in the dataset after the last row stage
     data: dict[str, Any] = field(default_factory=dict)  # stage outputs by name (records, source, families, ...)
@@ -71,6 +71,12 @@ class Context:
         """Close the Dask client (and cluster) if one was started."""
         self._client = None
         self._resources.close()
+
+
+def _new_report():
+    from report import RunReport  # imported when a run starts: `--help` stays free of pandas
+
+    return RunReport()
 
 
 class Stage(Protocol):
