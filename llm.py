@@ -124,6 +124,12 @@ def is_local_url(url: str | None) -> bool:
     return host in ("localhost", "127.0.0.1", "::1", "0.0.0.0") or host.startswith("127.")
 
 
+def key_variable(endpoint: str | None) -> str:
+    """The environment variable whose key may go to `endpoint`: NVIDIA_API_KEY for NVIDIA hosts, else
+    OPENAI_API_KEY."""
+    return "NVIDIA_API_KEY" if is_nvidia_host(endpoint) else "OPENAI_API_KEY"
+
+
 def resolve_api_key(endpoint: str | None, flag_key: str | None,
                     environ: Mapping[str, str] = os.environ) -> tuple[str | None, str | None]:
     """(key, source) for `endpoint`: the flag's key for the endpoint named; else NVIDIA_API_KEY for an NVIDIA host;
@@ -131,7 +137,7 @@ def resolve_api_key(endpoint: str | None, flag_key: str | None,
     kind of host. Source is "--api-key", "NVIDIA_API_KEY", "OPENAI_API_KEY" or None (no key)."""
     if flag_key:
         return flag_key, "--api-key"
-    var = "NVIDIA_API_KEY" if is_nvidia_host(endpoint) else "OPENAI_API_KEY"
+    var = key_variable(endpoint)
     value = environ.get(var)
     return (value, var) if value else (None, None)
 

@@ -351,12 +351,10 @@ def sdg_gate(cfg: SdgConfig, environ: Mapping | None = None) -> tuple[bool, str 
         return False, "synthetic data generation skipped: --synth-gen-ratio 0"
     if llm.is_local_url(cfg.endpoint) or resolve_key(cfg, environ)[0]:
         return True, None
-    host = (urlparse(cfg.endpoint).hostname or cfg.endpoint)
-    if llm.is_nvidia_host(cfg.endpoint):
-        return False, ("synthetic data generation skipped: no API key for the NVIDIA endpoint; "
-                       "set NVIDIA_API_KEY (or pass --api-key)")
-    return False, (f"synthetic data generation skipped: no API key for {host}; "
-                   "set OPENAI_API_KEY (or pass --api-key)")
+    where = ("the NVIDIA endpoint" if llm.is_nvidia_host(cfg.endpoint)
+             else urlparse(cfg.endpoint).hostname or cfg.endpoint)
+    return False, (f"synthetic data generation skipped: no API key for {where}; "
+                   f"set {llm.key_variable(cfg.endpoint)} (or pass --api-key)")
 
 
 # ---- preflight ----------------------------------------------------------------------------------------------------
