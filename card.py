@@ -286,9 +286,16 @@ def render_card(report: dict, images: dict[str, str]) -> str:
     return "\n".join(out)
 
 
+def _split_ratios(report: dict) -> str | None:
+    """The train/val/test ratios the run used: from its resolved config, else from its flags (older reports)."""
+    run = report.get("run") or {}
+    split = (run.get("config") or {}).get("split") or {}
+    return split.get("ratios_text") or (run.get("args") or {}).get("split_ratios")
+
+
 def _summary_lines(report: dict) -> list[str]:
     source, splits = report.get("source") or {}, report.get("splits") or {}
-    args = (report.get("run") or {}).get("args") or {}
+    ratios = _split_ratios(report)
     out = ["# Law StackExchange Q&A, curated for fine-tuning", ""]
     if source.get("sample"):
         out += ["> **Built from the bundled generated SAMPLE, not the real Law StackExchange dump.** "
@@ -300,7 +307,7 @@ def _summary_lines(report: dict) -> list[str]:
         + (f", of which **{n_synth:,}** are synthetic" if n_synth else "")
         + ", curated by lawqa-curate (a re-creation of NVIDIA NeMo Curator's `peft-curation-with-sdg` tutorial): "
         "HTML cleaned to plain text, filtered by length and score, deduplicated, split "
-        f"{args.get('split_ratios') or '80/10/10'} (train/val/test) by family "
+        + (f"{ratios} " if ratios else "") + "(train/val/test) by family "
         "so that no question (or its near-duplicates and synthetic descendants) is in two splits.", ""]
 
 
@@ -361,8 +368,11 @@ def _stage_lines(report: dict, images: dict[str, str]) -> list[str]:
     out.append("")
     args = (report.get("run") or {}).get("args") or {}
     if args:
-        keys = ("min_words", "max_words", "min_question_score", "min_answer_score", "split_ratios", "seed")
-        out += ["### Filtering", "", "Thresholds: " + ", ".join(f"`{k}` = {args[k]}" for k in keys if k in args)
+        keys = ("min_words", "max_words", "min_question_score", "min_answer_score")
+        settings = {k: args[k] for k in keys if k in args}
+        settings.update({"split_ratios": _split_ratios(report), "seed": args.get("seed")})
+        out += ["### Filtering", "", "Thresholds: " + ", ".join(f"`{k}` = {v}" for k, v in settings.items()
+                                                                if v is not None)
                 + ". Word counts are whitespace-separated words of the cleaned text.", ""]
     if images.get("words"):
         out += [f"![word counts before and after filtering]({images['words']})", ""]

@@ -136,13 +136,16 @@ def run_info(args, argv: list[str] | None = None) -> dict:
     """The "run" section: command line and arguments (scrubbed), seed, versions, platform."""
     secrets = secret_values(args)
     argv = list(sys.argv[1:] if argv is None else argv)
-    return {
+    info = {
         "command": ["python", "main.py", *scrub_argv(argv, secrets)],
         "args": redact(scrub_args(args), secrets),
         "seed": _arguments(args).get("seed"),
         "versions": package_versions(),
         "platform": f"{platform.system()} {platform.machine()}",
     }
+    if hasattr(args, "describe"):  # a RunConfig: the settings as resolved (defaults filled in), not just the flags
+        info["config"] = redact(json.loads(json.dumps(args.describe(), default=str)), secrets)
+    return info
 
 
 @dataclass
