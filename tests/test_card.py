@@ -224,3 +224,14 @@ def test_render_mapping_handles_nested_sections():
                                         (250_000, "100K<n<1M")])
 def test_size_category(n, expected):
     assert card.size_category(n) == expected
+
+
+def test_card_takes_the_split_ratios_from_the_resolved_config():
+    """A run that left --split-ratios at its default has no ratio among its flags: the card reads the resolved
+    config, and never prints a None."""
+    report = make_report().to_dict()
+    report["run"] = {"args": {"min_words": 50, "split_ratios": None, "seed": 7},
+                     "config": {"split": {"ratios_text": "70/20/10"}}}
+    text = card.render_card(report, {})
+    assert "split 70/20/10 (train/val/test)" in text and "`split_ratios` = 70/20/10" in text
+    assert "None" not in text.split("### Filtering", 1)[1].split("\n\n", 2)[1]
