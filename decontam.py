@@ -40,9 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import time
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +50,7 @@ import pandas as pd
 import xxhash
 
 from dedup import DedupConfig, Embedder, doc_text, normalize_text
+from dedup.text import word_hashes, words_of
 from docbuilder import InputError
 from records import drop_ids
 
@@ -61,7 +60,6 @@ REMOVED_COLUMNS = ["id", "kind", "duplicate_of", "similarity", "rule"]
 TEXT_FIELDS = ("question", "prompt", "input")
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
-_NONWORD = re.compile(r"[^\w\s]+")
 _MULT = np.uint64(0x9E3779B97F4A7C15)
 _BITMAP_MASK = (1 << 22) - 1  # a 4 MiB membership bitmap over the low 22 bits of the eval n-gram hashes
 
@@ -248,23 +246,6 @@ def load_eval_sets(files) -> tuple[list[EvalItem], dict]:
 
 
 # -------------------------------------------------------------------------------------------- n-grams
-def words_of(text: str) -> list[str]:
-    """Normalised words: normalize_text (NFKC, case-folded), punctuation removed, split on whitespace. The
-    whitespace collapse of normalize_text is left to split() (same words, one regex pass fewer)."""
-    return _NONWORD.sub(" ", unicodedata.normalize("NFKC", text or "").casefold()).split()
-
-
-def _word_hashes(docs: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """xxh64 of every word (concatenated) and the word offsets of each doc (len n+1)."""
-    lens = np.fromiter((len(w) for w in docs), dtype=np.int64, count=len(docs))
-    flat = [w for ws in docs for w in ws]
-    if not flat:
-        return np.zeros(0, np.uint64), np.zeros(len(docs) + 1, np.int64)
-    codes, uniq = pd.factorize(pd.Series(flat, dtype=object), sort=False)
-    uh = np.fromiter((xxhash.xxh64_intdigest(w.encode("utf-8")) for w in uniq), dtype=np.uint64, count=len(uniq))
-    return uh[codes], np.r_[0, np.cumsum(lens)].astype(np.int64)
-
-
 def _finalize(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         x = x.astype(np.uint64, copy=True)
@@ -348,7 +329,7 @@ def build_index(items: list[EvalItem], cfg: DecontamConfig) -> EvalIndex:
         else:
             short += 1
     for k, members in sorted(groups.items()):
-        wh, off = _word_hashes([words[i] for i in members])
+        wh, off = word_hashes([words[i] for i in members])
         h, doc = window_hashes(wh, off, k)
         hashes.append(h)
         owners.append(np.asarray(members, dtype=np.int64)[doc])
@@ -390,7 +371,7 @@ def _ngram_hits(pdf: pd.DataFrame, index: EvalIndex) -> tuple[np.ndarray, np.nda
     if n == 0 or len(index.gram_hash) == 0:
         return best, frac
     docs = [words_of(doc_text(t, q, a)) for t, q, a in zip(pdf["title"], pdf["question"], pdf["answer"])]
-    wh, off = _word_hashes(docs)
+    wh, off = word_hashes(docs)
     found_h, found_doc = [], []
     for k in index.lengths:
         h, doc = window_hashes(wh, off, k)

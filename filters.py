@@ -176,14 +176,14 @@ def apply_filters(df: pd.DataFrame, filters: list[ScoreFilter]) -> tuple[pd.Data
     return kept, {str(k): int(v) for k, v in sorted(dropped.items())}
 
 
-def clean_and_filter_partition(raw: pd.DataFrame, filters: list[ScoreFilter],
-                               summarize=None) -> tuple[pd.DataFrame, dict[str, int], object]:
-    """Clean, then filter one raw partition in one task: (kept rows, drop counts by reason, summary).
+def clean_and_filter_partition(raw: pd.DataFrame, filters: list[ScoreFilter], *summarizers) -> tuple:
+    """Clean, then filter one raw partition in one task: (kept rows, drop counts by reason, *summaries).
 
     Fusing the two stages means a worker never holds the cleaned text of rows the filter drops (about half of
-    them by default) and never keeps an all-rows "marked" copy next to the kept one. `summarize(marked,
-    DROP_REASON)`, if given, sees every row with its drop reason (the card's word-count histograms) and its
-    result is returned as the third item; None otherwise.
+    them by default) and never keeps an all-rows "marked" copy next to the kept one. Each `summarizer(marked,
+    DROP_REASON)` sees every row with its drop reason ("" = kept) while the cleaned text is still in the
+    worker's memory (the card's word-count histograms, dedup's per-row features); its result follows the drop
+    counts.
     """
     from modifiers import clean_partition
 
@@ -191,6 +191,6 @@ def clean_and_filter_partition(raw: pd.DataFrame, filters: list[ScoreFilter],
     del raw
     reasons = marked[DROP_REASON]
     dropped = {str(k): int(v) for k, v in sorted(reasons[reasons != ""].value_counts().items())}
-    summary = summarize(marked, DROP_REASON) if summarize is not None else None
+    summaries = tuple(summarize(marked, DROP_REASON) for summarize in summarizers)
     kept = marked[reasons == ""].drop(columns=[DROP_REASON])
-    return kept, dropped, summary
+    return (kept, dropped, *summaries)

@@ -92,20 +92,26 @@ class Convert:
 
     def run(self, ctx: Context) -> StageResult:
 
+        from functools import partial
+
         from card import partition_word_histograms
         from cluster import submit_bounded
+        from dedup.features import kept_features
         from docbuilder import InputError, iter_input_chunks, new_convert_stats
         from filters import clean_and_filter_partition, default_filters
         from sedump import DumpStats
 
-        source, client = ctx.data["source"], ctx.client
+        source, client, dedup = ctx.data["source"], ctx.client, ctx.cfg.dedup
         stats, filters = new_convert_stats(source), default_filters(ctx.cfg.filters)
         ctx.data["filters"] = filters
         # convert overlaps clean and filter: a worker cleans and filters each partition in one task as soon as it
-        # is parsed, so the workers only ever hold the rows the filter keeps
+        # is parsed, so the workers only ever hold the rows the filter keeps; the same task computes the kept
+        # rows' dedup features (hashes, MinHash) while their text is in memory, so dedup makes no second pass
         chunks = iter_input_chunks(source, stats, ctx.cfg.cluster.partition_rows, ctx.cfg.output.progress,
                                    ctx.cfg.dump)
-        futures = submit_bounded(client, clean_and_filter_partition, chunks, filters, partition_word_histograms)
+        features = partial(kept_features, shingle=dedup.fuzzy_shingle, num_perm=dedup.num_perm, seed=dedup.seed)
+        futures = submit_bounded(client, clean_and_filter_partition, chunks, filters, partition_word_histograms,
+                                 features)
         if not futures:
             raise InputError(f"{source['path']}: no usable questions ({dict(stats.dropped) or 'empty array'})")
         ctx.data["curated"] = futures
@@ -148,11 +154,13 @@ class Filter:
         from cluster import split_results
         from records import empty_frame
 
-        # the clean tasks filtered each partition too: gather their drop counts and word-count histograms
+        # the clean tasks filtered each partition too: gather their drop counts, word-count histograms and the
+        # kept rows' dedup features
         records, extras = split_results(ctx.client, ctx.data.pop("curated"), empty_frame())
         ctx.data["records"] = records
-        ctx.report.sections["word_counts"] = word_count_section([histograms for _, histograms in extras])
-        reasons = sum((Counter(dropped) for dropped, _ in extras), Counter())
+        ctx.data["features"] = [features for _, _, features in extras]
+        ctx.report.sections["word_counts"] = word_count_section([histograms for _, histograms, _ in extras])
+        reasons = sum((Counter(dropped) for dropped, _, _ in extras), Counter())
         return StageResult(ctx.rows, ctx.rows - sum(reasons.values()), dict(reasons))
 
 
@@ -178,7 +186,8 @@ class Dedup:
         from sedump import links_caught_by_dedup
 
         links = ctx.data["duplicate_links"]
-        deduped = deduplicate(ctx.data["records"], ctx.cfg.dedup, ctx.client, extra_links=links)
+        deduped = deduplicate(ctx.data["records"], ctx.cfg.dedup, ctx.client, extra_links=links,
+                              features=ctx.data.pop("features"))
         records = ctx.data["records"] = deduped.kept.persist()  # still partitioned in source order
         wait(records)
         ctx.data["families"] = deduped.families.to_dict()

@@ -329,9 +329,25 @@ _FTFY_SIMPLE_EXTRA = "\u2018\u2019\u201c\u201d\u00a0\u2013\u2014\u2026\u2022\u00
 # letter. Left out: the letters whose byte, followed by a space, ftfy reads as UTF-8 with a lost no-break space
 # (\u00c2 \u00c3 \u00c5 \u00ce \u00d0 \u00d9, \u00e2 \u00e3), and all other capitals.
 _FTFY_LETTERS = "\u00e9\u00e8\u00ea\u00eb\u00e1\u00e0\u00e4\u00ed\u00ec\u00ee\u00ef\u00f3\u00f2\u00f4\u00f6\u00fa\u00f9\u00fb\u00fc\u00e7\u00f1\u00c9"
-_FTFY_NOT_SIMPLE = re.compile(f"[^\\t\\n\\x20-\\x7e{_FTFY_SIMPLE_EXTRA}{_FTFY_LETTERS}]|[\u00a7\u00b6]\u201d"
-                              "|[\u20ac\u00a3][^\\x00-\\x7f]|[^\\x00-\\x7f][\u20ac\u00a3]"
-                              f"|[{_FTFY_LETTERS}][^\\x00-\\x7f]|[^\\x00-\\x7f][{_FTFY_LETTERS}]")
+_FTFY_SIMPLE_CHARS = frozenset(_FTFY_SIMPLE_EXTRA + _FTFY_LETTERS)
+_FTFY_ASCII_NEIGHBOURS_ONLY = frozenset("\u20ac\u00a3" + _FTFY_LETTERS)
+
+
+def _needs_ftfy(text: str) -> bool:
+    """Whether `text` holds a character outside the simple set, or a simple one in a context named above.
+
+    One pass over the characters _FTFY_SENSITIVE finds (a few per post) instead of a regex of six alternatives
+    tried at every position (the same rules: tests/test_clean_fastpath.py checks both against ftfy)."""
+    for match in _FTFY_SENSITIVE.finditer(text):
+        ch, i = match.group(), match.start()
+        if ch not in _FTFY_SIMPLE_CHARS:
+            return True
+        if ch in "\u00a7\u00b6":
+            if text[i + 1:i + 2] == "\u201d":
+                return True
+        elif ch in _FTFY_ASCII_NEIGHBOURS_ONLY and not (text[i + 1:i + 2].isascii() and text[i - 1:i].isascii()):
+            return True
+    return False
 
 
 def _uncurl(text: str) -> str:
@@ -344,7 +360,7 @@ def _fix_line(line: str, unescape_html: bool | str) -> str:
     if unescape_html is False or "&" not in line:
         if not _FTFY_SENSITIVE.search(line):
             return line
-        if not _FTFY_NOT_SIMPLE.search(line):
+        if not _needs_ftfy(line):
             return _uncurl(line)
     return ftfy.fix_text(line, unescape_html=unescape_html, normalization="NFC")
 
@@ -360,7 +376,7 @@ def _fix_text(text: str, unescape_html: bool | str) -> str:
     if unescape_html is False or "&" not in text:
         if not _FTFY_SENSITIVE.search(text):
             return text
-        if not _FTFY_NOT_SIMPLE.search(text):
+        if not _needs_ftfy(text):
             return _uncurl(text)
     if "\n" not in text:
         return ftfy.fix_text(text, unescape_html=unescape_html, normalization="NFC")
@@ -380,7 +396,10 @@ def repair_unicode(text: str, unescape_html: bool | str = False) -> str:
     """Fix mojibake and odd Unicode (ftfy), drop lone surrogates, control and zero-width characters."""
     if not text:
         return ""
-    if not text.isascii():
+    if text.isascii():
+        if (unescape_html is False or "&" not in text) and not _FTFY_SENSITIVE.search(text):
+            return text  # printable ASCII, tabs and newlines: ftfy and every removal below leave it as it is
+    else:
         text = _LONE_SURROGATE.sub("", text)
     text = _fix_text(text, unescape_html)
     if not text.isascii():  # the zero-width and space-like characters are all non-ASCII

@@ -56,18 +56,33 @@ def _meta(extra: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
 
 
+def kept_features(marked: pd.DataFrame, drop_col: str, shingle: int, num_perm: int, seed: int) -> pd.DataFrame:
+    """partition_features of the rows a filter kept (`drop_col == ""`): computed in the clean + filter task,
+    while the cleaned text is in the worker's memory, so dedup needs no second pass over the partitions."""
+    return partition_features(marked[marked[drop_col] == ""], shingle, num_perm, seed)
+
+
+def combine_features(frames: list[pd.DataFrame]) -> tuple[pd.DataFrame, dict]:
+    """Per-partition features (in partition order) as one frame with a 0..n-1 index, and their signature CPU
+    seconds."""
+    nonempty = [f for f in frames if len(f)]
+    feats = pd.concat(nonempty, ignore_index=True) if nonempty else (frames[0] if frames else _meta([]))
+    timing = {"signature_cpu_seconds": float(feats["_sig_s"].sum())}
+    return feats.drop(columns=["_sig_s"]), timing
+
+
 def gather_features(records, cfg: DedupConfig, client=None) -> tuple[pd.DataFrame, dict]:
     """(features of every row, 0..n-1 index; timing) of a pandas or Dask frame."""
     t0 = time.perf_counter()
     args = (cfg.fuzzy_shingle, cfg.num_perm, cfg.seed)
     if is_dask(records):
         extra = [c for c in EXTRA_COLUMNS if c in records.columns]
-        feats = compute(records.map_partitions(partition_features, *args, meta=_meta(extra)), client)
+        frames = [compute(records.map_partitions(partition_features, *args, meta=_meta(extra)), client)]
     else:
-        feats = partition_features(records, *args)
-    timing = {"signature_cpu_seconds": float(feats["_sig_s"].sum()),
-              "features_wall_seconds": time.perf_counter() - t0}
-    return feats.drop(columns=["_sig_s"]).reset_index(drop=True), timing
+        frames = [partition_features(records, *args)]
+    feats, timing = combine_features(frames)
+    timing["features_wall_seconds"] = time.perf_counter() - t0
+    return feats, timing
 
 
 def sig_matrix(col: pd.Series, num_perm: int) -> np.ndarray:

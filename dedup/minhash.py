@@ -1,15 +1,9 @@
 """MinHash over word shingles, LSH banding and signature Jaccard (numpy, deterministic across partitions)."""
 from __future__ import annotations
 
-import re
-
 import numpy as np
-import pandas as pd
-import xxhash
 
-from .text import normalize_text
-
-_NONWORD = re.compile(r"[^\w\s]+")
+from .text import word_hashes, words_of
 
 
 def lsh_bands_rows(threshold: float, num_perm: int, min_recall: float = 0.985) -> tuple[int, int]:
@@ -51,40 +45,31 @@ def _perm_params(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def shingle_hashes(texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
     """Word k-shingle hashes (uint32) of each text, concatenated, and the per-text offsets (len n+1).
     Texts shorter than k words get one shingle of all their words; empty texts get none."""
-    words_per_doc = [_NONWORD.sub(" ", normalize_text(t)).split() for t in texts]
-    lens = np.fromiter((len(w) for w in words_per_doc), dtype=np.int64, count=len(words_per_doc))
-    flat = [w for ws in words_per_doc for w in ws]
-    if not flat:
-        return np.zeros(0, np.uint32), np.zeros(len(texts) + 1, np.int64)
-    codes, uniq = pd.factorize(pd.Series(flat, dtype=object), sort=False)
-    # a word's hash depends only on the word, so signatures agree across partitions and runs
-    uh = np.fromiter((xxhash.xxh64_intdigest(w.encode("utf-8")) for w in uniq), dtype=np.uint64,
-                     count=len(uniq))
-    wh = uh[codes]
-    starts = np.r_[0, np.cumsum(lens)]
+    wh, starts = word_hashes([words_of(t) for t in texts])
+    lens = np.diff(starts)
     total = len(wh)
-    # polynomial combination of k consecutive word hashes at every position (uint64, wrapping)
+    if not total:
+        return np.zeros(0, np.uint32), np.zeros(len(texts) + 1, np.int64)
+    # polynomial combination of k consecutive word hashes at every position (uint64, wrapping); the window
+    # runs past the last word as if zeros followed, which is what a short doc's one shingle needs
+    padded = np.concatenate([wh, np.zeros(k - 1, np.uint64)])
     with np.errstate(over="ignore"):
-        acc = np.zeros(total, dtype=np.uint64)
-        for j in range(k):
-            shifted = np.zeros(total, dtype=np.uint64)
-            shifted[: total - j] = wh[j:]
-            acc = acc * _SHINGLE_MULT + shifted
+        acc = padded[:total].copy()
+        for j in range(1, k):
+            acc *= _SHINGLE_MULT
+            acc += padded[j: total + j]
     # valid shingle starts: position p of doc d with p + k <= len(d); short docs: one shingle at p = 0
     doc_of = np.repeat(np.arange(len(texts)), lens)
     pos = np.arange(total) - starts[doc_of]
     dl = lens[doc_of]
     valid = (pos + k <= dl) | ((dl < k) & (pos == 0))
-    # for short docs the k-window runs into the next doc's words: recompute their hash from own words
-    short = np.nonzero((dl < k) & (pos == 0))[0]
-    if len(short):
+    # a short doc's window ran into the next doc's words: recompute its hash from its own words
+    for p in np.nonzero((dl < k) & (pos == 0))[0]:
         with np.errstate(over="ignore"):
-            for p in short:
-                n_w = int(dl[p])
-                h = np.uint64(0)
-                for j in range(k):
-                    h = h * _SHINGLE_MULT + (wh[p + j] if j < n_w else np.uint64(0))
-                acc[p] = h
+            h = np.uint64(0)
+            for j in range(k):
+                h = h * _SHINGLE_MULT + (wh[p + j] if j < dl[p] else np.uint64(0))
+        acc[p] = h
     sh = (_splitmix64(acc[valid]) >> np.uint64(32)).astype(np.uint32)
     counts = np.bincount(doc_of[valid], minlength=len(texts))
     offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)

@@ -15,7 +15,7 @@ from records import drop_ids
 from .config import NEAREST_NONDUPLICATE, REMOVAL_KINDS, THRESHOLD_NOTES, DedupConfig
 from .engine import Cascade, Outcome, removed_frame, run_cascade, steps_for, survivor_order
 from .families import family_keys, size_distribution
-from .features import TextSource, gather_features, is_dask
+from .features import TextSource, combine_features, gather_features, is_dask
 
 log = logging.getLogger("lawqa.dedup")
 HELD_OUT = ("val", "test")
@@ -29,21 +29,28 @@ class DedupResult:
     stats: dict = field(default_factory=dict)
 
 
-def _start(records, cfg: DedupConfig, client) -> tuple[pd.DataFrame, dict, Cascade]:
-    feats, timing = gather_features(records, cfg, client)
+def _start(records, cfg: DedupConfig, client, features=None) -> tuple[pd.DataFrame, dict, Cascade]:
+    if features is None:
+        feats, timing = gather_features(records, cfg, client)
+    else:
+        feats, timing = combine_features(features)
+        timing["features_wall_seconds"] = 0.0  # spent in the clean + filter tasks, counted in their stages
     if feats["id"].duplicated().any():
         raise ValueError("dedup: ids are not unique")
     return feats, timing, Cascade(feats, cfg, TextSource(records, client))
 
 
 def deduplicate(records, cfg: DedupConfig | None = None, client=None,
-                extra_links: Iterable[tuple[str, str]] | None = None) -> DedupResult:
+                extra_links: Iterable[tuple[str, str]] | None = None,
+                features: list[pd.DataFrame] | None = None) -> DedupResult:
     """Exact, then fuzzy, then semantic dedup over all rows (all splits together), and the split families
     (near-duplicates at the leak thresholds, source rows and `extra_links`: pairs of ids that must share a
-    family). A Dask input stays on the cluster: `kept` is lazy, only features and uncached texts move."""
+    family). A Dask input stays on the cluster: `kept` is lazy, only features and uncached texts move.
+    `features`, if given, are the rows' `partition_features` per partition, in order (computed where the
+    partitions were made); otherwise they are computed here."""
     cfg = cfg or DedupConfig()
     t0 = time.perf_counter()
-    feats, timing, cascade = _start(records, cfg, client)
+    feats, timing, cascade = _start(records, cfg, client, features)
     ids = feats["id"].to_numpy(dtype=object)
     outcome = run_cascade(cascade, steps_for(cfg), survivor_order(feats))
     removed = removed_frame(outcome, ids)

@@ -232,10 +232,10 @@ def test_short_items_whole_item_ngram_or_exact_only():
 
 
 def test_window_hashes_do_not_cross_documents():
-    wh, off = decontam._word_hashes([["a", "b"], ["c", "d", "e"]])
+    wh, off = decontam.word_hashes([[b"a", b"b"], [b"c", b"d", b"e"]])
     h, doc = decontam.window_hashes(wh, off, 2)
     assert list(doc) == [0, 1, 1]
-    wh2, off2 = decontam._word_hashes([["c", "d"]])
+    wh2, off2 = decontam.word_hashes([[b"c", b"d"]])
     assert decontam.window_hashes(wh2, off2, 2)[0][0] == h[1]  # same words, same hash in any batch
 
 

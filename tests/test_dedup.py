@@ -81,6 +81,25 @@ def test_normalize_text_nfkc_casefold_whitespace():
     assert dedup.normalize_text("  Stra\u00dfe\u00a0 \uff21BC\n\tx ") == "strasse abc x"
 
 
+def test_words_and_normal_form_agree_with_their_regex_definitions_on_every_character():
+    """The fast paths (bytes.translate for ASCII, split/join) give what the regexes they replace give: words are
+    runs of \\w in the NFKC-casefolded text, the normal form collapses \\s runs, for every code point in context."""
+    import re
+    import unicodedata
+
+    from dedup.text import words_of
+
+    nonword, space = re.compile(r"[^\w\s]+"), re.compile(r"\s+")
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF or (code > 0x3000 and code % 7):  # every 7th above U+3000 keeps it quick
+            continue
+        ch = chr(code)
+        for text in (f"a{ch}b", f"x {ch}\u20ac1 \u00e9{ch}", f"{ch}{ch}_9"):
+            folded = unicodedata.normalize("NFKC", text).casefold()
+            assert words_of(text) == [w.encode() for w in nonword.sub(" ", folded).split()], hex(code)
+            assert dedup.normalize_text(text) == space.sub(" ", folded).strip(), hex(code)
+
+
 def test_natural_key_orders_ids_numerically():
     ids = [record_id(10), record_id(9), synthetic_id(record_id(9), 1, 10), synthetic_id(record_id(9), 1, 2)]
     assert sorted(ids, key=dedup.natural_key) == [record_id(9), synthetic_id(record_id(9), 1, 2),
