@@ -188,6 +188,32 @@ def test_dask_and_pandas_inputs_agree(cache_dir):
     assert a.families.to_dict() == b.families.to_dict()
 
 
+def test_features_made_in_the_filter_task_give_the_same_dedup(cache_dir):
+    """The pipeline hands dedup the features its clean + filter tasks computed (kept rows only, per partition):
+    the result must be the one dedup gets computing them itself."""
+    import dask.dataframe as dd
+
+    from dedup.features import kept_features
+
+    rng = random.Random(4)
+    rows = make_rows(90, seed=4)
+    rows += [copy_row(rows[3], 700), copy_row(rows[5], 701, answer=edit_words(rows[5]["answer"], rng, 0.01))]
+    df = frame(rows)
+    cfg = static_cfg(cache_dir)
+    marked = df.assign(drop_reason=["question_too_short" if i % 9 == 1 else "" for i in range(len(df))])
+    parts = [marked.iloc[i:i + 25] for i in range(0, len(marked), 25)]
+    features = [kept_features(p, "drop_reason", cfg.fuzzy_shingle, cfg.num_perm, cfg.seed) for p in parts]
+    kept = marked[marked["drop_reason"] == ""].drop(columns=["drop_reason"])
+    records = dd.from_pandas(kept, npartitions=len(parts))
+    given = dedup.deduplicate(records, cfg, features=features)
+    computed = dedup.deduplicate(kept.reset_index(drop=True), cfg)
+    assert sum(len(f) for f in features) == len(kept) < len(df)
+    assert len(given.removed) >= 2
+    pd.testing.assert_frame_equal(given.removed, computed.removed)
+    assert given.families.to_dict() == computed.families.to_dict()
+    assert list(given.kept["id"].compute()) == list(computed.kept["id"])
+
+
 def test_dask_input_moves_only_uncached_texts_to_the_driver(cache_dir, monkeypatch):
     import dask.dataframe as dd
 
