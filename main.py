@@ -243,7 +243,7 @@ class Split:
 
         from cluster import count_values
         from records import empty_frame
-        from split import assign_splits, check_split, family_keys
+        from split import assign_splits, check_split, family_keys, split_counts
 
         # the family map goes to the workers once (one graph key), not inside every partition's task
         families = dask.delayed(ctx.data["families"])
@@ -251,10 +251,11 @@ class Split:
                                                      ctx.cfg.split.ratios, meta=empty_frame()).persist()
         wait(records)
         ctx.data["records"] = records
-        # a split that does not hold its ratios stops here (SplitError: one line, exit 2), before any file
+        # a split that does not hold its ratios stops here (SplitError: one line, exit 2), before any file; one
+        # pass counts the families, whose keys decide the splits
         sizes = count_values(records.map_partitions(family_keys, families, meta=("family", "object")))
-        check = check_split(count_values(records["split"]), max(sizes.values(), default=0), ctx.cfg.split,
-                            family_size_squares=sum(size * size for size in sizes.values()))
+        check = check_split(split_counts(sizes, ctx.cfg.seed, ctx.cfg.split.ratios), max(sizes.values(), default=0),
+                            ctx.cfg.split, family_size_squares=sum(size * size for size in sizes.values()))
         ctx.report.sections["split"] = check
         if not check["ok"]:
             log.warning("WARNING: the split does not hold its ratios (--allow-unbalanced-split): "

@@ -114,6 +114,14 @@ def split_of(family_key: str, seed: int, ratios: tuple[float, float, float]) -> 
     return "test"
 
 
+def split_counts(family_sizes: Mapping[str, int], seed: int, ratios: tuple[float, float, float]) -> dict[str, int]:
+    """Rows per split from the rows per family: a family's rows all go to `split_of` its key."""
+    counts = {"train": 0, "val": 0, "test": 0}
+    for family, size in family_sizes.items():
+        counts[split_of(family, seed, ratios)] += size
+    return counts
+
+
 def family_keys(df: pd.DataFrame, families: Mapping[str, str]) -> pd.Series:
     """Each row's family key: `families[source_id]`, else its own source_id."""
     keys = df["source_id"].map(families.get) if len(families) else pd.Series(None, index=df.index, dtype="object")

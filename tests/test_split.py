@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from split import SPLITS, assign_splits, parse_ratios, split_of
+from split import SPLITS, assign_splits, family_keys, parse_ratios, split_counts, split_of
 
 
 def frame(ids, source_ids=None):
@@ -33,6 +33,15 @@ def test_families_share_a_split():
     for i in range(300):
         assert out[f"r{i}"] == out[f"r{i}-synth-r1-0"]
     assert len({out[f"r{i}"] for i in range(0, 300, 50)}) == 1
+
+
+def test_split_counts_from_family_sizes_equal_the_assigned_column():
+    ids = [f"r{i}" for i in range(500)] + [f"r{i}-synth-r1-0" for i in range(0, 500, 3)]
+    sources = [f"r{i}" for i in range(500)] + [f"r{i}" for i in range(0, 500, 3)]
+    families = {f"r{i}": "r7" for i in range(0, 500, 40)}
+    df = assign_splits(frame(ids, sources), families, 3, (0.7, 0.2, 0.1))
+    sizes = family_keys(df, families).value_counts().to_dict()
+    assert split_counts(sizes, 3, (0.7, 0.2, 0.1)) == {s: int((df["split"] == s).sum()) for s in SPLITS}
 
 
 def test_seed_changes_assignment():
