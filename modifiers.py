@@ -231,6 +231,9 @@ def _parse_fragment(html: str):
 
 def _walk_text(root) -> str:
     """The container's text: each top-level block through _add_plain_block if it can, else through _walk."""
+    text = _paragraphs_text(root)
+    if text is not None:
+        return text
     builder = _TextBuilder()
     _on_start(builder, root.tag.lower(), root)
     builder.add_text(root.text or "")
@@ -239,6 +242,29 @@ def _walk_text(root) -> str:
             _walk(builder, child)
         builder.add_text(child.tail or "")
     return builder.text()
+
+
+def _paragraphs_text(root) -> str | None:
+    """The text of a container holding only paragraph-like plain blocks (see below) separated by whitespace, as
+    the builder makes it: each block's text with its spaces collapsed and trimmed, a blank line between blocks,
+    blocks with no text left out. None for any other container (most posts are the former).
+
+    Outside quotes, lists and <pre>, such a block is: a break of two lines, one add_text of its whole text, a
+    break of two lines; whitespace between blocks adds nothing after a pending break. So the builder's line
+    bookkeeping reduces to a join.
+    """
+    if root.text and not root.text.isspace():
+        return None
+    texts = []
+    for block in root:
+        if block.tag not in _TOP_PARAGRAPHS or (block.tail and not block.tail.isspace()):
+            return None
+        text = _plain_text(block)
+        if text is None:
+            return None
+        if text and not text.isspace():
+            texts.append(collapse_spaces(text).lstrip(" ").rstrip())
+    return "\n\n".join(texts)
 
 
 def _walk(builder: _TextBuilder, top) -> None:
@@ -284,6 +310,23 @@ _INLINE_TAGS = {"a", "em", "strong", "code", "b", "i", "u", "s", "strike", "del"
                 "kbd", "small", "big", "abbr", "cite", "q", "mark", "tt", "var", "samp", "dfn", "time", "font"}
 _UNICODE_ONLY_SPACE = re.compile("[\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 _QUOTE_START = re.compile(r"[ \t\r\n\f\v]*>")
+# plain blocks whose start and end both ask for a blank line when outside a list (see _on_start, _on_end)
+_TOP_PARAGRAPHS = _PLAIN_BLOCKS & _PARAGRAPH_TAGS
+
+
+def _plain_text(block) -> str | None:
+    """A block's whole text if it holds inline markup only and add_text of that text is what the per-node walk
+    would give (see above); None otherwise."""
+    if len(block):
+        for element in block.iterdescendants():
+            if element.tag not in _INLINE_TAGS:
+                return None
+        text = etree.tostring(block, method="text", encoding=str, with_tail=False)
+    else:
+        text = block.text or ""
+    if _UNICODE_ONLY_SPACE.search(text) or _QUOTE_START.match(text):
+        return None
+    return text
 
 
 def _add_plain_block(builder: _TextBuilder, block) -> bool:
@@ -291,14 +334,8 @@ def _add_plain_block(builder: _TextBuilder, block) -> bool:
     tag = block.tag
     if tag not in _PLAIN_BLOCKS or builder.pre_depth:
         return False
-    if len(block):
-        for element in block.iterdescendants():
-            if element.tag not in _INLINE_TAGS:
-                return False
-        text = etree.tostring(block, method="text", encoding=str, with_tail=False)
-    else:
-        text = block.text or ""
-    if _UNICODE_ONLY_SPACE.search(text) or _QUOTE_START.match(text):
+    text = _plain_text(block)
+    if text is None:
         return False
     _on_start(builder, tag, block)
     builder.add_text(text)
