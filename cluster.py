@@ -20,6 +20,7 @@ def dask_client(cfg):
         client = Client(cfg.scheduler_address)
         upload_modules(client)
         log.info(f"dask: connected to {cfg.scheduler_address} (dashboard {client.dashboard_link})")
+        warm_up(client)
         try:
             yield client
         finally:
@@ -32,11 +33,35 @@ def dask_client(cfg):
                            silence_logs=logging.CRITICAL)
     client = Client(cluster)
     log.info(f"dask: LocalCluster with {cfg.n_workers} worker(s), dashboard {client.dashboard_link}")
+    warm_up(client)
     try:
         yield client
     finally:
         client.close()
         cluster.close()
+
+
+# what every record task imports: loaded when the cluster starts, so no stage's time includes a first import
+# (dask.dataframe alone takes ~1 s in each process)
+TASK_MODULES = ("dask.dataframe", "modifiers", "filters", "card", "dedup.features")
+
+
+def _import_modules(names: tuple[str, ...]) -> None:
+    import importlib
+
+    for name in names:
+        importlib.import_module(name)
+
+
+def warm_up(client) -> None:
+    """Import TASK_MODULES in each worker (a task of its own, not waited for: the workers are idle until convert's
+    first partition, which queues behind it) and dask.dataframe in this process meanwhile."""
+    from distributed import fire_and_forget
+
+    for worker in client.scheduler_info()["workers"]:
+        fire_and_forget(client.submit(_import_modules, TASK_MODULES, workers=[worker], allow_other_workers=False,
+                                      pure=False))
+    import dask.dataframe  # noqa: F401
 
 
 def upload_modules(client) -> None:

@@ -27,8 +27,10 @@ class DocumentModifier:
         raise NotImplementedError
 
     def modify_series(self, texts: pd.Series) -> pd.Series:
-        """Apply to a whole column (subclasses may vectorise)."""
-        return texts.map(self.modify_document)
+        """Apply to a whole column (subclasses may vectorise). The result keeps the record contract's object
+        dtype: Series.map would infer pandas' Arrow-backed str dtype, and every later pass over the column (the
+        filters, the histograms, dedup's features) would decode each text from Arrow again."""
+        return pd.Series([self.modify_document(text) for text in texts], index=texts.index, dtype=object)
 
 
 _DROP_WITH_CONTENT = {"script", "style", "noscript", "template", "iframe", "object", "embed", "head", "title",

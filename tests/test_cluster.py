@@ -45,3 +45,22 @@ def test_runs_on_an_existing_cluster_with_the_same_output(external_cluster, tmp_
         assert (tmp_path / "remote" / "final" / name).read_bytes() == (tmp_path / "local" / "final" / name).read_bytes()
     report = json.loads((tmp_path / "remote" / "final" / "report.json").read_text())
     assert sum(report["splits"].values()) > 0
+
+
+def test_a_new_cluster_has_the_task_modules_imported_before_the_first_partition():
+    """The first convert task must not pay for importing dask.dataframe, lxml, ftfy... (a second or so a worker)."""
+    import time
+
+    from cluster import TASK_MODULES, dask_client
+    from config import ClusterConfig
+
+    def imported(names):
+        return all(name in sys.modules for name in names)
+
+    with dask_client(ClusterConfig(n_workers=2, memory_limit="2GiB")) as client:
+        assert "dask.dataframe" in sys.modules  # the driver's own import
+        deadline = time.monotonic() + 60
+        while not all(client.run(imported, TASK_MODULES).values()):
+            assert time.monotonic() < deadline, client.run(imported, TASK_MODULES)
+            time.sleep(0.2)
+        assert len(client.scheduler_info()["workers"]) == 2
