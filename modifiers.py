@@ -257,10 +257,12 @@ def _paragraphs_text(root) -> str | None:
     """
     if root.text and not root.text.isspace():
         return None
-    texts = []
-    for block in root:
+    blocks = list(root)
+    for block in blocks:  # the cheap test first: a post with a list or a quote costs no text extraction here
         if block.tag not in _TOP_PARAGRAPHS or (block.tail and not block.tail.isspace()):
             return None
+    texts = []
+    for block in blocks:
         text = _plain_text(block)
         if text is None:
             return None
