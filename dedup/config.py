@@ -160,8 +160,9 @@ def add_dedup_arguments(group: argparse._ActionsContainer) -> None:
                    help="embedding batch size (default per device: "
                         + ", ".join(f"{d} {b}" for d, b in BATCH_SIZE.items()) + ")")
     g.add_argument("--embedding-precision", choices=PRECISIONS, default=None,
-                   help="auto: on a CPU bf16 where it is native (AVX512-BF16/AMX), else int8 (fbgemm int8 "
-                        "Linear layers with fp32 outlier channels, AVX2 is enough; cosine >= 0.99 to fp32), "
+                   help="auto: on a CPU bf16 where it is native (AVX512-BF16/AMX), else for MiniLM int8 (fbgemm "
+                        "int8 Linear layers, activations quantized per token; AVX2 is enough; cosine >= 0.99 "
+                        "to fp32), "
                         "fp16 on CUDA; fp32: always torch fp32; int8: the int8 path on any x86 CPU with AVX2 "
                         "(default auto)")
     g.add_argument("--embedding-threads", type=int, default=None,

@@ -1,14 +1,14 @@
-"""int8 MiniLM on CPUs without bf16: every nn.Linear becomes an fbgemm int8 linear whose few outlier input
-channels are computed in fp32 (the LLM.int8() decomposition).
+"""int8 MiniLM on CPUs without bf16: every nn.Linear becomes an fbgemm int8 linear whose activations are
+quantized per row (per token) through fbgemm's per-tensor dynamic quantization.
 
 Why: on an AVX2-only CPU torch fp32 is compute-bound (the Linear layers are ~2/3 of the time) and 2 cores cap
 threading at 2x; int8 GEMMs are what is left. Plain dynamic quantization (torch.ao quantize_dynamic) is
-inaccurate on MiniLM: its activations are quantized per tensor with 7 bits (reduce_range, which AVX2's
-saturating int16 multiply-add needs), and a handful of channels with values far outside the rest (BERT's
-outlier dimensions, the FFN output's input above all) squash every other channel to a few levels: measured
-min cosine vs fp32 0.89 (per-tensor weights) / 0.97 (per-channel weights) on 300 bench documents. Taking the
-channels whose values exceed OUTLIER_THRESHOLD out of the int8 product and adding them back in fp32 (on
-average 9 of 384-1536 channels per call) gives min cosine 0.997 at most of int8's speed.
+inaccurate on MiniLM: it quantizes a whole batch's activations with one 7-bit scale (7 bits: reduce_range,
+which AVX2's saturating int16 multiply-add needs), and BERT's outlier channels squash every other value to a
+few levels -- measured min cosine vs fp32 0.89 (per-tensor weights) / 0.97 (per-channel) on 300 bench docs --
+and a text's embedding then depends on which texts share its batch. Here each row x is mapped affinely onto
+[0, 1] before fbgemm sees it, so each row gets its own 128-level grid (per-token quantization, which fbgemm's
+dynamic linear lacks): min cosine 0.997, and the batch no longer matters (below).
 
 This module imports torch at the top: dedup/embed.py imports it only when the int8 path is chosen.
 """
@@ -18,11 +18,6 @@ import platform
 import warnings
 
 import torch
-
-# |activation| above this marks an outlier channel, computed in fp32. Measured on the bench's 300 documents (2 Xeon
-# cores pinned to AVX2, batches of 4): 6.0 (LLM.int8()'s) -> min cosine 0.9936, 1.8 outlier channels a call;
-# 4.0 -> 0.9972, 9 a call, the same docs/s (1.31x fp32 on one thread); plain int8 (no outliers) 0.968, 1.49x.
-OUTLIER_THRESHOLD = 4.0
 
 
 def int8_supported() -> bool:
@@ -36,57 +31,54 @@ def int8_supported() -> bool:
         return False
 
 
-class OutlierInt8Linear(torch.nn.Module):
-    """y = x W^T + b with W in int8 (symmetric, one scale per output channel) and x quantized per call (uint8,
-    7 bits, one scale per call); x's columns with |value| > threshold are zeroed for the int8 product and
-    added back with the fp32 weights."""
+class RowInt8Linear(torch.nn.Module):
+    """y = x W^T + b with W in int8 (symmetric, one scale per output channel) and x quantized per row.
 
-    def __init__(self, linear: torch.nn.Linear, threshold: float = OUTLIER_THRESHOLD):
+    With lo, hi = each row's min and max and r = hi - lo, fbgemm gets xh = (x - lo) / r: every row spans
+    exactly [0, 1] (the min row element maps to 0, the max to r / r = 1), so the tensor's range -- from which
+    fbgemm's dynamic quantization picks its one scale -- is [0, 1] for every batch, and each row is in effect
+    quantized on its own grid lo + r * k / 127. Then x Wq^T = r * (xh Wq^T) + lo * rowsum(Wq): the offset term
+    uses the dequantized int8 weights' row sums so that it cancels exactly (the fp32 weights' sums would leave
+    lo * sum(W - Wq), a systematic error: min cosine 0.955 instead of 0.997). The int8 product is integer-exact
+    and the rest is row-wise, so a row's output does not depend on the other rows of the batch (up to fp32
+    rounding in the epilogue's kernels, ~1e-7)."""
+
+    def __init__(self, linear: torch.nn.Linear):
         super().__init__()
-        self.in_features, self.out_features, self.threshold = linear.in_features, linear.out_features, threshold
+        self.in_features, self.out_features = linear.in_features, linear.out_features
         w = linear.weight.detach().float().contiguous()
-        bias = None if linear.bias is None else linear.bias.detach().float().contiguous()
         scale = (w.abs().amax(1) / 127.0).clamp(min=1e-12).double()
         prev = torch.backends.quantized.engine
         with warnings.catch_warnings():
-            # torch 2.13 marks quantized-tensor creation deprecated (moving to torchao); the op is still there
+            # torch 2.13 marks quantized-tensor creation deprecated (moving to torchao); the ops are still there
             warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*deprecated", category=UserWarning)
             qw = torch.quantize_per_channel(w, scale, torch.zeros(len(scale), dtype=torch.long), 0, torch.qint8)
             try:
                 torch.backends.quantized.engine = "fbgemm"  # the packed weights decide the kernels: fbgemm's
-                self._packed = torch.ops.quantized.linear_prepack(qw, bias)
+                self._packed = torch.ops.quantized.linear_prepack(qw, None)
             finally:
                 torch.backends.quantized.engine = prev
-        self.register_buffer("weight_fp32", w)  # the outlier columns' weights, gathered per call
+        bias = torch.zeros(self.out_features) if linear.bias is None else linear.bias.detach().float()
+        # [rowsum(Wq); b]: the epilogue adds lo * rowsum(Wq) + b in one (M x 2) @ (2 x N) product
+        self.register_buffer("offset_bias", torch.stack([qw.dequantize().sum(1), bias]).contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features)
-        if not torch.is_inference_mode_enabled():
-            x2 = x2.clone()  # the outlier columns are zeroed in place below: never on a tensor autograd may need
-        # amin + amax: two vectorized passes, ~10x faster than aminmax(dim=0) or abs().amax(0) here
-        outliers = ((x2.amax(0) > self.threshold) | (x2.amin(0) < -self.threshold)).nonzero().squeeze(1) \
-            if x2.shape[0] else x2.new_zeros(0, dtype=torch.long)
-        if outliers.numel() == 0:
-            y = torch.ops.quantized.linear_dynamic(x2, self._packed, True)  # reduce_range: AVX2 saturates otherwise
-        else:
-            xo = x2.index_select(1, outliers)
-            # zero in place and restore (a few columns) instead of copying the whole input: measured ~4% faster
-            x2.index_fill_(1, outliers, 0.0)
-            try:
-                y = torch.ops.quantized.linear_dynamic(x2, self._packed, True)
-            finally:
-                x2.index_copy_(1, outliers, xo)
-            y.addmm_(xo, self.weight_fp32.index_select(1, outliers).t())
+        lo = x2.amin(1, keepdim=True)
+        r = (x2.amax(1, keepdim=True) - lo).clamp_(min=1e-12)  # a constant row: xh = 0, y = lo * rowsum + b
+        xh = (x2 - lo).div_(r)
+        y = torch.ops.quantized.linear_dynamic(xh, self._packed, True)  # reduce_range: AVX2 saturates otherwise
+        y.mul_(r).addmm_(torch.cat([lo, torch.ones_like(lo)], 1), self.offset_bias)
         return y.reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, threshold={self.threshold}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-row"
 
 
-def quantize_linears(model: torch.nn.Module, threshold: float = OUTLIER_THRESHOLD) -> int:
-    """Replace every nn.Linear of `model` (in place) with an OutlierInt8Linear; returns how many."""
+def quantize_linears(model: torch.nn.Module) -> int:
+    """Replace every nn.Linear of `model` (in place) with a RowInt8Linear; returns how many."""
     swaps = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
              if isinstance(child, torch.nn.Linear)]
     for parent, name, child in swaps:
-        setattr(parent, name, OutlierInt8Linear(child, threshold))
+        setattr(parent, name, RowInt8Linear(child))
     return len(swaps)
