@@ -1,15 +1,20 @@
 """Dedup benchmark: seconds per step, precision/recall per kind against planted duplicates with the default
 flags (or --embedding-model/--semdedup-eps), the model, threshold and margin that ran, the family-size
-distribution, and the Embedder's docs/s for MiniLM (fp32 on one thread = before, fp32 and bf16-where-
-supported on every core) and the static model, with the machine (CPU model, cores, bf16, load) printed.
+distribution, and the Embedder's docs/s for MiniLM (fp32 on one thread = before; fp32 and int8 on one thread
+and on every core; auto = bf16 where supported) and the static model, with the machine (CPU model, cores, bf16,
+load) printed.
 
     python bench/dedup_bench.py --questions 24370
     python bench/dedup_bench.py --questions 2000 --speed-docs 64     # a quick check
 
 The corpus comes from data/make_sample.py (planted exact / near / paraphrase copies with a truth file), is
 converted, cleaned and filtered by the pipeline's own stages (docbuilder, modifiers, filters), and cached
-under bench/corpora/ (git-ignored). To pin torch to the non-bf16 path (CPUs without bf16), the speed table
-has fp32 rows; the pipeline's flag is --embedding-precision fp32.
+under bench/corpora/ (git-ignored). CPUs without bf16 run int8 by default (the int8 rows; the pipeline's
+flags: --embedding-precision int8, or fp32 for torch fp32). To measure an AVX2-only CPU on an AVX512 one, pin
+every kernel library to AVX2 (the table prints the pins in force):
+
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2 \
+        python bench/dedup_bench.py --questions 24370
 """
 from __future__ import annotations
 
@@ -161,29 +166,62 @@ def machine() -> dict:
 
 
 # ---------------------------------------------------------------------------------------- embedding speed
-def embedding_speed(texts: list[str], modes=(("minilm", "fp32", 1), ("minilm", "fp32", None),
-                                             ("minilm", "auto", None), ("static", "auto", None))) -> list[dict]:
+SPEED_MODES = (("minilm", "fp32", 1), ("minilm", "fp32", None), ("minilm", "int8", 1), ("minilm", "int8", None),
+               ("minilm", "auto", None), ("static", "auto", None))
+# env variables that pin torch/oneDNN/MKL/fbgemm to their AVX2 kernels: set them all to measure, on an AVX512
+# machine, what an AVX2-only CPU (the issue's target, e.g. an AMD EPYC without AVX512) runs
+ISA_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "FBGEMM_ENABLE_INSTRUCTIONS")
+
+
+def embedding_speed(texts: list[str], modes=SPEED_MODES, repeats: int = 3) -> list[dict]:
     """docs/s of the Embedder per (model, precision, threads) on the same docs (threads None: every core),
-    and each MiniLM mode's cosine to MiniLM fp32. ("minilm", "fp32", 1) is the driver before this change:
-    the LocalCluster left torch on one thread."""
+    each mode's speed over the first mode's (MiniLM fp32 on one thread: the driver before issue 12, when the
+    LocalCluster left torch on one thread), and each MiniLM mode's min cosine to the first mode's embeddings.
+
+    The machine may be shared: the modes run interleaved (each round runs every mode once, every other round
+    in reverse order) for `repeats` rounds, and docs/s is the median, so a load change hits every mode alike."""
     import dedup
 
-    out, ref = [], None
+    embedders = []
     for model, precision, threads in modes:
-        cfg = dedup.DedupConfig(embedding_model=model, precision=precision, embedding_threads=threads,
-                                embedding_cache=None)
-        emb = dedup.Embedder(cfg)
+        emb = dedup.Embedder(dedup.DedupConfig(embedding_model=model, precision=precision,
+                                               embedding_threads=threads, embedding_cache=None))
         emb._encode(texts[:8])  # model load and warm-up, not timed
-        t = time.perf_counter()
-        e = emb._encode(texts)
-        dt = time.perf_counter() - t
+        embedders.append(emb)
+    seconds, out = [[] for _ in modes], [None] * len(modes)
+    for r in range(repeats):
+        for i in (range(len(modes)) if r % 2 == 0 else reversed(range(len(modes)))):
+            t = time.perf_counter()
+            out[i] = embedders[i]._encode(texts)
+            seconds[i].append(time.perf_counter() - t)
+    rows = []
+    for (model, _, _), emb, s, e in zip(modes, embedders, seconds, out):
         row = {"model": model, "precision": emb.precision, "threads": emb.threads or "-",
-               "docs_per_s": len(texts) / dt}
+               "docs_per_s": len(texts) / float(np.median(s))}
+        row["x_first"] = row["docs_per_s"] / (len(texts) / float(np.median(seconds[0])))
         if model == "minilm":
-            ref = e if ref is None and precision == "fp32" else ref
-            row["cos_vs_fp32_min"] = float(np.einsum("ij,ij->i", e, ref).min())
-        out.append(row)
-    return out
+            row["cos_vs_first_min"] = float(np.einsum("ij,ij->i", e, out[0]).min())
+        rows.append(row)
+    return rows
+
+
+def print_speed(speed: list[dict], docs: int) -> None:
+    """The speed table, with the machine and any ISA pin in force (measured figures need both)."""
+    pins = {k: os.environ[k] for k in ISA_PINS if k in os.environ}
+    print(f"\nembedding speed on {docs} docs (256 tokens), median of interleaved runs: machine {machine()}"
+          + (f", ISA pinned {pins}" if pins else ""))
+    print("  (x_first: docs/s over MiniLM fp32 on one thread; cos_vs_first_min: min cosine to its embeddings)")
+    for row in speed:
+        print("  " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+    by = {(r["model"], r["precision"], r["threads"]): r for r in speed}
+    for prec in ("fp32", "int8", "bf16"):
+        one = next((r for k, r in by.items() if k[:2] == ("minilm", prec) and k[2] == 1), None)
+        every = next((r for k, r in by.items() if k[:2] == ("minilm", prec) and k[2] != 1), None)
+        if one and every:
+            print(f"  MiniLM {prec}: one thread {one['x_first']:.2f}x, every core ({every['threads']}) "
+                  f"{every['x_first']:.2f}x fp32 on one thread")
+        elif every:
+            print(f"  MiniLM {prec}: every core ({every['threads']}) {every['x_first']:.2f}x fp32 on one thread")
 
 
 def peak_rss_mb() -> float:
@@ -198,6 +236,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--embedding-model", default=None, help="default: the device's default (static on CPU)")
     ap.add_argument("--semdedup-eps", type=float, default=None)
     ap.add_argument("--speed-docs", type=int, default=300, help="docs for the embedding speed table (0: skip)")
+    ap.add_argument("--speed-repeats", type=int, default=3,
+                    help="interleaved rounds of the speed table; docs/s is the median (default 3)")
     ap.add_argument("--npartitions", type=int, default=8, help="Dask partitions (0: pandas input)")
     ap.add_argument("--calibrate", action="store_true",
                     help="print cosine/Jaccard of planted pairs and of nearest non-duplicates")
@@ -276,12 +316,8 @@ def main(argv=None) -> int:
     if args.speed_docs:
         rng = np.random.default_rng(0)
         pick = np.sort(rng.choice(len(df), size=min(args.speed_docs, len(df)), replace=False))
-        speed = embedding_speed(dedup.doc_texts(df.iloc[pick]))
-        print(f"\nembedding speed on {len(pick)} docs (256 tokens): machine {machine()}")
-        for row in speed:
-            print("  " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-        print(f"  MiniLM every core vs one thread: fp32 {speed[1]['docs_per_s'] / speed[0]['docs_per_s']:.2f}x, "
-              f"auto {speed[2]['docs_per_s'] / speed[0]['docs_per_s']:.2f}x")
+        speed = embedding_speed(dedup.doc_texts(df.iloc[pick]), repeats=args.speed_repeats)
+        print_speed(speed, len(pick))
     if args.calibrate:
         calibrate(df, truth, cfg)
     shutil.rmtree(cache, ignore_errors=True)

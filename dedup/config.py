@@ -22,7 +22,7 @@ MINILM_NAMES = {"all-minilm-l6-v2", MINILM.lower(), "minilm"}
 STATIC_NAME = "static"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "models" / "minilm-l6-static"
 DEVICES = ("cpu", "gpu")
-PRECISIONS = ("auto", "fp32")
+PRECISIONS = ("auto", "fp32", "int8")
 BATCH_SIZE = {"cpu": 32, "gpu": 256}  # MiniLM batch per device (32: measured best with bf16 on 2 cores)
 # the default model per device: the static model is ~50x faster than MiniLM on a CPU and catches
 # paraphrases at its calibrated threshold; on a GPU MiniLM costs little (as the tutorial ran it)
@@ -88,7 +88,7 @@ class DedupConfig:
     max_seq_length: int = 256
     batch_size: int | None = None  # None: BATCH_SIZE of the device
     device: str = "cpu"  # cpu | gpu
-    precision: str = "auto"  # auto (bf16 on CPUs that support it, fp16 on CUDA) | fp32
+    precision: str = "auto"  # auto (CPU: bf16 where native, else int8; CUDA: fp16) | fp32 | int8 (CPU)
     embedding_threads: int | None = None  # None: every core this process may run on
     embedding_cache: str | None = "data/cache/embeddings"  # None disables the cache
     # leak-free split
@@ -160,7 +160,11 @@ def add_dedup_arguments(group: argparse._ActionsContainer) -> None:
                    help="embedding batch size (default per device: "
                         + ", ".join(f"{d} {b}" for d, b in BATCH_SIZE.items()) + ")")
     g.add_argument("--embedding-precision", choices=PRECISIONS, default=None,
-                   help="auto: bf16 on CPUs with bf16/AMX, fp16 on CUDA; fp32: always fp32 (default auto)")
+                   help="auto: on a CPU bf16 where it is native (AVX512-BF16/AMX), else for MiniLM int8 (fbgemm "
+                        "int8 Linear layers, activations quantized per token; AVX2 is enough; cosine >= 0.99 "
+                        "to fp32), "
+                        "fp16 on CUDA; fp32: always torch fp32; int8: the int8 path on any x86 CPU with AVX2 "
+                        "(default auto)")
     g.add_argument("--embedding-threads", type=int, default=None,
                    help="torch threads for embedding (default: every core this process may use)")
     g.add_argument("--max-seq-length", type=int, default=None,
@@ -203,6 +207,8 @@ def dedup_config_from_args(args: argparse.Namespace) -> DedupConfig:
     for flag in ("fuzzy_shingle", "fuzzy_num_perm", "semdedup_clusters", "embedding_batch_size",
                  "embedding_threads", "max_seq_length"):
         _check(getattr(args, flag), "--" + flag.replace("_", "-"), lambda v: v >= 1, "must be >= 1")
+    if args.embedding_precision == "int8" and args.device == "gpu":
+        raise ValueError("--embedding-precision int8: CPU only (fbgemm); use auto (fp16) or fp32 with --device gpu")
     if args.embedding_model is not None and not args.embedding_model.strip():
         raise ValueError("--embedding-model: must not be empty")
     fields_given = _given(args, fuzzy_jaccard="fuzzy_jaccard", fuzzy_shingle="fuzzy_shingle",

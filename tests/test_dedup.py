@@ -516,7 +516,8 @@ def test_minilm_semantic_dedup_and_bf16_where_supported(minilm_run):
     assert float(sem["similarity"].iloc[0]) >= 0.999
     st = res.stats["semantic"]
     assert st["cache_misses"] == 41 and st["model_calls"] == 1
-    assert st["precision"] == ("bf16" if dedup.bf16_supported() else "fp32")
+    assert st["precision"] == ("bf16" if dedup.bf16_supported() else "int8" if dedup.embed.int8_supported()
+                               else "fp32")
 
 
 @heavy
