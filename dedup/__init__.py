@@ -1,10 +1,11 @@
 """Deduplication: exact (normalized-text hash), fuzzy (MinHash-LSH) and semantic (embeddings), one cascade
 (engine.py) behind the pipeline's dedup stage, synthetic generation's dedup-against and the leak check.
 
-Modules: config (flags, defaults, validation), text, minhash, embed (cache + Embedder), search (k-means +
-neighbour search), features (per-partition features), engine (the cascade), families (bounded split
-families), stages (deduplicate, dedup_against, cross_split_leaks). Heavy libraries (torch,
-sentence_transformers, sklearn, model2vec, cuml) are imported inside functions.
+Modules: config (flags, defaults, validation), text (normal form, words, hashes), minhash, embed (cache +
+Embedder), embed_int8 (MiniLM's int8 Linear layers for CPUs without bf16), search (k-means + neighbour search),
+features (per-partition features, made in the clean + filter task), engine (the cascade), families (bounded
+split families), stages (deduplicate, dedup_against, cross_split_leaks). Heavy libraries (torch,
+sentence_transformers, sklearn, model2vec, cuml) are imported inside functions (embed_int8 only when chosen).
 """
 from .config import (DEFAULT_MODEL, KINDS, MODEL_DEFAULTS, NEAREST_NONDUPLICATE, REMOVAL_KINDS, REMOVED_COLUMNS,
                      THRESHOLD_NOTES, DedupConfig, add_dedup_arguments, dedup_config_from_args, parse_kinds)
