@@ -33,10 +33,11 @@ SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}  # our fil
 
 # --------------------------------------------------------------------------- word-count histograms
 
-def partition_word_histograms(df, drop_col: str = "drop_reason"):
+def partition_word_histograms(df, drop_col: str = "drop_reason", counts: dict | None = None):
     """Histogram counts for one partition: array [before/after, question/answer, bin] (int64).
 
-    "before" counts every row the filter saw; "after" only those it kept (`drop_col == ""`).
+    "before" counts every row the filter saw; "after" only those it kept (`drop_col == ""`). `counts`: word
+    counts by column already made for the filter (filters.word_counts), used where they cover a field.
     """
     import numpy as np
 
@@ -47,7 +48,8 @@ def partition_word_histograms(df, drop_col: str = "drop_reason"):
         return out
     kept = (df[drop_col] == "").to_numpy() if drop_col in df.columns else np.ones(len(df), dtype=bool)
     for j, column in enumerate(HIST_FIELDS):
-        bins = np.minimum(count_words(df[column].fillna("")).to_numpy() // BIN_WIDTH, N_BINS - 1)
+        words = counts[column] if counts and column in counts else count_words(df[column].fillna(""))
+        bins = np.minimum(words.to_numpy() // BIN_WIDTH, N_BINS - 1)
         out[0, j] = np.bincount(bins, minlength=N_BINS)
         out[1, j] = np.bincount(bins[kept], minlength=N_BINS)
     return out

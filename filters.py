@@ -121,9 +121,10 @@ class ScoreFilter:
     document_filter: DocumentFilter
     column: str
 
-    def apply(self, df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-        """(keep mask, drop reasons) for a partition."""
-        scores = self.document_filter.score_series(df[self.column])
+    def apply(self, df: pd.DataFrame, scores: pd.Series | None = None) -> tuple[pd.Series, pd.Series]:
+        """(keep mask, drop reasons) for a partition; `scores`, if given, are this filter's scores of its rows."""
+        if scores is None:
+            scores = self.document_filter.score_series(df[self.column])
         keep = self.document_filter.keep_series(scores)
         reasons = pd.Series("", index=df.index, dtype="object")
         if (~keep).any():
@@ -154,15 +155,26 @@ def default_filters(cfg: FilterConfig) -> list[ScoreFilter]:
     ]
 
 
-def filter_partition(df: pd.DataFrame, filters: list[ScoreFilter]) -> pd.DataFrame:
-    """Adds a `drop_reason` column: the first failing filter's reason, "" for rows that pass all."""
+def word_counts(df: pd.DataFrame, filters: list[ScoreFilter]) -> dict[str, pd.Series]:
+    """The word counts of every column a WordCountFilter of `filters` judges, over all rows: counted once per
+    partition for the filters and for whoever summarizes the partition (the card's histograms)."""
+    return {f.column: count_words(df[f.column]) for f in filters if isinstance(f.document_filter, WordCountFilter)}
+
+
+def filter_partition(df: pd.DataFrame, filters: list[ScoreFilter],
+                     counts: dict[str, pd.Series] | None = None) -> pd.DataFrame:
+    """Adds a `drop_reason` column: the first failing filter's reason, "" for rows that pass all. `counts`
+    (from `word_counts`) spares the word-count filters their counting."""
     df = df.copy()
     reasons = pd.Series("", index=df.index, dtype="object")
     for score_filter in filters:
         undecided = reasons == ""
         if not undecided.any():
             break
-        _, filter_reasons = score_filter.apply(df[undecided])
+        known = None
+        if counts and isinstance(score_filter.document_filter, WordCountFilter) and score_filter.column in counts:
+            known = counts[score_filter.column][undecided]
+        _, filter_reasons = score_filter.apply(df[undecided], known)
         reasons[undecided] = filter_reasons
     df[DROP_REASON] = reasons
     return df
@@ -181,16 +193,18 @@ def clean_and_filter_partition(raw: pd.DataFrame, filters: list[ScoreFilter], *s
 
     Fusing the two stages means a worker never holds the cleaned text of rows the filter drops (about half of
     them by default) and never keeps an all-rows "marked" copy next to the kept one. Each `summarizer(marked,
-    DROP_REASON)` sees every row with its drop reason ("" = kept) while the cleaned text is still in the
-    worker's memory (the card's word-count histograms, dedup's per-row features); its result follows the drop
-    counts.
+    DROP_REASON, counts)` sees every row with its drop reason ("" = kept) and the word counts by column (see
+    `word_counts`) while the cleaned text is still in the worker's memory (the card's word-count histograms,
+    dedup's per-row features); its result follows the drop counts.
     """
     from modifiers import clean_partition
 
-    marked = filter_partition(clean_partition(raw), filters)
+    cleaned = clean_partition(raw)
     del raw
+    counts = word_counts(cleaned, filters)
+    marked = filter_partition(cleaned, filters, counts)
     reasons = marked[DROP_REASON]
     dropped = {str(k): int(v) for k, v in sorted(reasons[reasons != ""].value_counts().items())}
-    summaries = tuple(summarize(marked, DROP_REASON) for summarize in summarizers)
+    summaries = tuple(summarize(marked, DROP_REASON, counts) for summarize in summarizers)
     kept = marked[reasons == ""].drop(columns=[DROP_REASON])
     return (kept, dropped, *summaries)

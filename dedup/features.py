@@ -56,9 +56,11 @@ def _meta(extra: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
 
 
-def kept_features(marked: pd.DataFrame, drop_col: str, shingle: int, num_perm: int, seed: int) -> pd.DataFrame:
+def kept_features(marked: pd.DataFrame, drop_col: str, word_counts, shingle: int, num_perm: int,
+                  seed: int) -> pd.DataFrame:
     """partition_features of the rows a filter kept (`drop_col == ""`): computed in the clean + filter task,
-    while the cleaned text is in the worker's memory, so dedup needs no second pass over the partitions."""
+    while the cleaned text is in the worker's memory, so dedup needs no second pass over the partitions. (A
+    summarizer of filters.clean_and_filter_partition: `word_counts` is not needed here.)"""
     return partition_features(marked[marked[drop_col] == ""], shingle, num_perm, seed)
 
 

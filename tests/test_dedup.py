@@ -202,7 +202,7 @@ def test_features_made_in_the_filter_task_give_the_same_dedup(cache_dir):
     cfg = static_cfg(cache_dir)
     marked = df.assign(drop_reason=["question_too_short" if i in (1, 10, 30, 60) else "" for i in range(len(df))])
     parts = [marked.iloc[i:i + 25] for i in range(0, len(marked), 25)]
-    features = [kept_features(p, "drop_reason", cfg.fuzzy_shingle, cfg.num_perm, cfg.seed) for p in parts]
+    features = [kept_features(p, "drop_reason", None, cfg.fuzzy_shingle, cfg.num_perm, cfg.seed) for p in parts]
     kept = marked[marked["drop_reason"] == ""].drop(columns=["drop_reason"])
     records = dd.from_pandas(kept, npartitions=len(parts))
     given = dedup.deduplicate(records, cfg, features=features)

@@ -72,9 +72,10 @@ def test_clean_and_filter_partition_keeps_only_passing_rows_and_counts_the_rest(
     raw = frame([60, 10, 60], [60, 60, 700])
     raw["question"] = "<p>" + raw["question"] + "</p>"
     kept, dropped, summary, kept_count = clean_and_filter_partition(
-        raw, default_filters(FilterConfig()), lambda marked, col: len(marked),
-        lambda marked, col: int((marked[col] == "").sum()))
+        raw, default_filters(FilterConfig()), lambda marked, col, counts: len(marked),
+        lambda marked, col, counts: (int((marked[col] == "").sum()), counts["question"].tolist()))
     expected, expected_dropped = apply_filters(clean_partition(raw), default_filters(FilterConfig()))
     pd.testing.assert_frame_equal(kept, expected)
     assert dropped == expected_dropped == {"answer_too_long": 1, "question_too_short": 1}
-    assert summary == 3 and kept_count == 1 and DROP_REASON not in kept.columns
+    assert summary == 3 and kept_count[0] == 1 and DROP_REASON not in kept.columns
+    assert kept_count[1] == count_words(clean_partition(raw)["question"]).tolist()  # counted once, shared
