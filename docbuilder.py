@@ -178,7 +178,9 @@ def element_to_record(element: dict, file_name: str) -> dict:
 
 def iter_record_chunks(path: Path, stats: ConvertStats, chunk_rows: int = 4096,
                        progress: bool = True) -> Iterator[pd.DataFrame]:
-    """Stream the JSON array at `path` as record DataFrames of up to `chunk_rows` rows.
+    """Stream the JSON array at `path` as record DataFrames of up to `chunk_rows` rows. The first chunks are a
+    quarter and a half of that: the workers get their first partitions sooner instead of idling while the
+    driver parses two full ones.
 
     Raises InputError (one line: file and byte position) when the file is empty, not a JSON array, or
     truncated/invalid; elements that are malformed or have no answer are counted in `stats.dropped`.
@@ -203,7 +205,7 @@ def iter_record_chunks(path: Path, stats: ConvertStats, chunk_rows: int = 4096,
                 raise InputError(f"{path}: expected a JSON array of questions at byte {offset}, "
                                  f"found {_describe_start(head)}")
         items = ijson.items(raw, "item", use_float=True)
-        last_pos = 0
+        last_pos, target = 0, max(1, chunk_rows // 4)
         try:
             for element in items:
                 stats.elements += 1
@@ -216,10 +218,10 @@ def iter_record_chunks(path: Path, stats: ConvertStats, chunk_rows: int = 4096,
                     stats.dropped[reason] += 1
                     continue
                 rows.append(element_to_record(element, path.name))
-                if len(rows) >= chunk_rows:
+                if len(rows) >= target:
                     stats.records += len(rows)
                     yield conform(pd.DataFrame(rows))
-                    rows = []
+                    rows, target = [], min(chunk_rows, 2 * target)
         except ijson.JSONError as exc:
             raise InputError(f"{path}: not a complete JSON array near byte {raw.tell()} of {size} "
                              f"({_short(exc, 100)})") from None

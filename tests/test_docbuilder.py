@@ -138,7 +138,7 @@ def convert(path, chunk_rows=4096):
 def test_convert_streams_records_in_chunks(write_source):
     path = write_source([source_element(i) for i in range(1, 11)])
     chunks, stats = convert(path, chunk_rows=4)
-    assert [len(c) for c in chunks] == [4, 4, 2]
+    assert [len(c) for c in chunks] == [1, 2, 4, 3]  # a quarter, a half, then full chunks
     assert stats.elements == 10 and stats.records == 10
     first = chunks[0].iloc[0]
     assert first["id"] == first["source_id"] == "law-stackexchange-qa-1"
