@@ -11,13 +11,15 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import ijson
 import pandas as pd
-import requests
 
 from records import conform, record_id
+
+if TYPE_CHECKING:
+    import requests
 
 DATASET_URL = ("https://huggingface.co/datasets/ymoslem/Law-StackExchange/resolve/main/"
                "law-stackexchange-questions-answers.json")
@@ -40,6 +42,7 @@ def download(url: str, dest: Path, connect_timeout: float = 10.0, read_timeout: 
     `dest` only ever appears complete: bytes go to `dest.part` and are renamed when the server's length
     (if it sent one) has been reached.
     """
+    import requests  # here, not at the top: workers import this module (via decontam) and never download
     from tqdm import tqdm
 
     dest = Path(dest)
