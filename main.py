@@ -91,7 +91,6 @@ class Convert:
                 f"{ctx.cfg.dump.answer} answer per question")
 
     def run(self, ctx: Context) -> StageResult:
-
         from functools import partial
 
         from card import partition_word_histograms

@@ -47,7 +47,7 @@ _SPACE_RUN_FAST = re.compile(r"[ \t\r\n\f\v]{2,}|[\t\r\n\f\v]")
 def collapse_spaces(text: str) -> str:
     """re.sub(r"[ \\t\\r\\n\\f\\v]+", " ", text). Most texts have nothing to collapse, and six substring
     tests (C scans) say so several times faster than the regex can."""
-    if ("  " in text or "\n" in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text):
+    if "  " in text or "\n" in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
         return _SPACE_RUN_FAST.sub(" ", text)
     return text
 
@@ -232,7 +232,8 @@ def _parse_fragment(html: str):
 
 
 def _walk_text(root) -> str:
-    """The container's text: each top-level block through _add_plain_block if it can, else through _walk."""
+    """The container's text: at once if it holds only paragraphs (_paragraphs_text); else each top-level block
+    through _add_plain_block if it can, else through _walk."""
     text = _paragraphs_text(root)
     if text is not None:
         return text
@@ -404,14 +405,20 @@ def _uncurl(text: str) -> str:
     return text.replace("\u2018", "'").replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
 
 
+def _fix_shortcut(text: str, unescape_html: bool | str) -> str | None:
+    """ftfy.fix_text(text) where the shortcuts above prove it (the text as it is, or with quotes straightened);
+    None where ftfy has to look. A printable-ASCII text (no "&" to unescape) comes back as it is."""
+    if unescape_html is not False and "&" in text:
+        return None
+    if not _FTFY_SENSITIVE.search(text):
+        return text
+    return None if _needs_ftfy(text) else _uncurl(text)
+
+
 def _fix_line(line: str, unescape_html: bool | str) -> str:
     """ftfy.fix_text of one line, through the exact shortcuts above where they apply."""
-    if unescape_html is False or "&" not in line:
-        if not _FTFY_SENSITIVE.search(line):
-            return line
-        if not _needs_ftfy(line):
-            return _uncurl(line)
-    return ftfy.fix_text(line, unescape_html=unescape_html, normalization="NFC")
+    fixed = _fix_shortcut(line, unescape_html)
+    return fixed if fixed is not None else ftfy.fix_text(line, unescape_html=unescape_html, normalization="NFC")
 
 
 def _fix_text(text: str, unescape_html: bool | str) -> str:
@@ -422,11 +429,9 @@ def _fix_text(text: str, unescape_html: bool | str) -> str:
     printable ASCII pass through, lines with only common punctuation get their quotes straightened, and only
     the rest go through ftfy's per-line fixed-point loop.
     """
-    if unescape_html is False or "&" not in text:
-        if not _FTFY_SENSITIVE.search(text):
-            return text
-        if not _needs_ftfy(text):
-            return _uncurl(text)
+    fixed = _fix_shortcut(text, unescape_html)
+    if fixed is not None:
+        return fixed
     if "\n" not in text:
         return ftfy.fix_text(text, unescape_html=unescape_html, normalization="NFC")
     out = []
@@ -446,7 +451,7 @@ def repair_unicode(text: str, unescape_html: bool | str = False) -> str:
     if not text:
         return ""
     if text.isascii():
-        if (unescape_html is False or "&" not in text) and not _FTFY_SENSITIVE.search(text):
+        if _fix_shortcut(text, unescape_html) is not None:
             return text  # printable ASCII, tabs and newlines: ftfy and every removal below leave it as it is
     else:
         text = _LONE_SURROGATE.sub("", text)

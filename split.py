@@ -116,7 +116,7 @@ def split_of(family_key: str, seed: int, ratios: tuple[float, float, float]) -> 
 
 def split_counts(family_sizes: Mapping[str, int], seed: int, ratios: tuple[float, float, float]) -> dict[str, int]:
     """Rows per split from the rows per family: a family's rows all go to `split_of` its key."""
-    counts = {"train": 0, "val": 0, "test": 0}
+    counts = dict.fromkeys(SPLITS, 0)
     for family, size in family_sizes.items():
         counts[split_of(family, seed, ratios)] += size
     return counts
