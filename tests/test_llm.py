@@ -1,4 +1,4 @@
-"""llm.py against tests/llm_server.py (real HTTP on 127.0.0.1), through both transports where it matters."""
+"""the llm package against tests/llm_server.py (real HTTP on 127.0.0.1), through both transports where it matters."""
 from __future__ import annotations
 
 import gzip
