@@ -408,9 +408,9 @@ def _license_lines(outputs: dict, dump: dict) -> list[str]:
         f"{k or '(none)'}: {v:,}" + (f" ({inferred[k]:,} inferred)" if inferred.get(k) else "")
         for k, v in licenses.items())]
     if sum(inferred.values()):
-        out.append(f"- inferred: {sum(inferred.values()):,} of {sum(licenses.values()):,} rows, whose posts the "
-                   f"dump gives no ContentLicense, take Stack Exchange's licence for the post's date: "
-                   f"{dump.get('license_rule') or 'CC BY-SA 2.5 / 3.0 / 4.0 by date'}")
+        out.append(f"- licence inferred for {sum(inferred.values()):,} of {sum(licenses.values()):,} rows: the dump "
+                   "gives their posts no ContentLicense, so each post takes Stack Exchange's licence for its date — "
+                   + (dump.get("license_rule") or "CC BY-SA 2.5 / 3.0 / 4.0 by date"))
     return out
 
 
