@@ -49,13 +49,13 @@ _ANGLE_TAGS = re.compile(r"<([^<>]+)>")
 # 2018-05-02 CC BY-SA 4.0. Dumps made before Stack Exchange added the ContentLicense attribute lack it: a post's
 # licence then follows from its CreationDate (UTC in the dumps). An edit is contributed under the licence of its own
 # date, so for an edited post this is the licence of the post as first written.
-LICENSE_UNTIL = ((np.datetime64("2011-04-08T00:00:00", "s"), "CC BY-SA 2.5"),
-                 (np.datetime64("2018-05-02T00:00:00", "s"), "CC BY-SA 3.0"))
+# Times are compared as integers YYYYMMDDhhmmss (cheap to make from the dump's ISO text, ordered as time is).
+LICENSE_UNTIL = ((20110408000000, "CC BY-SA 2.5"), (20180502000000, "CC BY-SA 3.0"))
 LATEST_LICENSE = "CC BY-SA 4.0"
 LICENSE_RULE = ("CC BY-SA 2.5 before 2011-04-08, 3.0 from 2011-04-08, 4.0 from 2018-05-02 (UTC, by the post's "
                 "CreationDate; https://stackoverflow.com/help/licensing)")
-_CREATED_RE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}:\d{2})?")
-NO_DATE = np.iinfo(np.int64).min  # a post without a readable CreationDate, in the int64 seconds arrays
+_CREATED_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ]\d{2}:\d{2}:\d{2})")
+NO_DATE = -1  # a post without a readable CreationDate, in the integer time arrays
 
 
 # ============================================================================================ configuration
@@ -413,31 +413,36 @@ def _int(value: str | None) -> int | None:
 
 # ============================================================================================ licences
 
-def creation_time(value: str | None) -> np.datetime64 | None:
-    """A dump's CreationDate ("2016-08-02T15:39:14.947", UTC) to the second; None when missing or unreadable."""
-    match = _CREATED_RE.match(value or "")
-    if not match:
+def creation_time(value: str | None) -> int | None:
+    """A dump's CreationDate ("2016-08-02T15:39:14.947", UTC) as the integer 20160802153914; None when missing or
+    unreadable. Integers, not datetimes: this runs for every post of a site, and makes the rule two comparisons."""
+    if not value or not _CREATED_RE.match(value):
         return None
-    try:
-        return np.datetime64(match.group(0).replace(" ", "T"), "s")
-    except ValueError:  # a well-shaped impossible date (month 13)
+    time = int(value[:4] + value[5:7] + value[8:10] + (value[11:13] + value[14:16] + value[17:19]
+                                                       if len(value) >= 19 else "000000"))
+    month, day, clock = time // 100_000_000 % 100, time // 1_000_000 % 100, time % 1_000_000
+    if not (1 <= month <= 12 and 1 <= day <= 31 and clock // 10_000 < 24 and clock // 100 % 100 < 60
+            and clock % 100 < 61):
         return None
+    return time
 
 
-def license_for_date(created: np.datetime64) -> str:
-    """Stack Exchange's licence for content contributed at `created` (UTC), by the rule in LICENSE_UNTIL."""
+def license_for_date(created: int) -> str:
+    """Stack Exchange's licence for content contributed at `created` (creation_time's integer, UTC), by the rule in
+    LICENSE_UNTIL."""
     for until, license_ in LICENSE_UNTIL:
         if created < until:
             return license_
     return LATEST_LICENSE
 
 
-def post_license(content_license: str | None, created: str | None) -> tuple[str | None, bool]:
+def post_license(content_license: str | None, created: str | int | None) -> tuple[str | None, bool]:
     """(licence, inferred) of a post: its ContentLicense where the dump has one, else the licence of its
-    CreationDate (inferred: True); (None, False) when it has neither."""
+    CreationDate (inferred: True); (None, False) when it has neither. `created`: the CreationDate's text, or
+    creation_time's integer when the caller has it already."""
     if content_license and content_license.strip():
         return content_license.strip(), False
-    when = creation_time(created)
+    when = created if isinstance(created, int) else creation_time(created)
     return (license_for_date(when), True) if when is not None else (None, False)
 
 
@@ -447,15 +452,17 @@ def record_license(question: str, answer: str) -> str:
     return question if question == answer else f"{question} (question), {answer} (answer)"
 
 
-def _seconds(created: np.datetime64 | None) -> int:
-    return NO_DATE if created is None else int(created.astype(np.int64))
+def _iso(time: int) -> str:
+    """creation_time's integer back to ISO text (UTC)."""
+    digits = f"{time:014d}"
+    return f"{digits[:4]}-{digits[4:6]}-{digits[6:8]}T{digits[8:10]}:{digits[10:12]}:{digits[12:]}"
 
 
 def _period(first: int | None, last: int | None) -> dict | None:
-    """{"first", "last"} as ISO times (UTC) from int64 seconds; None when no post had a date."""
+    """{"first", "last"} as ISO times (UTC) from creation_time's integers; None when no post had a date."""
     if first is None or last is None:
         return None
-    return {"first": str(np.datetime64(first, "s")), "last": str(np.datetime64(last, "s"))}
+    return {"first": _iso(first), "last": _iso(last)}
 
 
 # ============================================================================================ stats
@@ -463,7 +470,7 @@ def _period(first: int | None, last: int | None) -> dict | None:
 @dataclass
 class RecordMeta:
     """What a record's row does not carry, in record order: its question's id, the earliest and latest CreationDate
-    of its two posts (int64 seconds, NO_DATE where unreadable) and whether its licence was inferred (1) or the
+    of its two posts (creation_time's integers, NO_DATE where unreadable) and whether its licence was inferred (1) or the
     dump's (0). Compact arrays: a few bytes per record, whatever the site's size."""
 
     qid: array = field(default_factory=lambda: array("q"))
@@ -812,7 +819,8 @@ def _record_license(qid: int, q_license: str, q_created: str, a_license: str, a_
                     stats: DumpStats) -> str | None:
     """The record's licence (record_license of its two posts'), counted with its dates in `stats`; None, counted as
     the drop reason no_license, when a post has neither a ContentLicense nor a readable CreationDate."""
-    (q_lic, q_inferred), (a_lic, a_inferred) = post_license(q_license, q_created), post_license(a_license, a_created)
+    q_at, a_at = creation_time(q_created), creation_time(a_created)
+    (q_lic, q_inferred), (a_lic, a_inferred) = post_license(q_license, q_at), post_license(a_license, a_at)
     if q_lic is None or a_lic is None:
         stats.dropped["no_license"] += 1
         return None
@@ -820,8 +828,7 @@ def _record_license(qid: int, q_license: str, q_created: str, a_license: str, a_
     stats.answer_license_differs += int(a_lic != q_lic)
     stats.licenses[license_] += 1
     stats.licenses_inferred[license_] += int(q_inferred or a_inferred)
-    q_at, a_at = _seconds(creation_time(q_created)), _seconds(creation_time(a_created))
-    dated = [t for t in (q_at, a_at) if t != NO_DATE]
+    dated = [t for t in (q_at, a_at) if t is not None]
     stats.per_record.add(qid, min(dated, default=NO_DATE), max(dated, default=NO_DATE), q_inferred or a_inferred)
     return license_
 
