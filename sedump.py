@@ -3,7 +3,9 @@
 The dump holds one `<row .../>` per post in `Posts.xml` (questions are PostTypeId 1, answers PostTypeId 2 with
 a ParentId) and, beside it, `PostLinks.xml` (LinkTypeId 3 marks a question closed as a duplicate of another).
 Records follow the record contract (records.py), one per answered question, in Posts.xml order, with the raw
-HTML bodies, so clean/filter/dedup run unchanged.
+HTML bodies, so clean/filter/dedup run unchanged. A record's licence is its posts' ContentLicense, or where the
+dump predates that attribute, Stack Exchange's licence for the post's CreationDate (LICENSE_UNTIL); what a row does
+not carry (its dates, whether its licence was inferred) is kept per record for the report (KeptPosts).
 
 Memory stays bounded whatever the site's size: pass 1 streams Posts.xml keeping only integers per post (ids,
 parent, score, accepted answer) and picks each question's answer; pass 2 streams it again and spills the
