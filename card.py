@@ -357,7 +357,11 @@ def _source_lines(report: dict) -> list[str]:
     """Where the rows come from (the site, the input file, the period of its posts), their licences, attribution."""
     source, outputs = report.get("source") or {}, report.get("outputs") or {}
     site, period = card_site(report), outputs.get("period") or {}
-    out = ["## Source and license", "", _origin_sentence(source, site) + " " + LICENSE_TEXT, "",
+    row_license = ("each row's `license` is its question's, as the dump gives it" if site.get("dataset") else
+                   "each row's `license` names its posts' licence (both, labelled, when its question and answer "
+                   "differ)")
+    about = _origin_sentence(source, site) + " " + LICENSE_TEXT.format(row_license)
+    out = ["## Source and license", "", about, "",
            # the file's name, never its path: the card is published, the user's folders are not
            f"- site: {site['site_name']} ({site['site_url']})",
            f"- input: `{Path(str(source.get('path', ''))).name}` ({source.get('origin', '?')}"
@@ -375,12 +379,10 @@ def _source_lines(report: dict) -> list[str]:
 
 
 LICENSE_TEXT = ("Stack Exchange content is user-contributed and licensed under CC BY-SA (2.5, 3.0 or 4.0, by the "
-                "date of the post: https://stackoverflow.com/help/licensing); each row's `license` names its posts' "
-                "licence (both, labelled, when its question and answer differ), and this derived dataset is shared "
+                "date of the post: https://stackoverflow.com/help/licensing); {}, and this derived dataset is shared "
                 "under **CC BY-SA 4.0** (2.5 and 3.0 allow adaptations under a later version with the same licence "
-                "elements). Attribution: every "
-                "real row keeps the `link` to its question (which names its authors) and its `license`; synthetic "
-                "rows keep the `source_id` of the row they were generated from.")
+                "elements). Attribution: every real row keeps the `link` to its question (which names its authors) "
+                "and its `license`; synthetic rows keep the `source_id` of the row they were generated from.")
 
 
 def _origin_sentence(source: dict, site: dict) -> str:

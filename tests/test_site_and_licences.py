@@ -168,7 +168,7 @@ def test_card_of_another_site_names_it_and_not_law_stack_exchange(tmp_path):
     assert "`ai.stackexchange.com.7z` (file): PostLinks.xml, Posts.xml" in text
     assert "posts from 2016-08-02 to 2016-10-19" in text
     assert "CC BY-SA 3.0: 10 (10 inferred)" in text and "licence inferred for 10 of 10 rows" in text
-    assert "rows per license: : " not in text
+    assert "rows per license: : " not in text and "(both, labelled, when its question and answer differ)" in text
 
 
 def test_card_of_the_json_dump_names_law_stack_exchange_and_the_hf_dump(tmp_path, write_source):
@@ -178,6 +178,7 @@ def test_card_of_the_json_dump_names_law_stack_exchange_and_the_hf_dump(tmp_path
     text = card.render_card(_report(real, {"CC BY-SA 4.0": 10}, {}, None), {})
     assert "Questions and answers from [Law Stack Exchange](https://law.stackexchange.com), as published in the " \
            "[ymoslem/Law-StackExchange]" in text and "inferred" not in text and "SAMPLE" not in text
+    assert "each row's `license` is its question's, as the dump gives it" in text
     header = _header(text)
     assert header["pretty_name"] == "law-stackexchange-qa"
     assert header["source_datasets"] == ["ymoslem/Law-StackExchange"]
