@@ -17,6 +17,7 @@ from pathlib import Path
 
 from decontam import decontam_summary
 from outputs import FORMATS, atomic_write
+from sites import HF_DATASET, LAW_SITE, describe_site
 
 # Word-count histogram bins: [0,20), [20,40), ... [980,1000), then everything >= 1000 in the last bin.
 BIN_WIDTH = 20
@@ -215,10 +216,13 @@ def yaml_header(report: dict) -> str:
     files = (report.get("outputs") or {}).get("files") or {"jsonl": {s: f"law-qa-{s}.jsonl" for s in SPLIT_NAMES}}
     total = sum((report.get("splits") or {}).values())
     synthetic = bool(_synthetic_rows(report))
-    lines = ["---", "license: cc-by-sa-4.0", "language:", "- en", "pretty_name: Law StackExchange Q&A (curated)",
+    site = card_site(report)
+    topic = ["- legal"] if site["site"] == LAW_SITE else []
+    source = ["source_datasets:", f"- {site['dataset']}"] if site.get("dataset") else []
+    lines = ["---", "license: cc-by-sa-4.0", "language:", "- en", f"pretty_name: {site['dataset_name']}",
              "task_categories:", "- question-answering", "- text-generation",
-             "tags:", "- legal", "- law-stackexchange", "- sft"] + (["- synthetic"] if synthetic else []) + [
-             "size_categories:", f"- {size_category(total)}", "configs:"]
+             "tags:", *topic, "- stackexchange", f"- {site['tag']}", "- sft", *(["- synthetic"] if synthetic else []),
+             "size_categories:", f"- {size_category(total)}", *source, "configs:"]
     config_names = {"jsonl": "default", "chat": "chat", "nemo": "nemo"}
     for fmt, by_split in files.items():
         lines.append(f"- config_name: {config_names.get(fmt, fmt)}")
@@ -227,6 +231,18 @@ def yaml_header(report: dict) -> str:
             lines += [f"  - split: {SPLIT_NAMES.get(split, split)}", f"    path: {_yaml_str(rel)}"]
     lines.append("---")
     return "\n".join(lines)
+
+
+def card_site(report: dict) -> dict:
+    """The site the report's input is from (host, name, address, dataset name, tag; `dataset`: the Hugging Face
+    dump when the input is the JSON dump); Law Stack Exchange's for a report that does not say (older reports)."""
+    source = report.get("source") or {}
+    site = str(source.get("site") or LAW_SITE)
+    out = describe_site(site)
+    out["tag"] = out["dataset_name"].removesuffix("-qa")  # ai-stackexchange, law-stackexchange, stackoverflow
+    if source.get("format", "json") == "json":
+        out["dataset"] = source.get("dataset") or HF_DATASET
+    return out
 
 
 def _synthetic_rows(report: dict) -> int:
@@ -297,10 +313,10 @@ def _split_ratios(report: dict) -> str | None:
 
 def _summary_lines(report: dict) -> list[str]:
     source, splits = report.get("source") or {}, report.get("splits") or {}
-    ratios = _split_ratios(report)
-    out = ["# Law StackExchange Q&A, curated for fine-tuning", ""]
+    ratios, site = _split_ratios(report), card_site(report)
+    out = [f"# {site['site_name']} Q&A (`{site['dataset_name']}`), curated for fine-tuning", ""]
     if source.get("sample"):
-        out += ["> **Built from the bundled generated SAMPLE, not the real Law StackExchange dump.** "
+        out += [f"> **Built from the bundled generated SAMPLE, not real {site['site_name']} posts.** "
                 "The text is synthetic test data; do not train on it.", ""]
     n_synth = _synthetic_rows(report)
     split_text = " / ".join(f"{splits.get(s, 0):,} {SPLIT_NAMES[s]}" for s in SPLIT_NAMES)
@@ -338,24 +354,66 @@ def _load_lines(files: dict) -> list[str]:
 
 
 def _source_lines(report: dict) -> list[str]:
-    source, licenses = report.get("source") or {}, (report.get("outputs") or {}).get("licenses") or {}
-    out = ["## Source and license", "",
-           "Questions and answers from [Law Stack Exchange](https://law.stackexchange.com), as published in the "
-           "[ymoslem/Law-StackExchange](https://huggingface.co/datasets/ymoslem/Law-StackExchange) dump. "
-           "Stack Exchange content is user-contributed and licensed under CC BY-SA (3.0 or 4.0, per post); "
-           "this derived dataset is shared under **CC BY-SA 4.0**. Attribution: every real row keeps the "
-           "`link` to its question (which names its authors) and its `license`; synthetic rows keep the "
-           "`source_id` of the row they were generated from.", "",
+    """Where the rows come from (the site, the input file, the period of its posts), their licences, attribution."""
+    source, outputs = report.get("source") or {}, report.get("outputs") or {}
+    site, period = card_site(report), outputs.get("period") or {}
+    row_license = ("each row's `license` is its question's, as the dump gives it" if site.get("dataset") else
+                   "each row's `license` names its posts' licence (both, labelled, when its question and answer "
+                   "differ)")
+    about = _origin_sentence(source, site) + " " + LICENSE_TEXT.format(row_license)
+    out = ["## Source and license", "", about, "",
            # the file's name, never its path: the card is published, the user's folders are not
+           f"- site: {site['site_name']} ({site['site_url']})",
            f"- input: `{Path(str(source.get('path', ''))).name}` ({source.get('origin', '?')}"
-           + (", **sample**" if source.get("sample") else "") + ")",
+           + (", **sample**" if source.get("sample") else "") + ")"
+           + (f": {', '.join(source['files'])}" if source.get("files") else ""),
            f"- url: {source.get('url') or '—'}",
            f"- sha256: `{source.get('sha256', '')}`"]
-    if licenses:
-        out.append("- rows per license: " + ", ".join(f"{k}: {v:,}" for k, v in licenses.items()))
+    if period:
+        out.append(f"- posts from {str(period.get('first'))[:10]} to {str(period.get('last'))[:10]} (UTC; the "
+                   "earliest question and the latest answer of the rows written)")
+    out += _license_lines(outputs, report.get("dump") or {})
     if source.get("download_error"):
         out.append(f"- download error (why the sample was used): {source['download_error']}")
     return out + [""]
+
+
+LICENSE_TEXT = ("Stack Exchange content is user-contributed and licensed under CC BY-SA (2.5, 3.0 or 4.0, by the "
+                "date of the post: https://stackoverflow.com/help/licensing); {}, and this derived dataset is shared "
+                "under **CC BY-SA 4.0** (2.5 and 3.0 allow adaptations under a later version with the same licence "
+                "elements). Attribution: every real row keeps the `link` to its question (which names its authors) "
+                "and its `license`; synthetic rows keep the `source_id` of the row they were generated from.")
+
+
+def _origin_sentence(source: dict, site: dict) -> str:
+    """The input as a sentence: the Hugging Face dump (or the generated sample in its schema), or a site's dump."""
+    site_link = f"[{site['site_name']}]({site['site_url']})"
+    dataset = site.get("dataset")
+    if dataset:
+        hf = f"[{dataset}](https://huggingface.co/datasets/{dataset})"
+        if source.get("sample"):
+            return (f"A generated sample in the schema of the {hf} dump of {site_link} (not real posts), bundled "
+                    "with lawqa-curate for offline runs.")
+        return f"Questions and answers from {site_link}, as published in the {hf} dump."
+    if source.get("sample"):
+        return (f"A generated sample in the layout of {site_link}'s data dump (not real posts), bundled with "
+                "lawqa-curate for offline runs.")
+    return f"Questions and answers from {site_link}, read from the site's Stack Exchange data dump."
+
+
+def _license_lines(outputs: dict, dump: dict) -> list[str]:
+    """Rows per licence and how many inferred from the post's date (the dump had no ContentLicense for them)."""
+    licenses, inferred = outputs.get("licenses") or {}, outputs.get("licenses_inferred") or {}
+    if not licenses:
+        return []
+    out = ["- rows per license: " + ", ".join(
+        f"{k or '(none)'}: {v:,}" + (f" ({inferred[k]:,} inferred)" if inferred.get(k) else "")
+        for k, v in licenses.items())]
+    if sum(inferred.values()):
+        out.append(f"- licence inferred for {sum(inferred.values()):,} of {sum(licenses.values()):,} rows: the dump "
+                   "gives their posts no ContentLicense, so each post takes Stack Exchange's licence for its date — "
+                   + (dump.get("license_rule") or "CC BY-SA 2.5 / 3.0 / 4.0 by date"))
+    return out
 
 
 def _stage_lines(report: dict, images: dict[str, str]) -> list[str]:

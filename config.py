@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 EPILOG = """\
@@ -149,9 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         "dedup", "exact, fuzzy (MinHash-LSH) and semantic (embedding) dedup over all rows of all splits"))
     add_decontam_arguments(parser.add_argument_group(
         "decontamination", "remove rows that overlap your evaluation questions, before the split"))
-    add_sdg_arguments(parser.add_argument_group(
+    sdg_group = parser.add_argument_group(
         "synthetic generation",
-        "grow train with synthetic Q&A from an OpenAI-compatible endpoint, scored by a reward model"))
+        "grow train with synthetic Q&A from an OpenAI-compatible endpoint, scored by a reward model")
+    add_sdg_arguments(sdg_group)
+    sdg_group.add_argument("--domain", metavar="TEXT", default=None,
+                           help="what the site's questions are, as the judge and generation prompts name them "
+                                '(default: "legal questions" for Law Stack Exchange, "questions on <site name>" for '
+                                "another site)")
     _add_cluster_arguments(parser.add_argument_group("cluster", "where the Dask stages run"))
     _add_output_arguments(parser.add_argument_group("output", "what is written, and how much is said"))
     return parser
@@ -227,6 +232,23 @@ def _input_config(args) -> InputConfig:
     return InputConfig(path=args.input, url=args.url or None, fallback=not args.no_fallback, raw_dir=args.raw_dir)
 
 
+DOMAIN_MAX_CHARS = 200
+
+
+def _domain(args) -> str:
+    """--domain, else the subject of the input's site (sites.site_subject); ValueError on an unusable value."""
+    from sites import input_site, site_subject
+
+    if args.domain is None:
+        site = input_site(args.input, (args.site or "").strip().lower() or None)
+        return site_subject(site) if site else "questions on a Stack Exchange site"
+    domain = " ".join(args.domain.split())
+    if not domain or "\n" in args.domain.strip() or len(domain) > DOMAIN_MAX_CHARS:
+        raise ValueError(f"--domain: {args.domain!r} must be one line of 1 to {DOMAIN_MAX_CHARS} characters "
+                         "(e.g. --domain 'questions on quantum computing')")
+    return domain
+
+
 def _filter_config(args):
     from filters import FilterConfig
 
@@ -264,7 +286,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> RunConfig:
 
     return RunConfig(input=_input_config(args), dump=dump_config_from_args(args), filters=_filter_config(args), split=split_config_from_args(args),
                      dedup=dedup_config_from_args(args), decontam=decontam_config_from_args(args),
-                     sdg=sdg_config_from_args(args),
+                     sdg=replace(sdg_config_from_args(args), domain=_domain(args)),
                      cluster=_cluster_config(args), output=_output_config(args), seed=args.seed,
                      dry_run=args.dry_run, argv=list(argv), namespace=vars(args).copy())
 

@@ -257,6 +257,8 @@ def _drop_reason(element, seen_ids: set[int]) -> str | None:
     seen_ids.add(qid)
     if not element.get("answers"):
         return "no_answer"
+    if not element["license"].strip():
+        return "no_license"  # the JSON dump names each question's licence and carries no date to infer it from
     return None
 
 
@@ -276,24 +278,44 @@ def resolve_input(input_path: str | None, url: str, raw_dir: Path, fallback: boo
             raise InputError(f"{path}: no such file or folder")
         from sedump import describe_dump, input_format
 
-        source = {"path": str(path), "origin": "file", "url": None, "sample": False, "format": "json"}
+        source = {"path": str(path), "origin": "file", "url": None, "sample": is_bundled_sample(path),
+                  "format": "json"}
         if input_format(path) != "json":
             source.update(describe_dump(path, site))
         elif not path.is_file():
             raise InputError(f"{path}: not a file")
-        return source
+        return _with_site(source)
     dest = Path(raw_dir) / DATASET_FILE
     try:
         download(url, dest, progress=progress)
-        return {"path": str(dest), "origin": "download", "url": url, "sample": False, "format": "json"}
+        return _with_site({"path": str(dest), "origin": "download", "url": url, "sample": False, "format": "json"})
     except DownloadError as exc:
         if not fallback:
             raise
         warn(f"DOWNLOAD FAILED: {exc}\n"
              f"  Falling back to the bundled SAMPLE ({SAMPLE_PATH.name}, generated data, not real Law.SE posts).\n"
              f"  Pass --input FILE to use a local copy of the dump, or --no-fallback to make this an error.")
-        return {"path": str(SAMPLE_PATH), "origin": "sample", "url": url, "sample": True, "format": "json",
-                "download_error": str(exc)}
+        return _with_site({"path": str(SAMPLE_PATH), "origin": "sample", "url": url, "sample": True,
+                           "format": "json", "download_error": str(exc)})
+
+
+def is_bundled_sample(path: Path) -> bool:
+    """True for the generated sample shipped in data/sample/ (the JSON file or the site dump beside it)."""
+    sample_dir = SAMPLE_PATH.parent.resolve()
+    resolved = Path(path).resolve()
+    return resolved == sample_dir or sample_dir in resolved.parents
+
+
+def _with_site(source: dict) -> dict:
+    """The source with the site it is from (sites.describe_site); the JSON dump is Law Stack Exchange's, in the
+    schema of the Hugging Face dump it names (`dataset`)."""
+    from sites import HF_DATASET, LAW_SITE, describe_site
+
+    if source["format"] == "json":
+        source.update(describe_site(LAW_SITE), dataset=HF_DATASET)
+    else:
+        source.update(describe_site(source["site"]))
+    return source
 
 
 def new_convert_stats(source: dict) -> ConvertStats:

@@ -98,7 +98,7 @@ class Convert:
         from dedup.features import kept_features
         from docbuilder import InputError, iter_input_chunks, new_convert_stats
         from filters import clean_and_filter_partition, default_filters
-        from sedump import DumpStats
+        from sedump import DumpStats, KeptPosts
 
         source, client, dedup = ctx.data["source"], ctx.client, ctx.cfg.dedup
         stats, filters = new_convert_stats(source), default_filters(ctx.cfg.filters)
@@ -118,6 +118,7 @@ class Convert:
         if isinstance(stats, DumpStats):
             ctx.data["duplicate_links"] = stats.duplicate_links
             ctx.report.sections["dump"] = stats.section()
+            ctx.data["kept_posts"] = KeptPosts(stats)  # the written rows' inferred licences and period
         return StageResult(stats.elements, stats.records, dict(stats.dropped))
 
 
@@ -338,10 +339,17 @@ class Write:
         from outputs import write_final, write_removed
         from split import SPLITS
 
+        kept = ctx.data.get("kept_posts")  # a site's dump: what its rows do not carry (dates, inferred licences)
+
         def partitions():
             for index, part in enumerate(ctx.data["records"].to_delayed()):
                 checkpoint(self.name, "partition", index)
-                yield part.compute()
+                part = part.compute()
+                if kept is not None:
+                    kept.add(part)
+                yield part
+            if kept is not None:
+                kept.add(ctx.data["synthetic"])
             yield ctx.data["synthetic"]
 
         out = ctx.cfg.output
@@ -349,7 +357,10 @@ class Write:
         write_removed(out.final_dir / "removed.jsonl", pd.concat(ctx.data["removed"], ignore_index=True))
         ctx.report.splits = {s: written["rows"].get(s, 0) for s in SPLITS}
         ctx.report.sections["outputs"] = {"dir": str(out.final_dir), "files": written["files"],
-                                          "licenses": written["licenses"], "synthetic": written["synthetic"]}
+                                          "licenses": written["licenses"],
+                                          **(kept.section() if kept is not None else {"licenses_inferred": {},
+                                                                                      "period": None}),
+                                          "synthetic": written["synthetic"]}
         ctx.close()  # the files are written: the cluster's work is done
         return StageResult(ctx.rows, sum(written["rows"].values()))
 
@@ -441,7 +452,8 @@ def run(cfg) -> int:
     print(f"wrote {cfg.output.final_dir}/: " + ", ".join(split_file_name(s) for s in SPLITS)
           + "".join(f", {fmt}/" for fmt in written["files"] if fmt != "jsonl") + ", README.md, report.json")
     if ctx.data["source"].get("sample"):
-        log.warning("NOTE: this dataset was built from the bundled SAMPLE, not the real Law StackExchange dump.")
+        log.warning("NOTE: this dataset was built from the bundled SAMPLE (generated data), not real posts of "
+                    f"{ctx.data['source'].get('site_name', 'Law Stack Exchange')}.")
     sdg = ctx.report.sections.get("sdg") or {}
     if sdg.get("stop_reason") == "endpoint_error":
         log.error(f"error: synthetic generation stopped early ({sdg.get('stop_detail')}); the curated splits and "

@@ -236,8 +236,23 @@ class RunReport:
         if origin:
             note = "  <- BUNDLED SAMPLE (generated data), not the real dump" if self.source.get("sample") else ""
             sha = f" sha256 {self.source['sha256'][:12]}…" if self.source.get("sha256") else ""
-            lines.append(f"source: {origin} {self.source.get('path', '')}{sha}{note}")
+            name = self.source.get("site_name")
+            site = f" [{name}, {self.source.get('site_url')}]" if name else ""
+            lines.append(f"source: {origin} {self.source.get('path', '')}{sha}{site}{note}")
+            lines += licence_lines(outputs)
         return "\n".join(lines)
+
+
+def licence_lines(outputs: dict) -> list[str]:
+    """The written rows per licence, how many of them inferred from the post's date, and the posts' period."""
+    licenses, inferred = outputs.get("licenses") or {}, outputs.get("licenses_inferred") or {}
+    period = outputs.get("period") or {}
+    lines = ["licences: " + ", ".join(f"{k or '(none)'}={v}" + (f" ({inferred[k]} inferred)" if inferred.get(k)
+                                                                 else "") for k, v in licenses.items())
+             ] if licenses else []
+    if period:
+        lines.append(f"posts from {str(period.get('first'))[:10]} to {str(period.get('last'))[:10]}")
+    return lines
 
 
 def _scalar(value) -> bool:

@@ -3,7 +3,9 @@
 The dump holds one `<row .../>` per post in `Posts.xml` (questions are PostTypeId 1, answers PostTypeId 2 with
 a ParentId) and, beside it, `PostLinks.xml` (LinkTypeId 3 marks a question closed as a duplicate of another).
 Records follow the record contract (records.py), one per answered question, in Posts.xml order, with the raw
-HTML bodies, so clean/filter/dedup run unchanged.
+HTML bodies, so clean/filter/dedup run unchanged. A record's licence is its posts' ContentLicense, or where the
+dump predates that attribute, Stack Exchange's licence for the post's CreationDate (LICENSE_UNTIL); what a row does
+not carry (its dates, whether its licence was inferred) is kept per record for the report (KeptPosts).
 
 Memory stays bounded whatever the site's size: pass 1 streams Posts.xml keeping only integers per post (ids,
 parent, score, accepted answer) and picks each question's answer; pass 2 streams it again and spills the
@@ -42,6 +44,20 @@ SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 READ_BLOCK = 1 << 20
 _SITE_RE = re.compile(r"^[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$")
 _ANGLE_TAGS = re.compile(r"<([^<>]+)>")
+
+# Stack Exchange's rule for the licence of user contributions, by the date (UTC) the content was contributed, as its
+# help center states it ("What is the license for the content I post?", https://stackoverflow.com/help/licensing):
+# before 2011-04-08 CC BY-SA 2.5; from 2011-04-08 up to but not including 2018-05-02 CC BY-SA 3.0; on or after
+# 2018-05-02 CC BY-SA 4.0. Dumps made before Stack Exchange added the ContentLicense attribute lack it: a post's
+# licence then follows from its CreationDate (UTC in the dumps). An edit is contributed under the licence of its own
+# date, so for an edited post this is the licence of the post as first written.
+# Times are compared as integers YYYYMMDDhhmmss (cheap to make from the dump's ISO text, ordered as time is).
+LICENSE_UNTIL = ((20110408000000, "CC BY-SA 2.5"), (20180502000000, "CC BY-SA 3.0"))
+LATEST_LICENSE = "CC BY-SA 4.0"
+LICENSE_RULE = ("CC BY-SA 2.5 before 2011-04-08, 3.0 from 2011-04-08, 4.0 from 2018-05-02 (UTC, by the post's "
+                "CreationDate; https://stackoverflow.com/help/licensing)")
+_CREATED_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ]\d{2}:\d{2}:\d{2})")
+NO_DATE = -1  # a post without a readable CreationDate, in the integer time arrays
 
 
 # ============================================================================================ configuration
@@ -397,7 +413,85 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+# ============================================================================================ licences
+
+def creation_time(value: str | None) -> int | None:
+    """A dump's CreationDate ("2016-08-02T15:39:14.947", UTC) as the integer 20160802153914; None when missing or
+    unreadable. Integers, not datetimes: this runs for every post of a site, and makes the rule two comparisons."""
+    if not value or not _CREATED_RE.match(value):
+        return None
+    time = int(value[:4] + value[5:7] + value[8:10] + (value[11:13] + value[14:16] + value[17:19]
+                                                       if len(value) >= 19 else "000000"))
+    month, day, clock = time // 100_000_000 % 100, time // 1_000_000 % 100, time % 1_000_000
+    if not (1 <= month <= 12 and 1 <= day <= 31 and clock // 10_000 < 24 and clock // 100 % 100 < 60
+            and clock % 100 < 61):
+        return None
+    return time
+
+
+def license_for_date(created: int) -> str:
+    """Stack Exchange's licence for content contributed at `created` (creation_time's integer, UTC), by the rule in
+    LICENSE_UNTIL."""
+    for until, license_ in LICENSE_UNTIL:
+        if created < until:
+            return license_
+    return LATEST_LICENSE
+
+
+def post_license(content_license: str | None, created: str | int | None) -> tuple[str | None, bool]:
+    """(licence, inferred) of a post: its ContentLicense where the dump has one, else the licence of its
+    CreationDate (inferred: True); (None, False) when it has neither. `created`: the CreationDate's text, or
+    creation_time's integer when the caller has it already."""
+    if content_license and content_license.strip():
+        return content_license.strip(), False
+    when = created if isinstance(created, int) else creation_time(created)
+    return (license_for_date(when), True) if when is not None else (None, False)
+
+
+def record_license(question: str, answer: str) -> str:
+    """A row's licence: its question's and answer's one licence when they agree, else both, labelled — the row
+    holds both posts' text, so a consumer filtering on one version must not take a mixed row for it."""
+    return question if question == answer else f"{question} (question), {answer} (answer)"
+
+
+def _iso(time: int) -> str:
+    """creation_time's integer back to ISO text (UTC)."""
+    digits = f"{time:014d}"
+    return f"{digits[:4]}-{digits[4:6]}-{digits[6:8]}T{digits[8:10]}:{digits[10:12]}:{digits[12:]}"
+
+
+def _period(first: int | None, last: int | None) -> dict | None:
+    """{"first", "last"} as ISO times (UTC) from creation_time's integers; None when no post had a date."""
+    if first is None or last is None:
+        return None
+    return {"first": _iso(first), "last": _iso(last)}
+
+
 # ============================================================================================ stats
+
+@dataclass
+class RecordMeta:
+    """What a record's row does not carry, in record order: its question's id, the earliest and latest CreationDate
+    of its two posts (creation_time's integers, NO_DATE where unreadable) and whether its licence was inferred (1) or the
+    dump's (0). Compact arrays: a few bytes per record, whatever the site's size."""
+
+    qid: array = field(default_factory=lambda: array("q"))
+    first: array = field(default_factory=lambda: array("q"))
+    last: array = field(default_factory=lambda: array("q"))
+    inferred: array = field(default_factory=lambda: array("b"))
+
+    def add(self, qid: int, first: int, last: int, inferred: bool) -> None:
+        self.qid.append(qid)
+        self.first.append(first)
+        self.last.append(last)
+        self.inferred.append(int(inferred))
+
+    def period(self) -> dict | None:
+        """The span of every record's posts (min first, max last CreationDate), or None without dates."""
+        first, last = _np(self.first), _np(self.last)
+        first, last = first[first != NO_DATE], last[last != NO_DATE]
+        return _period(int(first.min()), int(last.max())) if len(first) and len(last) else None
+
 
 @dataclass
 class DumpStats(ConvertStats):
@@ -418,6 +512,9 @@ class DumpStats(ConvertStats):
     answer_license_differs: int = 0
     links: Counter = field(default_factory=Counter)
     duplicate_links: list = field(default_factory=list)
+    licenses: Counter = field(default_factory=Counter)           # records per licence
+    licenses_inferred: Counter = field(default_factory=Counter)  # of those, records with a licence from a date
+    per_record: RecordMeta = field(default_factory=lambda: RecordMeta(), repr=False)
 
     def section(self) -> dict:
         """The report's `dump` section (JSON-safe)."""
@@ -427,6 +524,9 @@ class DumpStats(ConvertStats):
             "skipped": {k: v for k, v in sorted(self.skipped.items()) if v},
             "accepted_taken": self.accepted_taken, "accepted_missing": self.accepted_missing,
             "answer_license_differs": self.answer_license_differs,
+            "licenses": {k: {"records": n, "inferred": self.licenses_inferred[k]}
+                         for k, n in sorted(self.licenses.items())},
+            "license_rule": LICENSE_RULE, "period": self.per_record.period(),
             "duplicate_links": {"seen": self.links["seen"], "pairs": len(self.duplicate_links),
                                 "missing_end": self.links["missing_end"], "repeated": self.links["repeated"],
                                 "self": self.links["self"], "malformed": self.links["malformed"],
@@ -623,13 +723,14 @@ class _Spill:
             self._check(row, plan.q_ids[self.next_q])
             get = row.get
             self.q_at[self.next_q] = self._write([get("Title"), get("Body"), int(get("Score")), get("Tags") or "",
-                                                  get("ContentLicense") or ""])
+                                                  get("ContentLicense") or "", get("CreationDate") or ""])
             self.next_q += 1
         if self.next_a < len(plan.a_rows) and plan.a_rows[self.next_a] == ordinal:
             self._check(row, plan.a_ids[self.next_a])
             get = row.get
             self.a_at[plan.a_slots[self.next_a]] = self._write([get("Body"), int(get("Score")),
-                                                                get("ContentLicense") or ""])
+                                                                get("ContentLicense") or "",
+                                                                get("CreationDate") or ""])
             self.next_a += 1
 
     def _check(self, row, expected: int) -> None:
@@ -697,9 +798,11 @@ def _emit(spill: _Spill, plan: _Plan, stats: DumpStats, site: str, prefix: str,
     rows: list[dict] = []
     file_name = f"{site}/{POSTS}"
     for slot, qid in enumerate(plan.q_ids.tolist()):
-        title, question, q_score, tags, license_ = spill.read(spill.q_at[slot])
-        answer, a_score, a_license = spill.read(spill.a_at[slot])
-        stats.answer_license_differs += int(a_license != license_)
+        title, question, q_score, tags, q_license, q_created = spill.read(spill.q_at[slot])
+        answer, a_score, a_license, a_created = spill.read(spill.a_at[slot])
+        license_ = _record_license(qid, q_license, q_created, a_license, a_created, stats)
+        if license_ is None:
+            continue
         rid = f"{prefix}{qid}"
         rows.append({"id": rid, "source_id": rid, "title": title, "question": question, "answer": answer,
                      "question_score": q_score, "answer_score": a_score,
@@ -712,6 +815,68 @@ def _emit(spill: _Spill, plan: _Plan, stats: DumpStats, site: str, prefix: str,
     if rows:
         stats.records += len(rows)
         yield conform(pd.DataFrame(rows))
+
+
+def _record_license(qid: int, q_license: str, q_created: str, a_license: str, a_created: str,
+                    stats: DumpStats) -> str | None:
+    """The record's licence (record_license of its two posts'), counted with its dates in `stats`; None, counted as
+    the drop reason no_license, when a post has neither a ContentLicense nor a readable CreationDate."""
+    q_at, a_at = creation_time(q_created), creation_time(a_created)
+    (q_lic, q_inferred), (a_lic, a_inferred) = post_license(q_license, q_at), post_license(a_license, a_at)
+    if q_lic is None or a_lic is None:
+        stats.dropped["no_license"] += 1
+        return None
+    license_ = record_license(q_lic, a_lic)
+    stats.answer_license_differs += int(a_lic != q_lic)
+    stats.licenses[license_] += 1
+    stats.licenses_inferred[license_] += int(q_inferred or a_inferred)
+    dated = [t for t in (q_at, a_at) if t is not None]
+    stats.per_record.add(qid, min(dated, default=NO_DATE), max(dated, default=NO_DATE), q_inferred or a_inferred)
+    return license_
+
+
+class KeptPosts:
+    """Rows per licence inferred, and the period the written rows' posts span, looked up by each row's
+    `source_id` in what the converter recorded (stats.per_record): rows carry neither a date nor an inference
+    marker. Synthetic rows count as their source row (they keep its licence). `add` each written partition."""
+
+    def __init__(self, stats: DumpStats):
+        meta = stats.per_record
+        qid = _np(meta.qid)
+        order = np.argsort(qid, kind="stable")
+        self.qid, self.first, self.last = qid[order], _np(meta.first)[order], _np(meta.last)[order]
+        flags = meta.inferred
+        self.flag = (np.frombuffer(flags, dtype=np.int8) if len(flags) else np.zeros(0, np.int8))[order].astype(bool)
+        self.prefix = site_id_prefix(stats.site)
+        self.inferred: Counter = Counter()
+        self.first_seen: int | None = None
+        self.last_seen: int | None = None
+
+    def add(self, df: pd.DataFrame) -> None:
+        """Count one written partition."""
+        if not len(df) or not len(self.qid):
+            return
+        ids = df["source_id"].astype(str)
+        numbers = pd.to_numeric(ids.str.slice(len(self.prefix)).where(ids.str.startswith(self.prefix)),
+                                errors="coerce")
+        known = numbers.notna().to_numpy()
+        wanted = numbers.fillna(-1).astype(np.int64).to_numpy()
+        pos = np.searchsorted(self.qid, wanted).clip(0, len(self.qid) - 1)
+        found = known & (self.qid[pos] == wanted)
+        inferred = found & self.flag[pos]
+        for license_, n in df["license"][inferred].value_counts().items():
+            self.inferred[str(license_)] += int(n)
+        first, last = self.first[pos[found]], self.last[pos[found]]
+        first, last = first[first != NO_DATE], last[last != NO_DATE]
+        if len(first) and len(last):
+            lo, hi = int(first.min()), int(last.max())
+            self.first_seen = lo if self.first_seen is None else min(self.first_seen, lo)
+            self.last_seen = hi if self.last_seen is None else max(self.last_seen, hi)
+
+    def section(self) -> dict:
+        """{"licenses_inferred": {licence: rows}, "period": {"first", "last"} or None} of the rows added."""
+        return {"licenses_inferred": dict(sorted(self.inferred.items())),
+                "period": _period(self.first_seen, self.last_seen)}
 
 
 def links_caught_by_dedup(links: list[tuple[str, str]], removed: pd.DataFrame) -> dict:

@@ -34,6 +34,7 @@ import llm
 from outputs import atomic_write
 from records import COLUMNS, conform, empty_frame, synthetic_id
 from sdg_parse import ParseResult, parse_items  # noqa: F401  (parse_items is part of this module's interface)
+from sites import LAW_SUBJECT
 
 DEFAULT_ENDPOINT = "https://integrate.api.nvidia.com/v1"
 DEFAULT_MODEL = "nvidia/nemotron-4-340b-instruct"
@@ -76,24 +77,25 @@ def _message(document: str, instruction: str) -> list[dict]:
     return [{"role": "user", "content": f"TEXT:\n{document.strip()}\n\n{instruction}"}]
 
 
-def title_prompt(answer: str, n: int) -> list[dict]:
-    """Questions the answer text answers; they become titles."""
+def title_prompt(answer: str, n: int, domain: str = LAW_SUBJECT) -> list[dict]:
+    """Questions the answer text answers; they become titles. `domain`: what the site's questions are
+    (sites.site_subject, or --domain)."""
     return _message(answer, (
-        f"Write exactly {n} questions that the text above answers. Each question must be relevant to the text "
-        f'and answerable from it, must not mention "the text", must be a complete sentence ending in "?", and '
-        f"must be concise. " + _bullets(n)))
+        f"Write exactly {n} questions that the text above answers, in the style of {domain}. Each question must be "
+        f'relevant to the text and answerable from it, must not mention "the text", must be a complete sentence '
+        f'ending in "?", and must be concise. ' + _bullets(n)))
 
 
-def question_prompt(question: str, n: int) -> list[dict]:
+def question_prompt(question: str, n: int, domain: str = LAW_SUBJECT) -> list[dict]:
     return _message(question, (
-        f"Paraphrase the question above into exactly {n} variants. Each variant must be shorter than the "
-        f"original, factually faithful to it and relevant. " + _bullets(n)))
+        f"Paraphrase the question above into exactly {n} variants, in the style of {domain}. Each variant must be "
+        f"shorter than the original, factually faithful to it and relevant. " + _bullets(n)))
 
 
-def answer_prompt(answer: str, n: int) -> list[dict]:
+def answer_prompt(answer: str, n: int, domain: str = LAW_SUBJECT) -> list[dict]:
     return _message(answer, (
-        f"Paraphrase the answer above into exactly {n} variants. Each variant must be shorter than the "
-        f"original, factually faithful to it and relevant. " + _bullets(n)))
+        f"Paraphrase the answer above into exactly {n} variants, in the style of answers to {domain}. Each variant "
+        f"must be shorter than the original, factually faithful to it and relevant. " + _bullets(n)))
 
 
 PROMPTS = {"title": (title_prompt, "answer"), "question": (question_prompt, "question"),
@@ -104,10 +106,10 @@ def reward_messages(title: str, question: str, answer: str) -> list[dict]:
     return [{"role": "user", "content": f"{title}\n\n{question}"}, {"role": "assistant", "content": answer}]
 
 
-def judge_prompt(title: str, question: str, answer: str) -> list[dict]:
+def judge_prompt(title: str, question: str, answer: str, domain: str = LAW_SUBJECT) -> list[dict]:
     keys = ", ".join(ATTRIBUTES)
     return [{"role": "user", "content": (
-        "You rate answers to legal questions.\n\n"
+        f"You rate answers to {domain}.\n\n"
         f"QUESTION TITLE: {title}\n\nQUESTION:\n{question}\n\nANSWER:\n{answer}\n\n"
         f"Rate the answer on five attributes, each an integer from 0 (worst) to 4 (best): {keys}. "
         "(complexity: intellectual depth needed to write it; verbosity: amount of detail relative to what was "
@@ -235,6 +237,7 @@ class SdgConfig:
     gen_max_tokens: int = 1024
     max_reasks: int = 2
     progress: bool = True
+    domain: str = LAW_SUBJECT          # what the site's questions are, in the prompts (config.py: --domain or the site)
 
     # the tutorial's ratio (0.1% of the real rows per round) when there is no target size to steer by
     UNTARGETED_RATIO = 0.001
@@ -375,12 +378,14 @@ def _judge_params(cfg: SdgConfig, attempt: int) -> dict:
 
 def _preflight_calls(cfg: SdgConfig) -> list[tuple[str, str, list[dict], dict]]:
     """(role, model, messages, params) of the preflight: the loop's own prompts and parameters, on a fixed text."""
-    calls = [("generation", cfg.model, title_prompt(PREFLIGHT_ANSWER, cfg.n_variants), _gen_params(cfg, 0))]
+    calls = [("generation", cfg.model, title_prompt(PREFLIGHT_ANSWER, cfg.n_variants, cfg.domain),
+              _gen_params(cfg, 0))]
     if cfg.reward_mode == "reward":
         calls.append(("reward", cfg.reward_model,
                       reward_messages(PREFLIGHT_TITLE, PREFLIGHT_QUESTION, PREFLIGHT_ANSWER), {}))
     elif cfg.reward_mode == "judge":
-        calls.append(("judge", cfg.model, judge_prompt(PREFLIGHT_TITLE, PREFLIGHT_QUESTION, PREFLIGHT_ANSWER),
+        calls.append(("judge", cfg.model, judge_prompt(PREFLIGHT_TITLE, PREFLIGHT_QUESTION, PREFLIGHT_ANSWER,
+                                                       cfg.domain),
                       _judge_params(cfg, 0)))
     return calls
 
@@ -524,7 +529,7 @@ class _Round:
         def parse(res: llm.Result):
             parsed = parse_items(res.content, n, kind, finish_reason_of(res), sources)
             return parsed, parsed.reason, parsed.detail
-        parsed = await self._ask(idx, row, kind, self.cfg.model, build(str(row[column]), n), parse,
+        parsed = await self._ask(idx, row, kind, self.cfg.model, build(str(row[column]), n, self.cfg.domain), parse,
                                  self.cfg.max_reasks + 1, lambda a: _gen_params(self.cfg, a))
         if parsed is None:
             return None
@@ -545,8 +550,9 @@ class _Round:
         if self.cfg.reward_mode == "reward":   # NotARewardModel / RewardAttributeMissing stop SDG (see run)
             return await self._ask(idx, row, "reward", self.cfg.reward_model, reward_messages(title, question, answer),
                                    lambda res: (parse_reward_response(res.data), None, None), 1)
-        return await self._ask(idx, row, "judge", self.cfg.model, judge_prompt(title, question, answer),
-                               self._parse_judge, self.cfg.max_reasks + 1, lambda a: _judge_params(self.cfg, a))
+        return await self._ask(idx, row, "judge", self.cfg.model,
+                               judge_prompt(title, question, answer, self.cfg.domain), self._parse_judge,
+                               self.cfg.max_reasks + 1, lambda a: _judge_params(self.cfg, a))
 
     def _row(self, row, k: int, title: str, question: str, answer: str, scores: dict) -> dict:
         # the vote columns carry the source row's votes (which passed the vote filters); the reward is in `reward`
@@ -847,7 +853,7 @@ def describe_plan(cfg: SdgConfig, questions: int | None, train_ratio: float) -> 
     lines = [f"{cfg.model} at {cfg.endpoint}; reward: {cfg.reward_mode}"
              + (f" ({cfg.reward_model})" if cfg.reward_mode == "reward" else "") + f"; up to {cfg.max_rounds()} round(s)",
              f"LLM calls: {len(PROMPT_KINDS)} generation + {reward_calls} reward call(s) per source row per "
-             f"round; each source row yields up to {n} pair(s)"]
+             f"round; each source row yields up to {n} pair(s); the prompts name {cfg.domain!r} (--domain)"]
     train_max = math.floor(questions * train_ratio) if questions is not None else None
     if cfg.target_size:
         needed = cfg.target_size - (train_max or 0)

@@ -106,12 +106,15 @@ def test_fields_links_licenses_and_best_answer(sample_xml, folder_result):
         qid = int(row.id.rsplit("-", 1)[1])
         q, a = want[qid]["question"], want[qid]["answer"]
         assert row.link == f"{SITE}{qid}"
-        assert row.license == q["ContentLicense"] and row.license.startswith("CC BY-SA ")
+        assert row.license == (q["ContentLicense"] if a["ContentLicense"] == q["ContentLicense"] else
+                               f"{q['ContentLicense']} (question), {a['ContentLicense']} (answer)")
         assert (row.title, row.question, row.answer) == (q["Title"], q["Body"], a["Body"])
         assert (row.question_score, row.answer_score) == (int(q["Score"]), int(a["Score"]))
         assert row.tags == ",".join(sorted(t for t in q["Tags"].split("|") if t))
         assert row.file_name == "law.stackexchange.com/Posts.xml"
     assert df["license"].nunique() >= 2  # the sample spans licence versions
+    assert df["license"].str.contains("(answer)", regex=False).sum() == _stats.answer_license_differs > 0
+    assert sum(v["inferred"] for v in _stats.section()["licenses"].values()) == 0  # every post has ContentLicense
 
 
 def test_best_answer_takes_first_on_a_tie(tmp_path):
