@@ -121,7 +121,7 @@ class BatchLLMClient(LLMClient):
 
     def report(self) -> dict:
         d = super().report()
-        d["batch"] = self.batch_report()
+        d["mode"] = "batch"     # requests: batch lines; the batches themselves: batch_report()
         return d
 
     def batch_report(self) -> dict:
