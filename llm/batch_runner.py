@@ -171,8 +171,8 @@ class WaveRunner:
             batches = await self._wait(api, [rec for rec, _ in records], wave)
             for (rec, _), batch in zip(records, batches):
                 await self._collect(api, rec, batch, queued, results)
+            self.waiting = []     # kept when interrupted: BatchInterrupted names the batches left running
         finally:
-            self.waiting = []
             await api.aclose()
         for key in queued:
             if key not in results:
