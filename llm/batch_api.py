@@ -137,7 +137,7 @@ class BatchAPI:
             except x.TimeoutException:
                 last = "timeout"
                 continue
-            except x.TransportError as exc:
+            except (x.TransportError, x.DecodingError) as exc:
                 last = f"connection error: {type(innermost(exc)).__name__}"
                 continue
             status = resp.status_code

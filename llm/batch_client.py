@@ -95,11 +95,16 @@ class BatchLLMClient(LLMClient):
             self.stats.requests += len(live)
             try:
                 results = await self.runner.run_wave({k: (m, b) for k, (m, b, _) in live.items()})
-            except EndpointError as exc:
-                self._stop(exc)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:    # every waiting call gets it: none may wait forever
+                if isinstance(exc, EndpointError):
+                    self._stop(exc)
                 for _, _, fut in live.values():
                     if not fut.done():
-                        fut.set_exception(exc.again())
+                        fut.set_exception(exc.again() if isinstance(exc, EndpointError) else exc)
+                if not isinstance(exc, Exception):
+                    raise                   # KeyboardInterrupt: the run ends (BatchInterrupted, see run)
                 continue
             for key, (_, _, fut) in live.items():
                 if not fut.done():

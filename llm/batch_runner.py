@@ -104,9 +104,13 @@ class BatchStore:
     def save(self, rec: dict) -> None:
         """Write the record atomically and durably (file and folder fsynced): a kill -9 right after this
         returns still finds it."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / f"{rec['id']}.json"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.dir)
+        self._write(self.dir, f"{rec['id']}.json", rec)
+
+    @staticmethod
+    def _write(folder: Path, name: str, rec: dict) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(orjson.dumps(rec, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
@@ -116,7 +120,7 @@ class BatchStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        dir_fd = os.open(self.dir, os.O_RDONLY)
+        dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
@@ -124,6 +128,13 @@ class BatchStore:
 
     def forget(self, rec: dict) -> None:
         (self.dir / f"{rec['id']}.json").unlink(missing_ok=True)
+
+    def finish(self, rec: dict) -> None:
+        """A collected batch: its record (without the key list) moves to `done/`, out of the in-flight scan. A kill
+        between the two steps leaves it in flight too: the next run collects it again, from the provider, for free."""
+        done = {k: v for k, v in rec.items() if k != "keys"}
+        self._write(self.dir / "done", f"{rec.get('batch_id') or rec['id']}.json", done)
+        self.forget(rec)
 
 
 # a request's result, as the client builds it: accept(key, model, body bytes) -> Result | None (None: unreadable),
@@ -163,6 +174,7 @@ class WaveRunner:
         for key in too_big:
             results[key] = self.fail(key, f"batch: request over {self.limits.max_bytes:,} bytes (--batch-max-bytes)")
         api = self.make_api()
+        self.waiting = []
         try:
             records = [(rec, None) for rec in resumed] + [(self._record(wave, m, keys, data), data)
                                                         for m, keys, data in new_parts]
@@ -207,6 +219,7 @@ class WaveRunner:
         batch = await api.create(rec["file_id"], {"lawqa_part": rec["id"], "lawqa_label": rec.get("label") or ""})
         rec["batch_id"] = batch["id"]
         self.store.save(rec)   # the moment it is known: a rerun now waits for this batch, never creates another
+        self.waiting.append(rec["batch_id"])
 
     async def _wait(self, api: BatchAPI, records: list[dict], wave: int) -> list[dict]:
         """Poll every batch of the wave until each is finished; a progress bar shows status, counts, elapsed."""
@@ -268,7 +281,7 @@ class WaveRunner:
                 results[key] = self.fail(key, failed.get(key) or why)
         rec.update({"collected": True, "status": status, "answered": len(answered),
                     "failed": len(rec["keys"]) - len(answered)})
-        self.store.save(rec)
+        self.store.finish(rec)
         self.batches.append(_report_entry(rec, batch))
 
 

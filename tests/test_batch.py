@@ -324,3 +324,39 @@ def test_ctrl_c_leaves_the_batch_running_and_says_how_to_resume_or_cancel(batch_
     assert {b["status"] for b in srv.batches} == {"cancelled"}
     assert sum(s["answered"] for s in stopped) == len(cache_keys(tmp_path / "cache"))
     assert BatchStore(tmp_path / "cache", srv.base_url).open_parts() == []
+
+
+def test_batch_api_redirect_is_not_followed(tmp_path):
+    """A 307 from /v1/batches: the preflight stops with one line, and nothing (the key least of all) reaches the
+    host it points to."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.server.server_address[1] == second.server_address[1]:
+                hits.append(self.path)
+            self.send_response(307)
+            self.send_header("Location", f"http://127.0.0.1:{second.server_address[1]}/v1/batches?limit=1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+    first, second = (ThreadingHTTPServer(("127.0.0.1", 0), Handler) for _ in range(2))
+    for httpd in (first, second):
+        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        cfg = sg.SdgConfig(endpoint=f"http://127.0.0.1:{first.server_address[1]}/v1", model="m", batch=True,
+                           reward_mode="none", api_key="sk-never-leaves-1234", cache_dir=str(tmp_path / "c"),
+                           progress=False)
+        with pytest.raises(llm.EndpointError, match="redirected") as info:
+            sg.preflight(cfg)
+        assert "sk-never-leaves" not in str(info.value)
+    finally:
+        for httpd in (first, second):
+            httpd.shutdown()
+            httpd.server_close()
+    assert hits == []
