@@ -161,27 +161,20 @@ class WaveRunner:
         t0 = time.monotonic()
         wave = len(self.waves) + 1
         results: dict[str, object] = {}
-        resumed = []
-        for rec in self.store.open_parts():
-            if set(rec["keys"]) & queued.keys():
-                if rec.get("file_id"):
-                    resumed.append(rec)
-                else:             # killed before its upload finished: nothing was created, plan it afresh
-                    self.store.forget(rec)
-        covered = {k for r in resumed for k in r["keys"]}
-        fresh = {k: v for k, v in queued.items() if k not in covered}
-        new_parts, too_big = plan_parts(fresh, self.limits)
-        for key in too_big:
-            results[key] = self.fail(key, f"batch: request over {self.limits.max_bytes:,} bytes (--batch-max-bytes)")
         api = self.make_api()
         self.waiting = []
         try:
-            records = [(rec, None) for rec in resumed] + [(self._record(wave, m, keys, data), data)
-                                                        for m, keys, data in new_parts]
-            for rec, data in records:
-                await self._submit(api, rec, data)
-            batches = await self._wait(api, [rec for rec, _ in records], wave)
-            for (rec, _), batch in zip(records, batches):
+            resumed = await self._resumable(api, queued)
+            covered = {k for r in resumed for k in r["keys"]}
+            new_parts, too_big = plan_parts({k: v for k, v in queued.items() if k not in covered}, self.limits)
+            for key in too_big:
+                results[key] = self.fail(key, f"batch: request over {self.limits.max_bytes:,} bytes "
+                                              "(--batch-max-bytes)")
+            records = list(resumed)
+            for model, keys, data in new_parts:
+                records.append(await self._submit(api, self._record(wave, model, keys, data), data))
+            batches = await self._wait(api, records, wave)
+            for rec, batch in zip(records, batches):
                 await self._collect(api, rec, batch, queued, results)
             self.waiting = []     # kept when interrupted: BatchInterrupted names the batches left running
         finally:
@@ -201,25 +194,36 @@ class WaveRunner:
         self.store.save(rec)     # before the upload: a kill during it leaves a record without a file id
         return rec
 
-    async def _submit(self, api: BatchAPI, rec: dict, data: bytes | None) -> None:
-        """Upload (new records) and create the batch, recording each id as soon as it is known; a resumed record
-        with a file but no batch id is first looked up in the endpoint's listing."""
-        rec["resumed"] = data is None
-        if rec.get("batch_id"):
-            return
-        if rec.get("file_id") is None:
-            rec["file_id"] = await api.upload(f"lawqa-{rec['id']}.jsonl", data)
-            self.store.save(rec)
-        else:
-            found = await api.find_by_file(rec["file_id"])
-            if found is not None:
-                rec["batch_id"] = found["id"]
-                self.store.save(rec)
-                return
+    async def _resumable(self, api: BatchAPI, queued: dict) -> list[dict]:
+        """The in-flight records holding any queued request: those with a batch id, and those whose batch the
+        endpoint lists under their file (created, but the run was killed before it read the id). Any other one
+        never became a batch (killed during its upload, or before the create): forgotten, its requests planned
+        afresh."""
+        out = []
+        for rec in self.store.open_parts():
+            if not set(rec["keys"]) & queued.keys():
+                continue
+            if not rec.get("batch_id") and rec.get("file_id"):
+                found = await api.find_by_file(rec["file_id"])
+                if found is not None:
+                    rec["batch_id"] = found["id"]
+                    self.store.save(rec)
+            if rec.get("batch_id"):
+                rec["resumed"] = True
+                out.append(rec)
+            else:
+                self.store.forget(rec)
+        return out
+
+    async def _submit(self, api: BatchAPI, rec: dict, data: bytes) -> dict:
+        """Upload the file and create the batch, recording each id the moment it is known."""
+        rec["file_id"] = await api.upload(f"lawqa-{rec['id']}.jsonl", data)
+        self.store.save(rec)
         batch = await api.create(rec["file_id"], {"lawqa_part": rec["id"], "lawqa_label": rec.get("label") or ""})
         rec["batch_id"] = batch["id"]
-        self.store.save(rec)   # the moment it is known: a rerun now waits for this batch, never creates another
+        self.store.save(rec)   # a rerun now waits for this batch, never creates another
         self.waiting.append(rec["batch_id"])
+        return rec
 
     async def _wait(self, api: BatchAPI, records: list[dict], wave: int) -> list[dict]:
         """Poll every batch of the wave until each is finished; a progress bar shows status, counts, elapsed."""

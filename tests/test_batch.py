@@ -302,7 +302,7 @@ def test_kill_9_while_pending_then_rerun_creates_no_new_batch(batch_server, tmp_
 
 
 def test_ctrl_c_leaves_the_batch_running_and_says_how_to_resume_or_cancel(batch_server, tmp_path):
-    srv = batch_server(BatchConfig(delay=1.5))
+    srv = batch_server(BatchConfig(delay=20.0))    # still running through two dry runs and the cancel
     box: list = []
     kill_when(srv, "on_retrieve", box, signal.SIGINT)
     box.append(drive(srv, tmp_path, "f1.jsonl"))
@@ -313,17 +313,24 @@ def test_ctrl_c_leaves_the_batch_running_and_says_how_to_resume_or_cancel(batch_
     ids = [b["id"] for b in srv.batches]
     assert ids and all(i in lines[1] for i in ids[:5]) and "--batch-cancel" in lines[1]
     assert all(b["status"] in ("validating", "in_progress") for b in srv.batches)   # left running
-    # --batch-cancel: cancels them, keeps what they completed
-    cfg = batch_config(srv, tmp_path, cache_dir=str(tmp_path / "cache"))
-    client = llm.batch_client_from_config(cfg)
-    try:
-        stopped = client.run(client.cancel_recorded)
-    finally:
-        client.close()
-    assert sorted(s["id"] for s in stopped) == sorted(ids)
+    where = ("--synth-gen-endpoint", srv.base_url, "--cache-dir", str(tmp_path / "cache"), "--quiet")
+    plan = run_main("--dry-run", "--batch", "--synth-gen-model", "gen-model", *where, timeout=120)
+    assert f"{len(ids)} batch(es) recorded in flight" in plan.stdout, plan.stdout
+    plan = run_main("--dry-run", "--batch-cancel", *where, timeout=120)
+    assert f"would cancel {len(ids)} batch(es)" in plan.stdout and all(i in plan.stdout for i in ids)
+    assert all(b["status"] in ("validating", "in_progress") for b in srv.batches)    # a dry run touched nothing
+    # --batch-cancel: cancels them, keeps what they completed, runs no stage
+    result = run_main("--batch-cancel", *where, "--batch-poll", "0.05", "--output-dir", str(tmp_path / "out"),
+                      timeout=120)
+    assert result.returncode == 0, result.stderr
+    stopped = result.stdout.splitlines()
+    assert sorted(line.split()[1].rstrip(":") for line in stopped) == sorted(ids), stopped
+    assert all(" cancelled; " in line for line in stopped)
     assert {b["status"] for b in srv.batches} == {"cancelled"}
-    assert sum(s["answered"] for s in stopped) == len(cache_keys(tmp_path / "cache"))
+    kept = sum(int(line.split("; ")[1].split()[0].replace(",", "")) for line in stopped)
+    assert kept == len(cache_keys(tmp_path / "cache")) == sum(b["request_counts"]["completed"] for b in srv.batches)
     assert BatchStore(tmp_path / "cache", srv.base_url).open_parts() == []
+    assert not (tmp_path / "out").exists()
 
 
 def test_batch_api_redirect_is_not_followed(tmp_path):
