@@ -117,6 +117,8 @@ class BatchLLMClient(LLMClient):
 
     # ---- the run --------------------------------------------------------------------------------------------------
     def run(self, coro_fn: Callable[[], Awaitable[Any]]) -> Any:
+        """As LLMClient.run; a Ctrl-C while batches are in flight raises BatchInterrupted naming them."""
+        self._queue, self._flusher = {}, None     # each run is a new event loop: nothing carries over
         try:
             return super().run(coro_fn)
         except KeyboardInterrupt:
