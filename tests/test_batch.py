@@ -367,3 +367,61 @@ def test_batch_api_redirect_is_not_followed(tmp_path):
             httpd.shutdown()
             httpd.server_close()
     assert hits == []
+
+
+# ---- waves: one per step of the call chain ---------------------------------------------------------------------------
+def test_waves_follow_the_depth_of_the_call_chain(batch_server, tmp_path):
+    """Chains of different depths (1 to 3 calls, some waiting on a plain sleep between calls): a wave goes out only
+    when every chain waits, so there are exactly as many waves as the deepest chain has steps, and wave k holds the
+    k-th call of every chain that long."""
+    import asyncio
+
+    srv = batch_server(BatchConfig(delay=0.02))
+    client = llm.BatchLLMClient(srv.base_url, cache_dir=tmp_path / "c", progress=False,
+                                limits=BatchLimits(poll_seconds=0.01))
+    depths = [1 + i % 3 for i in range(30)]
+
+    async def chain(i: int, depth: int):
+        for step in range(depth):
+            for _ in range(i % 4):          # work between calls that is not a call: the wave must wait for it
+                await asyncio.sleep(0)
+            res = await client.chat("m", [{"role": "user", "content": f"chain {i} step {step}"}], seed=step)
+            assert res.ok
+        return depth
+    try:
+        assert client.run(lambda: asyncio.gather(*(chain(i, d) for i, d in enumerate(depths)))) == depths
+        waves = client.batch_report()["waves"]
+    finally:
+        client.close()
+    assert [w["requests"] for w in waves] == [sum(d > k for d in depths) for k in range(3)]
+
+
+def test_a_recorded_batch_the_endpoint_lost_is_named_then_asked_again(batch_server, tmp_path):
+    """A recorded batch id the endpoint answers 404 for (deleted, another account): its requests fail as "batch
+    lost" (never a crash, never a wait forever) and the next run asks for them in a new batch."""
+    import asyncio
+
+    srv = batch_server(BatchConfig(delay=30.0))
+    messages = [[{"role": "user", "content": f"question {i}"}] for i in range(5)]
+
+    def run(timeout: float | None = None):
+        client = llm.BatchLLMClient(srv.base_url, cache_dir=tmp_path / "c", progress=False,
+                                    limits=BatchLimits(poll_seconds=0.01))
+
+        async def ask():
+            calls = asyncio.gather(*(client.chat("m", m) for m in messages))
+            return await (asyncio.wait_for(calls, timeout) if timeout else calls)
+        try:
+            return client.run(ask)
+        finally:
+            client.close()
+    with pytest.raises(asyncio.TimeoutError):
+        run(timeout=0.5)                                   # stopped while its batch is pending
+    (lost,) = srv.batches
+    with srv.batch_state.lock:
+        del srv.batch_state.batches[lost["id"]]
+    results = run()
+    assert [r.reason for r in results] == ["batch lost"] * 5
+    srv.bcfg.delay = 0.02
+    results = run()
+    assert all(r.ok for r in results) and len(srv.batches) == 1 and srv.batches[0]["id"] != lost["id"]
