@@ -917,10 +917,10 @@ def describe_batch_plan(cfg: SdgConfig, train_max: int | None, per_source: int) 
     """The --batch lines of the plan: waves, batches per wave (the first round's, when the input size is known),
     the price, and any batches a killed run left in flight."""
     per_file = f"{cfg.batch_max_requests:,} requests or {cfg.batch_max_bytes / 1024 ** 2:,.0f} MiB"
+    steps = "generation, re-asks" + ("" if cfg.reward_mode == "none" else f", {cfg.reward_mode} scoring")
     lines = [f"batch: each round's calls go out as Batch API files (/v1/files + /v1/batches, 24 h window) at the "
-             "provider's batch price (OpenAI: half the online price); one wave per step of the call chain "
-             f"(generation, re-asks, {cfg.reward_mode} scoring), one file per model, split at {per_file} per file "
-             "(--batch-max-requests, --batch-max-bytes)"]
+             f"provider's batch price (OpenAI: half the online price); one wave per step of the call chain ({steps}),"
+             f" one file per model, split at {per_file} per file (--batch-max-requests, --batch-max-bytes)"]
     if train_max is not None and not (cfg.target_size and cfg.target_size <= train_max):
         st = _LoopState(size_before=train_max, target=cfg.target_size, first_round=1, n_real=train_max,
                         n_candidates=train_max)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from typing import Callable, Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import orjson
 
@@ -60,7 +60,8 @@ class BatchAPI:
 
     async def upload(self, name: str, data: bytes) -> str:
         """POST /files (purpose batch): the new file's id."""
-        obj = await self._json("POST", "/files", what=f"uploading {name}", data={"purpose": "batch"},
+        obj = await self._json("POST", "/files", what=f"uploading {name} ({len(data):,} bytes: --batch-max-bytes)",
+                               data={"purpose": "batch"},
                                files={"file": (name, data, "application/jsonl")})
         return _field(obj, "id", "the file upload")
 
@@ -120,7 +121,7 @@ class BatchAPI:
     async def _send(self, method: str, path: str, *, what: str, params=None, json_body=None, data=None, files=None):
         """One request with retries on 429 / 5xx / timeouts / connection errors; a 2xx response, or raises."""
         x = self.httpx
-        query = dict(p.split("=", 1) for p in self.query.split("&") if "=" in p) if self.query else {}
+        query = dict(parse_qsl(self.query))     # the endpoint URL's own query (e.g. an api-version), kept
         headers = dict(self.headers)
         content = None
         if json_body is not None:
