@@ -590,6 +590,7 @@ def sdg_summary(sdg: dict, by_round: dict) -> list[str]:
                      f"{llm.get('retries', 0):,} retries, {llm.get('total_tokens', 0):,} tokens"
                      + (", failures: " + ", ".join(f"{k}: {v:,}" for k, v in llm["failures"].items())
                         if llm.get("failures") else ""))
+    lines += batch_summary(sdg.get("batch"))
     if sdg.get("rejections"):
         lines.append("- rejected answers and items by reason: "
                      + ", ".join(f"{k}: {v:,}" for k, v in sdg["rejections"].items()))
@@ -597,6 +598,21 @@ def sdg_summary(sdg: dict, by_round: dict) -> list[str]:
         lines.append("- failed prompts by reason: " + ", ".join(f"{k}: {v:,}" for k, v in sdg["failures"].items()))
     lines.append(f"- API key from: {sdg.get('key_source') or 'none (local endpoint or no key)'}")
     return lines
+
+
+def batch_summary(batch) -> list[str]:
+    """The --batch line of the synthetic-data section: batches, requests, waves, and the price basis."""
+    if not isinstance(batch, dict):
+        return []
+    batches = batch.get("batches") or []
+    statuses: dict[str, int] = {}
+    for b in batches:
+        statuses[str(b.get("status"))] = statuses.get(str(b.get("status")), 0) + 1
+    return [f"- Batch API (`--batch`): {len(batches):,} batch(es) in {len(batch.get('waves') or []):,} wave(s), "
+            f"{int(batch.get('requests') or 0):,} requests ({int(batch.get('answered') or 0):,} answered, "
+            f"{int(batch.get('failed') or 0):,} not); "
+            + ", ".join(f"{s}: {n:,}" for s, n in sorted(statuses.items()))
+            + "; billed at the provider's batch price (batch ids, times and counts in report.json)"]
 
 
 def _shell_quote(token: str) -> str:

@@ -19,13 +19,16 @@ examples:
   python main.py --dry-run --target-size 20000     show the plan and the LLM calls it would make
   NVIDIA_API_KEY=... python main.py --target-size 20000
   python main.py --synth-gen-endpoint http://127.0.0.1:8000/v1 --synth-gen-model my-model --reward-mode judge
+  OPENAI_API_KEY=... python main.py --synth-gen-endpoint https://api.openai.com/v1 --synth-gen-model gpt-4o-mini \
+      --reward-mode judge --target-size 20000 --batch       the Batch API: half price, results within 24 h
 
 exit codes:
   0    success
   1    an output could not be written (disk full, permission denied); finished files are left as they were
   2    bad input or arguments (unreadable / truncated dump, bad flag value)
   3    download failed and --no-fallback was given
-  4    LLM endpoint error found by the preflight, before any work (key rejected, unreachable, not a reward model)
+  4    LLM endpoint error found by the preflight, before any work (key rejected, unreachable, not a reward model,
+       no Batch API with --batch)
   5    the Dask cluster lost work (a worker died); LLM responses are kept, rerun to continue
   6    the dataset was written, but synthetic generation stopped early on an endpoint error (see report.json);
        run the same command again to continue from the LLM cache

@@ -434,12 +434,32 @@ def preflight(ctx: Context) -> None:
         log.info(ctx.data["sdg_skipped"])
 
 
+def batch_cancel(cfg) -> int:
+    """--batch-cancel: cancel the batches a --batch run left in flight (recorded in the cache dir), wait until they
+    stop, keep what they completed in the response cache; no pipeline stage runs."""
+    import llm
+
+    client = llm.batch_client_from_config(cfg.sdg)
+    try:
+        stopped = client.run(client.cancel_recorded)
+    finally:
+        client.close()
+    if not stopped:
+        print(f"no batches in flight recorded in {cfg.sdg.cache_dir} for {cfg.sdg.endpoint}")
+    for batch in stopped:
+        print(f"batch {batch['id']}: {batch['status']}; {batch['answered']:,} answer(s) kept in the cache, "
+              f"{batch['failed']:,} request(s) not answered (a --batch run asks them again)")
+    return EXIT_OK
+
+
 def run(cfg) -> int:
-    """The pipeline, top to bottom."""
+    """The pipeline, top to bottom (or, with --batch-cancel, only that)."""
     from cluster import dask_client
     from split import SPLITS
     from outputs import split_file_name
 
+    if cfg.sdg.batch_cancel:
+        return batch_cancel(cfg)
     ctx = Context(cfg, start_client=lambda: dask_client(cfg.cluster))
     ctx.report.set_run(cfg)  # the command line, flags (scrubbed) and versions, for the audit, card and report
     preflight(ctx)
@@ -467,6 +487,13 @@ def dry_run(cfg) -> int:
     """Print the stages that would run (the same list `run` runs) and the estimated LLM calls; touch nothing."""
     ctx = Context(cfg)
     print("dry run: nothing is downloaded, read or written")
+    if cfg.sdg.batch_cancel:
+        from llm.batch_runner import BatchStore
+
+        records = [r for r in BatchStore(cfg.sdg.cache_dir, cfg.sdg.endpoint).open_parts() if r.get("batch_id")]
+        print(f"--batch-cancel: would cancel {len(records)} batch(es) recorded in flight in {cfg.sdg.cache_dir}"
+              + "".join(f"\n  {r['batch_id']} ({r['requests']:,} requests, {r.get('label') or ''})" for r in records))
+        return EXIT_OK
     print("stages:")
     for i, stage in enumerate(STAGES, 1):
         lines = stage.describe(ctx).splitlines() or [""]
@@ -555,6 +582,8 @@ def exit_code_for(exc: BaseException, cfg) -> int | None:
         return EXIT_DOWNLOAD
     if isinstance(exc, KeyboardInterrupt):
         log.error("interrupted: completed work is saved; run the same command again to continue")
+        if getattr(exc, "resume_hint", None):   # --batch: the batches in flight keep running at the provider
+            log.error(exc.resume_hint)
         return EXIT_INTERRUPTED
     if is_cluster_error(exc):
         reason = " ".join(str(exc).split())[:160]

@@ -301,6 +301,8 @@ def section_brief(name: str, section: dict, limit: int = 8) -> str:
         parts.append(f"stop={section.get('stop_reason')}")
         llm = section.get("llm") if isinstance(section.get("llm"), dict) else {}
         parts += [f"{k}={llm[k]}" for k in ("requests", "cache_hits", "retries", "total_tokens") if k in llm]
+        if isinstance(section.get("batch"), dict):
+            parts.append(f"batches={len(section['batch'].get('batches') or [])}")
         return ", ".join(parts)
     else:
         skip = set()

@@ -238,6 +238,11 @@ class SdgConfig:
     max_reasks: int = 2
     progress: bool = True
     domain: str = LAW_SUBJECT          # what the site's questions are, in the prompts (config.py: --domain or the site)
+    batch: bool = False                # --batch: each round's calls go out through the Batch API
+    batch_cancel: bool = False         # --batch-cancel: cancel the batches recorded in flight, then exit
+    batch_max_requests: int = llm.batch_runner.DEFAULT_MAX_REQUESTS
+    batch_max_bytes: int = llm.batch_runner.DEFAULT_MAX_BYTES
+    batch_poll: float = llm.batch_runner.DEFAULT_POLL_SECONDS
 
     # the tutorial's ratio (0.1% of the real rows per round) when there is no target size to steer by
     UNTARGETED_RATIO = 0.001
@@ -291,6 +296,27 @@ def add_sdg_arguments(group) -> None:
     g.add_argument("--patience", type=int, default=d.patience,
                    help="stop after this many rounds in a row that added nothing")
     g.add_argument("--cache-dir", default=d.cache_dir, help="LLM response cache (SQLite)")
+    g.add_argument("--batch", action="store_true",
+                   help="send each round's generation and reward calls through the OpenAI Batch API (/v1/files + "
+                        "/v1/batches, 24 h window, the provider's batch price) instead of online calls; the "
+                        "preflight stays online; a rerun picks up the batches in flight")
+    g.add_argument("--batch-cancel", action="store_true",
+                   help="cancel the batches a --batch run left in flight (recorded in --cache-dir), keep what they "
+                        "completed in the cache, and exit")
+    g.add_argument("--batch-max-requests", type=int, default=d.batch_max_requests, metavar="N",
+                   help="most requests per batch file (OpenAI: 50,000)")
+    g.add_argument("--batch-max-bytes", default=str(d.batch_max_bytes), metavar="SIZE",
+                   help="largest batch file, bytes or with K/M/G (OpenAI: 200M; Together: 100M)")
+    g.add_argument("--batch-poll", type=float, default=d.batch_poll, metavar="SECONDS",
+                   help="seconds between looks at a batch in flight")
+
+
+def parse_size(text: str, flag: str) -> int:
+    """Bytes from "104857600", "100M", "100MB", "1.5G" (binary units); ValueError("FLAG: why") otherwise."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?\s*", str(text), re.I)
+    if not m:
+        raise ValueError(f"{flag}: {text!r} is not a size (e.g. 100M or 104857600)")
+    return int(float(m.group(1)) * 1024 ** " KMG".index(m.group(2).upper() or " "))
 
 
 def _check(ok: bool, flag: str, why: str) -> None:
@@ -319,6 +345,10 @@ def validate_sdg_config(cfg: SdgConfig) -> SdgConfig:
         llm.usable_api_key(*resolve_key(cfg))
         _check(cfg.reward_mode != "reward" or bool(cfg.reward_model), "--reward-model",
                "empty with --reward-mode reward (use --reward-mode judge or none without a reward model)")
+    _check(cfg.batch_max_requests >= 1, "--batch-max-requests", f"{cfg.batch_max_requests}: must be at least 1")
+    _check(cfg.batch_max_bytes >= 1024, "--batch-max-bytes", f"{cfg.batch_max_bytes}: must be at least 1K")
+    _check(math.isfinite(cfg.batch_poll) and cfg.batch_poll > 0, "--batch-poll", f"{cfg.batch_poll}: must be above 0")
+    _check(not (cfg.batch_cancel and not cfg.endpoint), "--batch-cancel", "needs --synth-gen-endpoint")
     if cfg.reward_mode == "judge":
         unknown = [a for a in cfg.thresholds if a not in ATTRIBUTES]
         _check(not unknown, "--reward-min", f"the judge rates {', '.join(ATTRIBUTES)}, not {', '.join(unknown)}")
@@ -334,7 +364,9 @@ def sdg_config_from_args(args) -> SdgConfig:
         rounds=args.synth_gen_rounds, ratio=args.synth_gen_ratio, target_size=args.target_size,
         api_key=args.api_key, api_timeout=args.api_timeout, max_concurrency=args.max_concurrency, rpm=args.rpm,
         max_requests=args.max_requests, max_tokens=args.max_tokens, patience=args.patience,
-        cache_dir=args.cache_dir, seed=args.seed, progress=not args.quiet))
+        cache_dir=args.cache_dir, seed=args.seed, progress=not args.quiet, batch=args.batch,
+        batch_cancel=args.batch_cancel, batch_max_requests=args.batch_max_requests,
+        batch_max_bytes=parse_size(args.batch_max_bytes, "--batch-max-bytes"), batch_poll=args.batch_poll))
 
 
 # ---- keys and the gate ----------------------------------------------------------------------------------------------
@@ -398,8 +430,9 @@ def describe_preflight(cfg: SdgConfig) -> str:
     calls = _preflight_calls(cfg)
     what = " and ".join(f"{model} once ({role})" for role, model, _, _ in calls)
     source = resolve_key(cfg)[1] or "none (local endpoint)"
-    return (f"preflight: would call {what} at {cfg.endpoint} before any other stage (cached like any other call); "
-            f"API key from {source}")
+    batch = " and check its Batch API (GET /v1/batches)" if cfg.batch else ""
+    return (f"preflight: would call {what} at {cfg.endpoint}{batch} before any other stage (online, cached like "
+            f"any other call); API key from {source}")
 
 
 def _check_generation(cfg: SdgConfig, res: llm.Result) -> dict:
@@ -423,6 +456,8 @@ def preflight(cfg: SdgConfig, client: llm.LLMClient | None = None) -> dict:
     client = client or llm.client_from_config(cfg)
     retries, client.max_retries = client.max_retries, min(client.max_retries, PREFLIGHT_RETRIES)
     try:
+        if cfg.batch:   # before any paid call: an endpoint without the Batch API stops here (BatchUnsupported)
+            client.run(lambda: llm.probe_batch_api(client))
         results = client.run(lambda: asyncio.gather(*(client.chat(m, msgs, **params) for _, m, msgs, params in calls)))
     finally:
         client.max_retries = retries
@@ -430,7 +465,8 @@ def preflight(cfg: SdgConfig, client: llm.LLMClient | None = None) -> dict:
             client.close()
     learned = {"endpoint": cfg.endpoint, "model": cfg.model, "reward_mode": cfg.reward_mode,
                "reward_model": cfg.reward_model if cfg.reward_mode == "reward" else None,
-               "key_source": resolve_key(cfg)[1], "calls": len(calls), "cached": sum(r.cached for r in results)}
+               "key_source": resolve_key(cfg)[1], "calls": len(calls), "cached": sum(r.cached for r in results),
+               "batch_api": True if cfg.batch else None}
     for (role, model, _, _), res in zip(calls, results):
         if not res.ok:
             raise EndpointError(f"{role} call to {model} at {cfg.endpoint} failed: {res.reason}")
@@ -599,7 +635,9 @@ class _Round:
         """Rows per source in sample order. An endpoint error (AuthError, SdgError) cancels what is in flight and
         is kept in `self.error`; the sources finished before it keep their rows."""
         rows = batch.to_dict("records")
-        gate = asyncio.Semaphore(max(8, 2 * self.client.limiter.ceiling))  # sources in flight
+        # sources in flight; a batch client ships a wave when every source waits, so all of them are in flight
+        batched = getattr(self.client, "batched", False)
+        gate = asyncio.Semaphore(len(rows) if batched else max(8, 2 * self.client.limiter.ceiling))
 
         async def one(i, row):
             async with gate:
@@ -635,6 +673,8 @@ def _run_round(client: llm.LLMClient, cfg: SdgConfig, round_no: int, batch: pd.D
         from tqdm import tqdm
         bar = tqdm(total=len(batch), desc=f"SDG round {round_no}", unit="src", leave=True)
     rnd = _Round(client, cfg, round_no, bar)
+    if getattr(client, "batched", False):
+        client.label = f"round {round_no}"
     try:
         results = client.run(lambda: rnd.run(batch))
     finally:
@@ -800,6 +840,7 @@ def _loop(records, cfg, curate, dedup_against, client, failures_file, report):
                    "failures": dict(sorted(totals["failures"].items())),
                    "failures_file": None,   # set by grow_train (the final name, not the temp file's)
                    "seconds": round(time.monotonic() - t_start, 3), "llm": client.report(),
+                   "batch": client.batch_report() if getattr(client, "batched", False) else None,
                    "reward_scores": {"attribute": reward_attribute, **reward_scores}})
     return new_rows, report
 
@@ -824,7 +865,7 @@ def grow_train(records: pd.DataFrame, cfg: SdgConfig,
         return empty_frame(), report
     own_client = client is None
     if own_client:
-        client = llm.client_from_config(cfg)
+        client = llm.batch_client_from_config(cfg) if cfg.batch else llm.client_from_config(cfg)
     try:
         with contextlib.ExitStack() as stack:
             # written to a temp file beside it and renamed when the loop ends: a kill or Ctrl-C leaves the previous
@@ -869,11 +910,38 @@ def describe_plan(cfg: SdgConfig, questions: int | None, train_ratio: float) -> 
         per_round = cfg.sources_per_round_cap(train_max)
         lines.append(f"no --target-size: {per_round:,} source row(s) per round -> about "
                      f"{per_round * per_source * cfg.max_rounds():,} LLM calls in {cfg.max_rounds()} round(s)")
+    if cfg.batch:
+        lines += describe_batch_plan(cfg, train_max, per_source)
     if cfg.max_requests:
         lines.append(f"budget: stops after {cfg.max_requests:,} HTTP requests (--max-requests)")
     lines.append(f"responses are cached in {cfg.cache_dir}: a rerun pays only for new calls")
     lines.append(describe_preflight(cfg))
     return "\n".join(lines)
+
+
+def describe_batch_plan(cfg: SdgConfig, train_max: int | None, per_source: int) -> list[str]:
+    """The --batch lines of the plan: waves, batches per wave (the first round's, when the input size is known),
+    the price, and any batches a killed run left in flight."""
+    per_file = f"{cfg.batch_max_requests:,} requests or {cfg.batch_max_bytes / 1024 ** 2:,.0f} MiB"
+    steps = "generation, re-asks" + ("" if cfg.reward_mode == "none" else f", {cfg.reward_mode} scoring")
+    lines = [f"batch: each round's calls go out as Batch API files (/v1/files + /v1/batches, 24 h window) at the "
+             f"provider's batch price (OpenAI: half the online price); one wave per step of the call chain ({steps}),"
+             f" one file per model, split at {per_file} per file (--batch-max-requests, --batch-max-bytes)"]
+    if train_max is not None and not (cfg.target_size and cfg.target_size <= train_max):
+        st = _LoopState(size_before=train_max, target=cfg.target_size, first_round=1, n_real=train_max,
+                        n_candidates=train_max)
+        n_src = _plan_round(cfg, st) if train_max else 0
+        gen, score = len(PROMPT_KINDS) * n_src, (per_source - len(PROMPT_KINDS)) * n_src
+        first = f"round 1: ~{n_src:,} source row(s) -> a generation wave of {gen:,} request(s) in " \
+                f"{max(1, math.ceil(gen / cfg.batch_max_requests)):,} batch(es)"
+        if score:
+            first += f", then a scoring wave of up to {score:,} in {math.ceil(score / cfg.batch_max_requests):,}"
+        lines.append(first + " (more if a file would pass the size limit)")
+    in_flight = llm.batch_runner.BatchStore(cfg.cache_dir, cfg.endpoint).open_parts()
+    if in_flight:
+        lines.append(f"{len(in_flight)} batch(es) recorded in flight in {cfg.cache_dir}: this run picks them up "
+                     "(--batch-cancel cancels them)")
+    return lines
 
 
 def synthesis_accounting(sdg: dict) -> tuple[int, int, dict[str, int]]:

@@ -33,8 +33,16 @@ Sync use:   results = client.run_batch([ChatRequest(model, messages, {"seed": 1}
 Async use:  async with client.session(): r = await client.chat(model, messages, seed=1)
             (or `client.run(coro_fn)` which opens the session, awaits coro_fn(), closes it)
 
-Modules: errors, keys (keys by host), cache, results, limiter, transport + raw_http + httpx_http, client.
+Batch mode (`--batch`): `BatchLLMClient` has the same `chat()`; its cache misses go out as OpenAI Batch API waves
+(batch_client: the queue; batch_runner: batch files within the provider's limits, the durable records of batches in
+flight, polling, collecting into the same cache; batch_api: the files + batches HTTP calls).
+
+Modules: errors, keys (keys by host), cache, results, limiter, transport + raw_http + httpx_http, client, batch_api,
+batch_runner, batch_client.
 """
+from .batch_api import BatchAPI, BatchUnsupported
+from .batch_client import BatchInterrupted, BatchLLMClient, batch_client_from_config, probe_batch_api
+from .batch_runner import BatchLimits
 from .cache import ResponseCache, cache_key
 from .client import DEFAULT_MAX_CONCURRENCY, LLMClient, client_from_config
 from .errors import AuthError, EndpointError, EndpointFailing, EndpointUnreachable, ModelNotFound
@@ -43,7 +51,8 @@ from .keys import (KEY_ENV_VARS, check_endpoint, is_local_url, is_nvidia_host, k
 from .limiter import PROBE_SLOWDOWN, AdaptiveLimiter
 from .results import ChatRequest, Result, Stats
 
-__all__ = ["AdaptiveLimiter", "AuthError", "ChatRequest", "DEFAULT_MAX_CONCURRENCY", "EndpointError",
+__all__ = ["AdaptiveLimiter", "AuthError", "BatchAPI", "BatchInterrupted", "BatchLLMClient", "BatchLimits",
+           "BatchUnsupported", "batch_client_from_config", "probe_batch_api", "ChatRequest", "DEFAULT_MAX_CONCURRENCY", "EndpointError",
            "EndpointFailing", "EndpointUnreachable", "KEY_ENV_VARS", "LLMClient", "ModelNotFound", "PROBE_SLOWDOWN",
            "ResponseCache", "Result", "Stats", "cache_key", "check_endpoint", "client_from_config", "is_local_url",
            "is_nvidia_host", "key_variable", "resolve_api_key", "usable_api_key"]
