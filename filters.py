@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from records import VISIBLE
+
 DROP_REASON = "drop_reason"  # column added by filter_partition; "" for kept rows
 
 
@@ -144,21 +146,24 @@ class FilterConfig:
 
 def default_filters(cfg: FilterConfig) -> list[ScoreFilter]:
     """The filter chain in the order drops are attributed: emptiness, word counts, then scores."""
+    # question and answer are judged by their visible text (records.VISIBLE), so --text-format changes no drop
     return [
         ScoreFilter(NonEmptyFilter("title"), "title"),
-        ScoreFilter(NonEmptyFilter("question"), "question"),
-        ScoreFilter(NonEmptyFilter("answer"), "answer"),
-        ScoreFilter(WordCountFilter(cfg.min_words, cfg.max_words, "question"), "question"),
-        ScoreFilter(WordCountFilter(cfg.min_words, cfg.max_words, "answer"), "answer"),
+        ScoreFilter(NonEmptyFilter("question"), VISIBLE["question"]),
+        ScoreFilter(NonEmptyFilter("answer"), VISIBLE["answer"]),
+        ScoreFilter(WordCountFilter(cfg.min_words, cfg.max_words, "question"), VISIBLE["question"]),
+        ScoreFilter(WordCountFilter(cfg.min_words, cfg.max_words, "answer"), VISIBLE["answer"]),
         ScoreFilter(MinScoreFilter(cfg.min_question_score, "question_score"), "question_score"),
         ScoreFilter(MinScoreFilter(cfg.min_answer_score, "answer_score"), "answer_score"),
     ]
 
 
 def word_counts(df: pd.DataFrame, filters: list[ScoreFilter]) -> dict[str, pd.Series]:
-    """The word counts of every column a WordCountFilter of `filters` judges, over all rows: counted once per
-    partition for the filters and for whoever summarizes the partition (the card's histograms)."""
-    return {f.column: count_words(df[f.column]) for f in filters if isinstance(f.document_filter, WordCountFilter)}
+    """The word counts of every column a WordCountFilter of `filters` judges, over all rows, by the filter's
+    field (question, answer): counted once per partition for the filters and for whoever summarizes the
+    partition (the card's histograms)."""
+    return {f.document_filter.field: count_words(df[f.column]) for f in filters
+            if isinstance(f.document_filter, WordCountFilter)}
 
 
 def filter_partition(df: pd.DataFrame, filters: list[ScoreFilter],
@@ -172,8 +177,9 @@ def filter_partition(df: pd.DataFrame, filters: list[ScoreFilter],
         if not undecided.any():
             break
         known = None
-        if counts and isinstance(score_filter.document_filter, WordCountFilter) and score_filter.column in counts:
-            known = counts[score_filter.column][undecided]
+        field = getattr(score_filter.document_filter, "field", None)
+        if counts and isinstance(score_filter.document_filter, WordCountFilter) and field in counts:
+            known = counts[field][undecided]
         _, filter_reasons = score_filter.apply(df[undecided], known)
         reasons[undecided] = filter_reasons
     df[DROP_REASON] = reasons
@@ -188,7 +194,8 @@ def apply_filters(df: pd.DataFrame, filters: list[ScoreFilter]) -> tuple[pd.Data
     return kept, {str(k): int(v) for k, v in sorted(dropped.items())}
 
 
-def clean_and_filter_partition(raw: pd.DataFrame, filters: list[ScoreFilter], *summarizers) -> tuple:
+def clean_and_filter_partition(raw: pd.DataFrame, filters: list[ScoreFilter], *summarizers,
+                               text_format: str = "plain", site: str | None = None) -> tuple:
     """Clean, then filter one raw partition in one task: (kept rows, drop counts by reason, *summaries).
 
     Fusing the two stages means a worker never holds the cleaned text of rows the filter drops (about half of
@@ -197,14 +204,23 @@ def clean_and_filter_partition(raw: pd.DataFrame, filters: list[ScoreFilter], *s
     `word_counts`) while the cleaned text is still in the worker's memory (the card's word-count histograms,
     dedup's per-row features); its result follows the drop counts.
     """
-    from modifiers import clean_partition
+    from modifiers import ANSWER_IMAGE, clean_partition
 
-    cleaned = clean_partition(raw)
+    cleaned = clean_partition(raw, text_format, site)
+    cleaned[ANSWER_IMAGE] = [isinstance(html, str) and "<img" in html for html in raw["answer"]]
     del raw
     counts = word_counts(cleaned, filters)
     marked = filter_partition(cleaned, filters, counts)
     reasons = marked[DROP_REASON]
     dropped = {str(k): int(v) for k, v in sorted(reasons[reasons != ""].value_counts().items())}
     summaries = tuple(summarize(marked, DROP_REASON, counts) for summarize in summarizers)
-    kept = marked[reasons == ""].drop(columns=[DROP_REASON])
+    kept = marked[reasons == ""].drop(columns=[DROP_REASON, ANSWER_IMAGE])
     return (kept, dropped, *summaries)
+
+
+def image_answers(marked: pd.DataFrame, drop_col: str, counts=None) -> int:
+    """How many kept rows' answers show an image (a summarizer of clean_and_filter_partition: the answer relies
+    on what a text-only model cannot see)."""
+    from modifiers import ANSWER_IMAGE
+
+    return int((marked[ANSWER_IMAGE] & (marked[drop_col] == "")).sum())
