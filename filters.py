@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from records import VISIBLE
+from records import visible
 
 DROP_REASON = "drop_reason"  # column added by filter_partition; "" for kept rows
 
@@ -118,7 +118,8 @@ class NonEmptyFilter(DocumentFilter):
 
 @dataclass(frozen=True)
 class ScoreFilter:
-    """A DocumentFilter applied to one column of the record."""
+    """A DocumentFilter applied to one column of the record: for question and answer, their visible text
+    (records.visible: the same words whatever --text-format wrote, so the format changes no drop)."""
 
     document_filter: DocumentFilter
     column: str
@@ -126,7 +127,7 @@ class ScoreFilter:
     def apply(self, df: pd.DataFrame, scores: pd.Series | None = None) -> tuple[pd.Series, pd.Series]:
         """(keep mask, drop reasons) for a partition; `scores`, if given, are this filter's scores of its rows."""
         if scores is None:
-            scores = self.document_filter.score_series(df[self.column])
+            scores = self.document_filter.score_series(visible(df, self.column))
         keep = self.document_filter.keep_series(scores)
         reasons = pd.Series("", index=df.index, dtype="object")
         if (~keep).any():
@@ -146,23 +147,22 @@ class FilterConfig:
 
 def default_filters(cfg: FilterConfig) -> list[ScoreFilter]:
     """The filter chain in the order drops are attributed: emptiness, word counts, then scores."""
-    # question and answer are judged by their visible text (records.VISIBLE), so --text-format changes no drop
     return [
         ScoreFilter(NonEmptyFilter("title"), "title"),
-        ScoreFilter(NonEmptyFilter("question"), VISIBLE["question"]),
-        ScoreFilter(NonEmptyFilter("answer"), VISIBLE["answer"]),
-        ScoreFilter(WordCountFilter(cfg.min_words, cfg.max_words, "question"), VISIBLE["question"]),
-        ScoreFilter(WordCountFilter(cfg.min_words, cfg.max_words, "answer"), VISIBLE["answer"]),
+        ScoreFilter(NonEmptyFilter("question"), "question"),
+        ScoreFilter(NonEmptyFilter("answer"), "answer"),
+        ScoreFilter(WordCountFilter(cfg.min_words, cfg.max_words, "question"), "question"),
+        ScoreFilter(WordCountFilter(cfg.min_words, cfg.max_words, "answer"), "answer"),
         ScoreFilter(MinScoreFilter(cfg.min_question_score, "question_score"), "question_score"),
         ScoreFilter(MinScoreFilter(cfg.min_answer_score, "answer_score"), "answer_score"),
     ]
 
 
 def word_counts(df: pd.DataFrame, filters: list[ScoreFilter]) -> dict[str, pd.Series]:
-    """The word counts of every column a WordCountFilter of `filters` judges, over all rows, by the filter's
-    field (question, answer): counted once per partition for the filters and for whoever summarizes the
-    partition (the card's histograms)."""
-    return {f.document_filter.field: count_words(df[f.column]) for f in filters
+    """The word counts of every column a WordCountFilter of `filters` judges (its visible text), over all rows:
+    counted once per partition for the filters and for whoever summarizes the partition (the card's
+    histograms)."""
+    return {f.column: count_words(visible(df, f.column)) for f in filters
             if isinstance(f.document_filter, WordCountFilter)}
 
 
@@ -177,9 +177,8 @@ def filter_partition(df: pd.DataFrame, filters: list[ScoreFilter],
         if not undecided.any():
             break
         known = None
-        field = getattr(score_filter.document_filter, "field", None)
-        if counts and isinstance(score_filter.document_filter, WordCountFilter) and field in counts:
-            known = counts[field][undecided]
+        if counts and isinstance(score_filter.document_filter, WordCountFilter) and score_filter.column in counts:
+            known = counts[score_filter.column][undecided]
         _, filter_reasons = score_filter.apply(df[undecided], known)
         reasons[undecided] = filter_reasons
     df[DROP_REASON] = reasons

@@ -28,6 +28,14 @@ _LINE_TAGS = {"div", "li", "dt", "dd", "tr", "caption", "summary", "figcaption",
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _EMPHASIS = {"em": "*", "i": "*", "strong": "**", "b": "**"}
 _SPACE_RUN = re.compile(r"[ \t\r\n\f\v]+")
+_SPACE_RUN_FAST = re.compile(r"[ \t\r\n\f\v]{2,}|[\t\r\n\f\v]")
+
+
+def collapse_spaces(text: str) -> str:
+    """_SPACE_RUN.sub(" ", text), without a regex pass where substring tests (C scans) find nothing to do."""
+    if "  " in text or "\n" in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
+        return _SPACE_RUN_FAST.sub(" ", text)
+    return text
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{1,31}:")
 _AUTOLINK_OK = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>\x00-\x1f]*$")
 # Inline TeX as pandoc's tex_math_dollars reads it: $$...$$, or $...$ with no space just inside either dollar and
@@ -218,7 +226,7 @@ class _MarkdownBuilder:
             return
         self.start_line()
         self.after_marker = False
-        collapsed = _SPACE_RUN.sub(" ", text)
+        collapsed = collapse_spaces(text)
         if self.line.endswith(" ") or not self._content(self.line) or self.at_start:
             collapsed = collapsed.lstrip(" ")
             if not collapsed:
@@ -290,6 +298,9 @@ class _Walk:
     def start(self, tag: str, element) -> bool:
         """Start of an element; True when it was rendered whole (its subtree is to be skipped)."""
         out = self.out
+        if tag in _FAST_BLOCKS and _inline_only(element):
+            self._inline_block(tag, element)
+            return True
         if tag == "pre":
             self._pre(element)
             return True
@@ -363,6 +374,58 @@ class _Walk:
         elif tag in _LINE_TAGS:
             out.request_break(1)
 
+    def _inline_block(self, tag: str, element) -> None:
+        """A paragraph or heading of text and inline markup only (most of a post), rendered in one recursion
+        instead of event by event; the same breaks as start() and end() would ask for."""
+        out = self.out
+        out.request_break(1 if tag == "p" and out.lists else 2)
+        markdown = collapse_spaces(self._inline(element, False)).strip(" ")
+        if markdown:
+            if tag in _HEADINGS:
+                out.heading = "#" * _HEADINGS[tag] + " "
+            out.start_line()
+            out.after_marker = False
+            if out.at_start:
+                markdown = escape_line_start(markdown)
+            out.line += markdown
+            out.at_start = False
+            out.heading = ""
+        out.request_break(1 if tag == "p" and out.lists else 2)
+
+    def _inline(self, element, in_link: bool) -> str:
+        """The Markdown of an inline-only element's content (spaces not yet collapsed)."""
+        # spaces are collapsed before escaping, as add_text does: TeX between dollars is found on one line
+        parts = [escape_text(collapse_spaces(element.text), in_link)] if element.text else []
+        for child in element:
+            tag = child.tag.lower()
+            if tag == "code":
+                code = collapse_spaces(_text_of(child))
+                parts.append(code_span(code) if code.strip() else code)
+            elif tag == "img":
+                parts.append(self._image_markup(child))
+            elif tag in _EMPHASIS:
+                parts.append(_wrap(self._inline(child, in_link), _EMPHASIS[tag]))
+            elif tag == "a":
+                url = resolve_url(child.get("href"), self.base)
+                if url is not None and parts and parts[-1].endswith("!") and not parts[-1].endswith("\\!"):
+                    parts[-1] = parts[-1][:-1] + "\\!"
+                parts.append(self._link_markup(child, url, self._inline(child, in_link or url is not None)))
+            elif tag not in _DROP_WITH_CONTENT:
+                parts.append(self._inline(child, in_link))
+            if child.tail:
+                parts.append(escape_text(collapse_spaces(child.tail), in_link))
+        return "".join(parts)
+
+    def _link_markup(self, element, url: str | None, content: str) -> str:
+        core = content.strip()
+        if url is None or not core:
+            return content
+        lead, trail = content[:len(content) - len(content.lstrip())], content[len(content.rstrip()):]
+        shown = _SPACE_RUN.sub(" ", _text_of(element)).strip()
+        if shown == url and _AUTOLINK_OK.match(url) and len(element) == 0:
+            return f"{lead}<{url}>{trail}"
+        return f"{lead}[{core}]({link_destination(url)}){trail}"
+
     def _item(self) -> None:
         out = self.out
         ordered = out.lists and out.lists[-1][0]
@@ -417,15 +480,22 @@ class _Walk:
         out.replace_span(mark, f"{lead}{markup}{trail}")
 
     def _image(self, element) -> None:
+        markup = self._image_markup(element)
+        if markup.startswith("!["):
+            self.out.add_raw(markup)
+        else:
+            self.out.add_text(markup)
+
+    def _image_markup(self, element) -> str:
+        """`![alt](src)`: alt text only where it says something (never the placeholder); the alt text alone
+        (escaped) for an image without a source."""
         alt = _SPACE_RUN.sub(" ", element.get("alt") or "").strip()
         if alt.lower() == PLACEHOLDER:
             alt = ""
         src = resolve_url(element.get("src"), self.base)
         if src is None:
-            if alt:
-                self.out.add_text(f" {alt} ")
-            return
-        self.out.add_raw(f"![{escape_text(alt, in_link=True)}]({link_destination(src)})")
+            return f" {escape_text(alt)} " if alt else ""
+        return f"![{escape_text(alt, in_link=True)}]({link_destination(src)})"
 
     def _pre(self, element) -> None:
         language = None
@@ -468,9 +538,35 @@ class _Walk:
         out.request_break(2)
 
 
+_FAST_BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6"}
+_INLINE_TAGS = {"a", "em", "strong", "code", "b", "i", "u", "s", "strike", "del", "ins", "span", "sup", "sub", "kbd",
+                "small", "big", "abbr", "cite", "q", "mark", "tt", "var", "samp", "dfn", "time", "font", "img"}
+
+
+def _inline_only(element) -> bool:
+    """Whether every element inside is inline markup (no <br>, no block, no comment)."""
+    if not len(element):
+        return True
+    for child in element.iterdescendants():
+        if child.tag not in _INLINE_TAGS:
+            return False
+    return True
+
+
+def _wrap(content: str, marker: str) -> str:
+    """Emphasis around `content`, its outer spaces moved outside (a renderer needs the marker next to text)."""
+    core = content.strip()
+    if not core:
+        return content
+    lead, trail = content[:len(content) - len(content.lstrip())], content[len(content.rstrip()):]
+    return f"{lead}{marker}{core}{marker}{trail}"
+
+
 def _cell_markdown(cell, base: str) -> str:
-    text = walk_markdown(cell, base, None)
-    return " ".join(line.strip() for line in text.split("\n") if line.strip()).replace("|", "\\|")
+    """A table cell's Markdown on one line: its line breaks become spaces, its pipes escaped."""
+    lines = [line.strip() for line in walk_markdown(cell, base, None).split("\n")]
+    lines = [line[:-1].rstrip() if line.endswith("\\") and not line.endswith("\\\\") else line for line in lines]
+    return " ".join(line for line in lines if line).replace("|", "\\|")
 
 
 def _in_heading(element) -> bool:
@@ -550,16 +646,29 @@ def _bare_language(name: str) -> str | None:
 def walk_markdown(root, base: str, languages: list[str | None] | None) -> str:
     """The Markdown of a parsed fragment's container (see modifiers._parse_fragment), before Unicode repair."""
     walk = _Walk(base, languages)
+    walk.out.add_text(root.text or "")
+    for block in root:
+        tag = block.tag.lower() if isinstance(block.tag, str) else ""
+        if tag in _FAST_BLOCKS and _inline_only(block):  # most blocks of a post: no event walk
+            walk._inline_block(tag, block)
+        elif tag not in _DROP_WITH_CONTENT:
+            _walk_events(walk, block)
+        walk.out.add_text(block.tail or "")
+    return walk.out.text()
+
+
+def _walk_events(walk: _Walk, top) -> None:
+    """The event walk of one block's subtree (not its tail)."""
     skip_depth = 0
     whole = None  # an element rendered whole at its start: its subtree is skipped, its end event adds its tail
-    walker = etree.iterwalk(root, events=("start", "end"))
+    walker = etree.iterwalk(top, events=("start", "end"))
     for event, element in walker:
         tag = element.tag.lower() if isinstance(element.tag, str) else ""
         if event == "start":
             if skip_depth or tag in _DROP_WITH_CONTENT:
                 skip_depth += 1
                 continue
-            if element is not root and walk.start(tag, element):
+            if walk.start(tag, element):
                 whole = element
                 walker.skip_subtree()
                 continue
@@ -571,11 +680,10 @@ def walk_markdown(root, base: str, languages: list[str | None] | None) -> str:
                     continue
             elif element is whole:
                 whole = None
-            elif element is not root:
+            else:
                 walk.end(tag, element)
-            if element is not root:
+            if element is not top:
                 walk.out.add_text(element.tail or "")
-    return walk.out.text()
 
 
 # ------------------------------------------------------------------------------------------------ visible text
@@ -591,7 +699,8 @@ def visible_text(markdown: str) -> str:
     """What a reader sees of Markdown made by `walk_markdown`: the words, list bullets and quote markers, with
     fences, heading marks, rules, table pipes, link and image addresses, emphasis marks and escapes removed
     (image alt text and code kept). Word for word the plain walk's text; spacing may differ."""
-    out, fence = [], None
+    out: list[tuple[str, int]] = []  # (line, quote depth of its container)
+    fence, fence_depth = None, 0
     for line in markdown.split("\n"):
         prefix = _CONTAINER.match(line).group()
         body = line[len(prefix):]
@@ -599,20 +708,40 @@ def visible_text(markdown: str) -> str:
             if body.strip().startswith(fence) and not body.strip().strip(fence[0]):
                 fence = None
             elif body.strip():  # the plain text drops a code block's blank lines inside a quote
-                out.append(line)
+                out.append((line, fence_depth))
             continue
+        depth = prefix.count(">")
         opened = _FENCE_OPEN.match(body)
-        if opened:
-            fence = opened.group(1)
-            continue
-        if _RULE.match(body) or _TABLE_DELIMITER.match(body):
+        if opened or _RULE.match(body) or _TABLE_DELIMITER.match(body):
+            if opened:
+                fence, fence_depth = opened.group(1), depth
+            if prefix.strip(" >"):  # a list item that starts with the block: its bullet stays
+                out.append((prefix.rstrip(), depth))
             continue
         body = _HEADING.sub("", body, count=1)
         text = _inline_visible(body)
         if body.startswith("|"):
             text = text.replace("\x00", " ")
-        out.append(prefix + text.replace("\x00", "|"))
-    return "\n".join(out)
+        out.append((prefix + text.replace("\x00", "|"), depth))
+    return "\n".join(_merge_blank_lines(out))
+
+
+def _merge_blank_lines(lines: list[tuple[str, int]]) -> list[str]:
+    """One blank line between two blocks, quoted as the plain text quotes it (as deep as both neighbours are):
+    where a block left no visible words (a rule, an image without alt text) its blank lines merge."""
+    out: list[str] = []
+    blank = False
+    for line, depth in lines:
+        if not line.strip(" >"):
+            blank = blank or bool(out)
+            continue
+        if blank:
+            while depth and not out[-1].startswith("> " * depth):
+                depth -= 1
+            out.append(("> " * depth).rstrip())
+            blank = False
+        out.append(line)
+    return out
 
 
 def _inline_visible(text: str) -> str:
@@ -665,7 +794,11 @@ def _inline_visible(text: str) -> str:
                 out.append("]")
                 i += 1
             else:
-                out[opener] = ""
+                image = out[opener] == "!["
+                shown = image and "".join(out[opener + 1:]).strip()
+                out[opener] = " " if shown else ""  # the plain text sets alt text apart: " alt "
+                if shown:
+                    out.append(" ")
                 i = end
         elif ch == "*":
             j = i
