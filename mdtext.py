@@ -691,7 +691,7 @@ _FENCE_OPEN = re.compile(r"^(`{3,}|~{3,})")
 _HEADING = re.compile(r"^#{1,6}(?:[ \t]+|$)")
 _RULE = re.compile(r"^(?:-{3,}|\*{3,}|_{3,})[ \t]*$")
 _TABLE_DELIMITER = re.compile(r"^\|(?:[ \t]*:?-+:?[ \t]*\|)+[ \t]*$")
-_CONTAINER = re.compile(r"^(?:[ \t]*>[ \t]?|[ \t]+)*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+)?")
+_CONTAINER = re.compile(r"^(?:[ \t]*>[ \t]?)*[ \t]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+)?")
 _AUTOLINK = re.compile(r"<([A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*)>")
 
 

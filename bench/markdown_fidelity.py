@@ -56,15 +56,16 @@ def _first_code_line(pre) -> str:
 
 
 def _fenced_lines(markdown: str) -> set[str]:
-    """The stripped lines inside fenced code blocks (quote and list prefixes taken off)."""
-    inside, fence, lines = set(), None, markdown.split("\n")
-    for line in lines:
-        body = re.sub(r"^(?:[ \t]*>[ \t]?|[ \t]+)*", "", line)
+    """The stripped lines inside fenced code blocks (the fence line's quote and list prefix taken off)."""
+    inside, fence, width = set(), None, 0
+    for line in markdown.split("\n"):
         if fence is None:
-            opened = re.match(r"(`{3,}|~{3,})", body)
+            opened = re.match(r"^((?:[ \t]*>[ \t]?)*[ \t]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+)?)(`{3,}|~{3,})", line)
             if opened:
-                fence = opened.group(1)
-        elif body.strip().startswith(fence) and not body.strip().strip(fence[0]):
+                fence, width = opened.group(2), len(opened.group(1))
+            continue
+        body = line[width:] if len(line) >= width and not line[:width].strip(" >") else line.lstrip(" >")
+        if body.strip().startswith(fence) and not body.strip().strip(fence[0]):
             fence = None
         else:
             inside.add(body.strip())
