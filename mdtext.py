@@ -43,7 +43,8 @@ _AUTOLINK_OK = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>\x00-\x1f]*$")
 _MATH = re.compile(r"\$\$[^$]+?\$\$|\$(?=[^\s$])[^$\n]*?[^\s$\\]\$(?!\d)|\$[^\s$]\$(?!\d)")
 _LANGUAGE_HINT = re.compile(r"<!--\s*language(-all)?:\s*([^\s>]+)\s*-->|<pre\b", re.I)
 _ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
-_NEEDS_ESCAPE = re.compile(r"[\\`*_\[\]<&!$]")
+# "$" is not here: TeX is left as written, and a dollar needs no escape (the math split only runs where "$" is)
+_NEEDS_ESCAPE = re.compile(r"[\\`*_\[\]<&]|!\[")
 _LINE_START_HAZARD = re.compile(r"^(?:#{1,6}(?=\s|$)|[-+](?=\s|$)|\d{1,9}(?=[.)](?:\s|$))|>|=+\s*$|-{2,}\s*$|~~~|\|)")
 _ENTITY_LIKE = re.compile(r"&#?[A-Za-z0-9]+;")
 _REFERENCE_DEF = re.compile(r"^\[[^\]]*\]:")
@@ -78,10 +79,13 @@ def _escape_plain(text: str, in_link: bool) -> str:
             escape = nxt.isalpha() or nxt in "/!?"
         elif ch == "&":
             escape = bool(_ENTITY_LIKE.match(text, i))
-        elif ch == "!":
-            escape = nxt == "["
-        elif ch == "$":
-            escape = False
+        elif ch == "!":  # "![" (the match), which would start an image
+            escape = True
+            if in_link:
+                out.append(text[last:i])
+                out.append("\\!\\")
+                last = i + 1
+                continue
         else:  # "`"
             escape = True
         if escape:
@@ -244,6 +248,19 @@ class _MarkdownBuilder:
         self.at_start = False
         self.line += markup
 
+    def add_top_block(self, markdown: str, heading: str) -> bool:
+        """A block of one line outside any container (most of a post), after a blank line: what request_break(2),
+        start_line() and the text would do there, without their checks. False (nothing done) elsewhere."""
+        if self.prefixes or self.after_marker or self.heading:
+            return False
+        if self.line is not None and self.line.strip(" >"):
+            self.lines.append(self.line.rstrip())
+        if self.lines and self.lines[-1]:
+            self.lines.append("")
+        self.lines.append(heading + (markdown if heading else escape_line_start(markdown)))
+        self.line, self.pending_breaks, self.hard_break, self.at_start = None, 2, False, False
+        return True
+
     def add_marker(self, marker: str) -> None:
         """A list item's bullet or number: always a fresh line."""
         self.request_break(1)
@@ -380,6 +397,8 @@ class _Walk:
         out = self.out
         out.request_break(1 if tag == "p" and out.lists else 2)
         markdown = collapse_spaces(self._inline(element, False)).strip(" ")
+        if markdown and out.add_top_block(markdown, "#" * _HEADINGS[tag] + " " if tag in _HEADINGS else ""):
+            return
         if markdown:
             if tag in _HEADINGS:
                 out.heading = "#" * _HEADINGS[tag] + " "
