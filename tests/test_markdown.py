@@ -183,3 +183,20 @@ def test_bad_text_format_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "--text-format" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_audit_reads_the_visible_words_of_either_format():
+    from audit import check_filters, text_format, to_visible
+
+    words = " ".join(f"w{i}" for i in range(48))
+    md_rows = [{"id": "a", "_file": "train", "_line": 1, "title": "t", "question_score": 1, "answer_score": 1,
+                "question": f"{words} [see this](https://example.org/a/very/long/path/with/many/words/in/it) `x`",
+                "answer": f"{words} ![](https://i.stack.imgur.com/x.png) **bold** y"}]
+    plain_rows = [{**md_rows[0], "question": f"{words} see this x",
+                   "answer": f"{words} {PLACEHOLDER} bold y"}]
+    thresholds = {"min_words": 50, "max_words": 51, "min_question_score": 0, "min_answer_score": 0}
+    assert text_format({"run": {"args": {"text_format": "markdown"}}}) == "markdown"
+    to_visible(md_rows, "markdown")
+    to_visible(plain_rows, "plain")
+    for rows in (md_rows, plain_rows):  # 48 + 2 words each: in range only if URLs and the placeholder are not words
+        assert check_filters(rows, thresholds)["status"] == "PASS", rows
