@@ -200,3 +200,17 @@ def test_audit_reads_the_visible_words_of_either_format():
     to_visible(plain_rows, "plain")
     for rows in (md_rows, plain_rows):  # 48 + 2 words each: in range only if URLs and the placeholder are not words
         assert check_filters(rows, thresholds)["status"] == "PASS", rows
+
+
+def test_plain_format_is_todays_cleaner_on_the_bundled_sample():
+    """--text-format plain writes what BODY_CLEANER (today's clean) writes, for every post of the sample; the
+    visible text differs from it only where an image's alt text is the placeholder (none in the sample)."""
+    import json
+
+    elements = json.loads((REPO / "data" / "sample" / "law-stackexchange-questions-answers.json").read_text())
+    bodies = [e["question_body"] for e in elements] + [a["body"] for e in elements for a in e["answers"]]
+    frame = pd.DataFrame({"title": ["t"] * len(bodies), "question": bodies, "answer": bodies})
+    plain = clean_partition(frame, "plain")
+    assert plain["question"].tolist() == [BODY_CLEANER.modify_document(b) for b in bodies]
+    assert plain[VISIBLE["question"]].tolist() == plain["question"].tolist()
+    assert clean_partition(frame, "markdown")[VISIBLE["answer"]].tolist() == plain["answer"].tolist()
