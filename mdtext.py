@@ -27,12 +27,12 @@ _PARAGRAPH_TAGS = {"p", "blockquote", "ul", "ol", "dl", "h1", "h2", "h3", "h4", 
 _LINE_TAGS = {"div", "li", "dt", "dd", "tr", "caption", "summary", "figcaption", "main", "nav", "form"}
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _EMPHASIS = {"em": "*", "i": "*", "strong": "**", "b": "**"}
-_SPACE_RUN = re.compile(r"[ \t\r\n\f\v]+")
 _SPACE_RUN_FAST = re.compile(r"[ \t\r\n\f\v]{2,}|[\t\r\n\f\v]")
 
 
 def collapse_spaces(text: str) -> str:
-    """_SPACE_RUN.sub(" ", text), without a regex pass where substring tests (C scans) find nothing to do."""
+    """Each run of ASCII whitespace as one space (as the plain walk collapses text), without a regex pass where
+    substring tests (C scans) find nothing to do."""
     if "  " in text or "\n" in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
         return _SPACE_RUN_FAST.sub(" ", text)
     return text
@@ -322,7 +322,7 @@ class _Walk:
             self._pre(element)
             return True
         if tag == "code":
-            code = _SPACE_RUN.sub(" ", _text_of(element))
+            code = collapse_spaces(_text_of(element))
             if code.strip():
                 out.add_raw(code_span(code))
             elif code:
@@ -396,7 +396,10 @@ class _Walk:
         instead of event by event; the same breaks as start() and end() would ask for."""
         out = self.out
         out.request_break(1 if tag == "p" and out.lists else 2)
-        markdown = collapse_spaces(self._inline(element, False)).strip(" ")
+        if len(element):
+            markdown = collapse_spaces(self._inline(element, False)).strip(" ")
+        else:  # text only: collapsed, trimmed, then escaped (escaping adds no space)
+            markdown = escape_text(collapse_spaces(element.text or "").strip(" "))
         if markdown and out.add_top_block(markdown, "#" * _HEADINGS[tag] + " " if tag in _HEADINGS else ""):
             return
         if markdown:
@@ -440,7 +443,7 @@ class _Walk:
         if url is None or not core:
             return content
         lead, trail = content[:len(content) - len(content.lstrip())], content[len(content.rstrip()):]
-        shown = _SPACE_RUN.sub(" ", _text_of(element)).strip()
+        shown = collapse_spaces(_text_of(element)).strip()
         if shown == url and _AUTOLINK_OK.match(url) and len(element) == 0:
             return f"{lead}<{url}>{trail}"
         return f"{lead}[{core}]({link_destination(url)}){trail}"
@@ -491,7 +494,7 @@ class _Walk:
         if not core:
             return
         lead, trail = content[:len(content) - len(content.lstrip(" "))], content[len(content.rstrip(" ")):]
-        shown = _SPACE_RUN.sub(" ", _text_of(element)).strip()
+        shown = collapse_spaces(_text_of(element)).strip()
         if shown == url and _AUTOLINK_OK.match(url) and len(element) == 0:
             markup = f"<{url}>"
         else:
@@ -508,7 +511,7 @@ class _Walk:
     def _image_markup(self, element) -> str:
         """`![alt](src)`: alt text only where it says something (never the placeholder); the alt text alone
         (escaped) for an image without a source."""
-        alt = _SPACE_RUN.sub(" ", element.get("alt") or "").strip()
+        alt = collapse_spaces(element.get("alt") or "").strip()
         if alt.lower() == PLACEHOLDER:
             alt = ""
         src = resolve_url(element.get("src"), self.base)
