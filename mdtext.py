@@ -461,7 +461,7 @@ class _Walk:
             out.prefixes[-1] = " " * len(marker)
 
     def _close_emphasis(self, element) -> None:
-        kind, mark, marker = self.spans.pop(id(element), (None, None, None))
+        _, mark, marker = self.spans.pop(id(element), (None, None, None))
         content = self.out.span(mark) if mark else None
         if not content or not content.strip():
             return
@@ -482,7 +482,7 @@ class _Walk:
 
     def _close_link(self, element) -> None:
         out = self.out
-        kind, mark, url = self.spans.pop(id(element), (None, None, None))
+        _, mark, url = self.spans.pop(id(element), (None, None, None))
         if mark is None:
             return
         out.link_depth -= 1
@@ -661,7 +661,7 @@ def pre_languages(html: str) -> list[str | None] | None:
 
 def _bare_language(name: str) -> str | None:
     lang = name.lower()
-    lang = lang[5:] if lang.startswith("lang-") else lang
+    lang = lang.removeprefix("lang-")
     return None if lang in ("none", "default", "plaintext", "") else lang
 
 
