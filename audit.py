@@ -3,7 +3,8 @@
     python main.py audit data/curated            # or: python audit.py data/curated/final
     python audit.py OUT --no-embeddings          # skip the embedding check (fast)
 
-Reads <dir>/final/law-qa-{train,val,test}.jsonl (or <dir>/law-qa-*.jsonl) and report.json beside them, and checks:
+Reads <dir>/final/law-qa-{train,val,test}.jsonl (or <dir>/law-qa-*.jsonl) and report.json beside them, and checks
+the words a reader sees (Markdown rows through mdtext.visible_text, as the run's filters and dedup saw them):
   exact duplicates   normalised title+question+answer text, within a split and across splits (across = a leak)
   near duplicates    pairs in different splits with word-5-shingle Jaccard >= 0.8 (MinHash-LSH candidates,
                      verified with the exact Jaccard of the shingle sets) and embedding cosine >= 0.95
@@ -29,6 +30,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+from mdtext import PLACEHOLDER, visible_text
 from outputs import FORMATS
 
 SPLITS = ("train", "val", "test")
@@ -394,6 +396,31 @@ def check_ids(rows: list[dict]) -> dict:
                   bad)
 
 
+_PLACEHOLDER = re.compile(re.escape(PLACEHOLDER), re.I)
+
+
+def text_format(report: dict | None) -> str | None:
+    """The run's --text-format (None for a run that had no such flag: its text is what its filters read)."""
+    value = (((report or {}).get("run") or {}).get("args") or {}).get("text_format")
+    return value if isinstance(value, str) else None
+
+
+def to_visible(rows: list[dict], fmt: str | None) -> None:
+    """Question and answer of each row as the words a reader sees, which the run's filters and dedup judged:
+    Markdown's visible text (mdtext.visible_text), or the plain text without the image placeholder."""
+    if fmt is None:
+        return
+    for row in rows:
+        for field in ("question", "answer"):
+            text = row.get(field)
+            if not isinstance(text, str):
+                continue
+            if fmt == "markdown":
+                row[field] = visible_text(text)
+            elif PLACEHOLDER in text.lower():
+                row[field] = _PLACEHOLDER.sub("", text)
+
+
 def filter_thresholds(report: dict | None) -> dict | None:
     args = ((report or {}).get("run") or {}).get("args") or {}
     keys = ("min_words", "max_words", "min_question_score", "min_answer_score")
@@ -485,6 +512,7 @@ def audit_dataset(path: Path, report: dict | None = None, embeddings: str | None
             except (OSError, ValueError) as exc:
                 raise AuditError(f"{report_path}: unreadable ({exc})") from None
     rows = read_rows(final)
+    to_visible(rows, text_format(report))
     file_rows = {s: sum(1 for r in rows if r["_file"] == s) for s in SPLITS}
     split_codes = np.array([SPLITS.index(r["_file"]) for r in rows], dtype=np.int8)
     # exact copies within a split are a failure only when the run asked for exact dedup (its resolved config)

@@ -304,6 +304,13 @@ def render_card(report: dict, images: dict[str, str]) -> str:
     return "\n".join(out)
 
 
+def _text_format_phrase(report: dict) -> str:
+    """How the clean stage wrote the text (report's `clean.text_format`; runs before --text-format: plain)."""
+    if ((report.get("clean") or {}).get("text_format")) == "markdown":
+        return "converted to Markdown as the site renders it (code fences, links with their URLs)"
+    return "cleaned to plain text"
+
+
 def _split_ratios(report: dict) -> str | None:
     """The train/val/test ratios the run used: from its resolved config, else from its flags (older reports)."""
     run = report.get("run") or {}
@@ -324,7 +331,7 @@ def _summary_lines(report: dict) -> list[str]:
         f"**{sum(splits.values()):,}** question–answer pairs ({split_text})"
         + (f", of which **{n_synth:,}** are synthetic" if n_synth else "")
         + ", curated by lawqa-curate (a re-creation of NVIDIA NeMo Curator's `peft-curation-with-sdg` tutorial): "
-        "HTML cleaned to plain text, filtered by length and score, deduplicated, split "
+        f"HTML {_text_format_phrase(report)}, filtered by length and score, deduplicated, split "
         + (f"{ratios} " if ratios else "") + "(train/val/test) by family "
         "so that no question (or its near-duplicates and synthetic descendants) is in two splits.", ""]
 

@@ -87,6 +87,7 @@ class OutputConfig:
     output_dir: str = "data/curated"
     audit: str = "fast"  # fast | full | off
     formats: tuple[str, ...] = ()
+    text_format: str = "markdown"  # markdown | plain (modifiers.TEXT_FORMATS)
     system_prompt: str | None = None
     quiet: bool = False
     verbose: bool = False
@@ -219,6 +220,11 @@ def _add_output_arguments(group) -> None:
                        help="fine-tuning formats besides the tutorial's law-qa-{split}.jsonl (always written): "
                             "chat (chat/{split}.jsonl, messages), nemo (nemo/{split}.jsonl, input/output); "
                             "comma-separated, 'all' or 'none'")
+    group.add_argument("--text-format", default=defaults.text_format, metavar="markdown|plain",
+                       help="question and answer text: markdown = CommonMark as the site renders the post (code "
+                            "fences, inline code, links with their URL, emphasis, headings, lists, quotes, tables, "
+                            "images); plain = readable text without markup. Filters and dedup read the same "
+                            "visible words either way")
     group.add_argument("--system-prompt", default=None, metavar="TEXT",
                        help="system message at the start of every chat-format example (none if unset)")
     group.add_argument("--dry-run", action="store_true",
@@ -273,10 +279,15 @@ def _cluster_config(args) -> ClusterConfig:
 def _output_config(args) -> OutputConfig:
     from outputs import parse_formats
 
+    from modifiers import TEXT_FORMATS
+
     if args.audit not in AUDIT_MODES:
         raise ValueError(f"--audit: {args.audit!r} is not one of {', '.join(AUDIT_MODES)}")
+    if args.text_format not in TEXT_FORMATS:
+        raise ValueError(f"--text-format: {args.text_format!r} is not one of {', '.join(TEXT_FORMATS)}")
     return OutputConfig(output_dir=args.output_dir, audit=args.audit, formats=parse_formats(args.formats),
-                        system_prompt=args.system_prompt, quiet=args.quiet, verbose=args.verbose)
+                        text_format=args.text_format, system_prompt=args.system_prompt, quiet=args.quiet,
+                        verbose=args.verbose)
 
 
 def config_from_args(args: argparse.Namespace, argv: list[str]) -> RunConfig:

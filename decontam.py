@@ -52,7 +52,7 @@ import xxhash
 from dedup import DedupConfig, Embedder, doc_text, normalize_text
 from dedup.text import word_hashes, words_of
 from docbuilder import InputError
-from records import drop_ids
+from records import drop_ids, visible
 
 RULES = ("exact", "ngram", "embedding")
 KIND = "decontaminated"
@@ -354,7 +354,7 @@ def _exact_hits(pdf: pd.DataFrame, index: EvalIndex) -> np.ndarray:
     out = np.full(len(pdf), -1, dtype=np.int64)
     if not index.exact:
         return out
-    for r, (t, q) in enumerate(zip(pdf["title"], pdf["question"])):
+    for r, (t, q) in enumerate(zip(pdf["title"], visible(pdf, "question"))):
         nt, nq = normalize_text(t), normalize_text(q)
         for norm in (nq, nt, f"{nt} {nq}".strip()):  # = normalize_text(title + "\n" + question)
             i = index.exact.get(_norm_key(norm))
@@ -370,7 +370,7 @@ def _ngram_hits(pdf: pd.DataFrame, index: EvalIndex) -> tuple[np.ndarray, np.nda
     frac = np.zeros(n, dtype=np.float64)
     if n == 0 or len(index.gram_hash) == 0:
         return best, frac
-    docs = [words_of(doc_text(t, q, a)) for t, q, a in zip(pdf["title"], pdf["question"], pdf["answer"])]
+    docs = [words_of(doc_text(t, q, a)) for t, q, a in zip(pdf["title"], visible(pdf, "question"), visible(pdf, "answer"))]
     wh, off = word_hashes(docs)
     found_h, found_doc = [], []
     for k in index.lengths:
@@ -450,12 +450,12 @@ def _text_hash(text: str) -> str:
 def _question_hashes(pdf: pd.DataFrame) -> pd.DataFrame:
     """Per partition: id and the hash of the question text (what the embedding rule embeds)."""
     return pd.DataFrame({"id": pdf["id"].astype(str).to_numpy(),
-                         "qhash": [_text_hash(q or "") for q in pdf["question"]]})
+                         "qhash": [_text_hash(q or "") for q in visible(pdf, "question")]})
 
 
 def _questions_for(pdf: pd.DataFrame, wanted: frozenset) -> pd.DataFrame:
     """Per partition: the question texts whose hash is in `wanted` (cache misses only)."""
-    qs = [q or "" for q in pdf["question"]]
+    qs = [q or "" for q in visible(pdf, "question")]
     hs = [_text_hash(q) for q in qs]
     keep = [i for i, h in enumerate(hs) if h in wanted]
     return pd.DataFrame({"qhash": [hs[i] for i in keep], "text": [qs[i] for i in keep]})
@@ -471,7 +471,7 @@ def _row_question_embeddings(records, is_dask: bool, embedder: Embedder, client)
     hashes to the driver, plus the texts the cache lacks."""
     if not is_dask:
         keys = _question_hashes(records)
-        texts = [q or "" for q in records["question"]]
+        texts = [q or "" for q in visible(records, "question")]
     else:
         meta = pd.DataFrame({"id": pd.Series(dtype=object), "qhash": pd.Series(dtype=object)})
         keys = _compute(records.map_partitions(_question_hashes, meta=meta), client).reset_index(drop=True)

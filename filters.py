@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from records import visible
+
 DROP_REASON = "drop_reason"  # column added by filter_partition; "" for kept rows
 
 
@@ -116,7 +118,8 @@ class NonEmptyFilter(DocumentFilter):
 
 @dataclass(frozen=True)
 class ScoreFilter:
-    """A DocumentFilter applied to one column of the record."""
+    """A DocumentFilter applied to one column of the record: for question and answer, their visible text
+    (records.visible: the same words whatever --text-format wrote, so the format changes no drop)."""
 
     document_filter: DocumentFilter
     column: str
@@ -124,7 +127,7 @@ class ScoreFilter:
     def apply(self, df: pd.DataFrame, scores: pd.Series | None = None) -> tuple[pd.Series, pd.Series]:
         """(keep mask, drop reasons) for a partition; `scores`, if given, are this filter's scores of its rows."""
         if scores is None:
-            scores = self.document_filter.score_series(df[self.column])
+            scores = self.document_filter.score_series(visible(df, self.column))
         keep = self.document_filter.keep_series(scores)
         reasons = pd.Series("", index=df.index, dtype="object")
         if (~keep).any():
@@ -156,9 +159,11 @@ def default_filters(cfg: FilterConfig) -> list[ScoreFilter]:
 
 
 def word_counts(df: pd.DataFrame, filters: list[ScoreFilter]) -> dict[str, pd.Series]:
-    """The word counts of every column a WordCountFilter of `filters` judges, over all rows: counted once per
-    partition for the filters and for whoever summarizes the partition (the card's histograms)."""
-    return {f.column: count_words(df[f.column]) for f in filters if isinstance(f.document_filter, WordCountFilter)}
+    """The word counts of every column a WordCountFilter of `filters` judges (its visible text), over all rows:
+    counted once per partition for the filters and for whoever summarizes the partition (the card's
+    histograms)."""
+    return {f.column: count_words(visible(df, f.column)) for f in filters
+            if isinstance(f.document_filter, WordCountFilter)}
 
 
 def filter_partition(df: pd.DataFrame, filters: list[ScoreFilter],
@@ -188,7 +193,8 @@ def apply_filters(df: pd.DataFrame, filters: list[ScoreFilter]) -> tuple[pd.Data
     return kept, {str(k): int(v) for k, v in sorted(dropped.items())}
 
 
-def clean_and_filter_partition(raw: pd.DataFrame, filters: list[ScoreFilter], *summarizers) -> tuple:
+def clean_and_filter_partition(raw: pd.DataFrame, filters: list[ScoreFilter], *summarizers,
+                               text_format: str = "plain", site: str | None = None) -> tuple:
     """Clean, then filter one raw partition in one task: (kept rows, drop counts by reason, *summaries).
 
     Fusing the two stages means a worker never holds the cleaned text of rows the filter drops (about half of
@@ -197,14 +203,23 @@ def clean_and_filter_partition(raw: pd.DataFrame, filters: list[ScoreFilter], *s
     `word_counts`) while the cleaned text is still in the worker's memory (the card's word-count histograms,
     dedup's per-row features); its result follows the drop counts.
     """
-    from modifiers import clean_partition
+    from modifiers import ANSWER_IMAGE, clean_partition
 
-    cleaned = clean_partition(raw)
+    cleaned = clean_partition(raw, text_format, site)
+    cleaned[ANSWER_IMAGE] = [isinstance(html, str) and "<img" in html for html in raw["answer"]]
     del raw
     counts = word_counts(cleaned, filters)
     marked = filter_partition(cleaned, filters, counts)
     reasons = marked[DROP_REASON]
     dropped = {str(k): int(v) for k, v in sorted(reasons[reasons != ""].value_counts().items())}
     summaries = tuple(summarize(marked, DROP_REASON, counts) for summarize in summarizers)
-    kept = marked[reasons == ""].drop(columns=[DROP_REASON])
+    kept = marked[reasons == ""].drop(columns=[DROP_REASON, ANSWER_IMAGE])
     return (kept, dropped, *summaries)
+
+
+def image_answers(marked: pd.DataFrame, drop_col: str, counts=None) -> int:
+    """How many kept rows' answers show an image (a summarizer of clean_and_filter_partition: the answer relies
+    on what a text-only model cannot see)."""
+    from modifiers import ANSWER_IMAGE
+
+    return int((marked[ANSWER_IMAGE] & (marked[drop_col] == "")).sum())

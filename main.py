@@ -97,7 +97,7 @@ class Convert:
         from cluster import submit_bounded
         from dedup.features import kept_features
         from docbuilder import InputError, iter_input_chunks, new_convert_stats
-        from filters import clean_and_filter_partition, default_filters
+        from filters import clean_and_filter_partition, default_filters, image_answers
         from sedump import DumpStats, KeptPosts
 
         source, client, dedup = ctx.data["source"], ctx.client, ctx.cfg.dedup
@@ -109,8 +109,8 @@ class Convert:
         chunks = iter_input_chunks(source, stats, ctx.cfg.cluster.partition_rows, ctx.cfg.output.progress,
                                    ctx.cfg.dump)
         features = partial(kept_features, shingle=dedup.fuzzy_shingle, num_perm=dedup.num_perm, seed=dedup.seed)
-        futures = submit_bounded(client, clean_and_filter_partition, chunks, filters, partition_word_histograms,
-                                 features)
+        clean = partial(clean_and_filter_partition, text_format=ctx.cfg.output.text_format, site=source.get("site"))
+        futures = submit_bounded(client, clean, chunks, filters, partition_word_histograms, features, image_answers)
         if not futures:
             raise InputError(f"{source['path']}: no usable questions ({dict(stats.dropped) or 'empty array'})")
         ctx.data["curated"] = futures
@@ -128,7 +128,10 @@ class Clean:
     name = "clean"
 
     def describe(self, ctx: Context) -> str:
-        return "HTML -> plain text (paragraphs, lists, quotes, code kept), Unicode repair, whitespace"
+        if ctx.cfg.output.text_format == "plain":
+            return "HTML -> plain text (paragraphs, lists, quotes, code kept), Unicode repair, whitespace"
+        return ("HTML -> Markdown (code fences, inline code, links, emphasis, headings, lists, quotes, tables), "
+                "Unicode repair, whitespace; filters and dedup read the visible text")
 
     def run(self, ctx: Context) -> StageResult:
         from cluster import dask_wait
@@ -158,9 +161,11 @@ class Filter:
         # kept rows' dedup features
         records, extras = split_results(ctx.client, ctx.data.pop("curated"), empty_frame())
         ctx.data["records"] = records
-        ctx.data["features"] = [features for _, _, features in extras]
-        ctx.report.sections["word_counts"] = word_count_section([histograms for _, histograms, _ in extras])
-        reasons = sum((Counter(dropped) for dropped, _, _ in extras), Counter())
+        ctx.data["features"] = [features for _, _, features, _ in extras]
+        ctx.report.sections["word_counts"] = word_count_section([histograms for _, histograms, _, _ in extras])
+        ctx.report.sections["clean"] = {"text_format": ctx.cfg.output.text_format,
+                                        "answers_with_images": sum(images for *_, images in extras)}
+        reasons = sum((Counter(dropped) for dropped, _, _, _ in extras), Counter())
         return StageResult(ctx.rows, ctx.rows - sum(reasons.values()), dict(reasons))
 
 
@@ -287,8 +292,10 @@ class Synthesize:
 
         filters, dedup_cfg, decontaminator = ctx.data["filters"], ctx.cfg.dedup, ctx.data.get("decontaminator")
 
+        text_format, site = ctx.cfg.output.text_format, ctx.data["source"].get("site")
+
         def curate(rows):
-            kept, drops = apply_filters(clean_partition(rows), filters)
+            kept, drops = apply_filters(clean_partition(rows, text_format, site), filters)
             if decontaminator is not None and len(kept):
                 kept, more = decontaminator.check_new_rows(kept)
                 drops = {**drops, **more}

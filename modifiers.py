@@ -19,6 +19,8 @@ import pandas as pd
 from lxml import etree
 from lxml import html as lxml_html
 
+from mdtext import PLACEHOLDER, escape_line_start, escape_text, pre_languages, walk_markdown
+
 
 class DocumentModifier:
     """A text -> text transformation, applied to a column of every record (NeMo Curator's interface)."""
@@ -67,6 +69,7 @@ class _TextBuilder:
         self.pre_depth = 0
         self.lists: list[list] = []  # per open list: [ordered, next number]
         self.after_marker = False
+        self.skip_placeholder = False  # leave out Stack Exchange's placeholder alt text (the visible text)
 
     def request_break(self, n: int) -> None:
         if n > self.pending_breaks:
@@ -162,7 +165,7 @@ def _on_start(builder: _TextBuilder, tag: str, element) -> None:
         builder.add_text(" ")
     elif tag == "img":
         alt = element.get("alt")
-        if alt:
+        if alt and not (builder.skip_placeholder and collapse_spaces(alt).strip().lower() == PLACEHOLDER):
             builder.add_text(f" {alt} ")
 
 
@@ -196,8 +199,9 @@ _ETREE_PARSER = etree.HTMLParser(**_PARSER_OPTIONS)
 _FULL_DOCUMENT = re.compile(r"^\s*<(?:html|!doctype)", re.I).match  # as lxml.html: such input is not wrapped
 
 
-def html_to_text(html: str) -> str:
-    """Readable plain text of an HTML fragment: paragraphs, lists, quotes and code kept."""
+def html_to_text(html: str, skip_placeholder: bool = False) -> str:
+    """Readable plain text of an HTML fragment: paragraphs, lists, quotes and code kept. `skip_placeholder`:
+    leave out Stack Exchange's placeholder alt text (the visible text; without it, today's plain text)."""
     if not html or not html.strip():
         return ""
     if "<" not in html and "&" not in html:
@@ -206,12 +210,32 @@ def html_to_text(html: str) -> str:
         root = _parse_fragment(html)
     except (etree.ParserError, ValueError):
         return _strip_tags(html)
-    text = _walk_text(root)
+    text = _walk_text(root, skip_placeholder)
     if not text:
         # libxml2 stops building the tree past ~2,000 levels of nesting and loses the text inside;
         # a flat tag strip keeps the words.
         return _strip_tags(html)
     return text
+
+
+def html_to_markdown(html: str, base: str) -> tuple[str, str]:
+    """(Markdown, visible text) of an HTML fragment, parsed once: mdtext's walk and the plain walk without the
+    image placeholder. `base` is the site's address (https://site/) for its relative links."""
+    if not html or not html.strip():
+        return "", ""
+    if "<" not in html and "&" not in html:
+        text = collapse_spaces(html).strip()
+        return escape_line_start(escape_text(text)), text
+    try:
+        root = _parse_fragment(html)
+    except (etree.ParserError, ValueError):
+        text = _strip_tags(html)
+        return escape_line_start(escape_text(text)), text
+    visible = _walk_text(root, PLACEHOLDER in html)
+    if not visible:  # see html_to_text
+        text = _strip_tags(html)
+        return escape_line_start(escape_text(text)), text
+    return walk_markdown(root, base, pre_languages(html)), visible
 
 
 def _parse_fragment(html: str):
@@ -231,13 +255,15 @@ def _parse_fragment(html: str):
     return lxml_html.fragment_fromstring(html, create_parent="div", parser=_PARSER)
 
 
-def _walk_text(root) -> str:
+def _walk_text(root, skip_placeholder: bool = False) -> str:
     """The container's text: at once if it holds only paragraphs (_paragraphs_text); else each top-level block
-    through _add_plain_block if it can, else through _walk."""
+    through _add_plain_block if it can, else through _walk. `skip_placeholder`: images whose alt text is Stack
+    Exchange's placeholder add nothing (the visible text; the plain text keeps today's)."""
     text = _paragraphs_text(root)
     if text is not None:
         return text
     builder = _TextBuilder()
+    builder.skip_placeholder = skip_placeholder
     _on_start(builder, root.tag.lower(), root)
     builder.add_text(root.text or "")
     for child in root:
@@ -518,10 +544,51 @@ BODY_CLEANER = Sequential(HtmlToText(), UnicodeRepair(), WhitespaceNormaliser())
 TITLE_CLEANER = Sequential(UnicodeRepair(unescape_html="auto"), WhitespaceNormaliser(keep_lines=False))
 
 
-def clean_partition(df: pd.DataFrame) -> pd.DataFrame:
-    """Clean stage over one partition: title, question and answer to plain text."""
+TEXT_FORMATS = ("markdown", "plain")
+ANSWER_IMAGE = "_answer_image"  # a working column of the clean + filter task: the answer shows an image
+
+
+def _finish(text: str) -> str:
+    """Unicode repair and whitespace: what BODY_CLEANER does after its HTML step."""
+    return normalise_whitespace(repair_unicode(text))
+
+
+def _clean_bodies(htmls: pd.Series, text_format: str, base: str) -> tuple[list, list]:
+    """(written texts, visible texts) of a column of post bodies. The visible text is the plain text without
+    Stack Exchange's image placeholder; where the two agree it is the same string object (no copy)."""
+    texts, visible = [], []
+    if text_format == "plain":
+        for html in htmls:
+            text = BODY_CLEANER.modify_document(html)
+            texts.append(text)
+            visible.append(_finish(html_to_text(html, True)) if PLACEHOLDER in (html or "") else text)
+        return texts, visible
+    for html in htmls:
+        markdown, shown = html_to_markdown(html, base)
+        shown_text = _finish(shown)
+        texts.append(shown_text if markdown == shown else _finish(markdown))
+        visible.append(shown_text)
+    return texts, visible
+
+
+def site_address(site: str | None) -> str:
+    """https://site/ of a site name (law.stackexchange.com for the JSON dump): the base of relative links."""
+    return f"https://{site or 'law.stackexchange.com'}/"
+
+
+def clean_partition(df: pd.DataFrame, text_format: str = "plain", site: str | None = None) -> pd.DataFrame:
+    """Clean stage over one partition: title to one line of plain text, question and answer to `text_format`
+    ("plain": today's text; "markdown": mdtext's), each with its visible text in records.VISIBLE's working
+    columns (what the filters, dedup, decontamination read: the same in both formats)."""
+    from records import VISIBLE
+
+    if text_format not in TEXT_FORMATS:
+        raise ValueError(f"text format {text_format!r} is not one of {', '.join(TEXT_FORMATS)}")
     df = df.copy()
     df["title"] = TITLE_CLEANER.modify_series(df["title"])
-    df["question"] = BODY_CLEANER.modify_series(df["question"])
-    df["answer"] = BODY_CLEANER.modify_series(df["answer"])
+    base = site_address(site)
+    for column in ("question", "answer"):
+        texts, visible = _clean_bodies(df[column], text_format, base)
+        df[column] = pd.Series(texts, index=df.index, dtype=object)
+        df[VISIBLE[column]] = pd.Series(visible, index=df.index, dtype=object)
     return df

@@ -30,7 +30,13 @@ SCHEMA: dict[str, str] = {
     "round": "int64",
     "reward": "object",
 }
-COLUMNS = list(SCHEMA)
+COLUMNS = list(SCHEMA)  # the columns written
+# Working columns, never written: the visible text of question and answer (the plain walk's words without URLs,
+# markup or image placeholders), which the filters, dedup, decontamination and the leak check read, so that
+# --text-format changes no drop or removal. Rows that never were HTML (synthetic ones) have their text here.
+VISIBLE = {"question": "question_visible", "answer": "answer_visible"}
+WORK_SCHEMA: dict[str, str] = {**SCHEMA, **{column: "object" for column in VISIBLE.values()}}
+WORK_COLUMNS = list(WORK_SCHEMA)
 
 # The columns the NeMo Curator tutorial wrote (id, title, question, question_score, answer, answer_score, tags,
 # file_name) keep their names and meaning, so its users read our output unchanged.
@@ -47,19 +53,30 @@ def synthetic_id(source_id: str, round_no: int, k: int) -> str:
 
 
 def empty_frame() -> pd.DataFrame:
-    """A zero-row DataFrame with the record schema (the Dask `meta` of every stage)."""
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in SCHEMA.items()})
+    """A zero-row DataFrame with the record schema and the working columns (the Dask `meta` of every stage)."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in WORK_SCHEMA.items()})
 
 
 def conform(df: pd.DataFrame) -> pd.DataFrame:
-    """Columns in contract order with contract dtypes (missing optional columns filled)."""
+    """Columns in contract order with contract dtypes (missing optional columns filled; missing visible text is
+    the text itself, as for rows that never were HTML)."""
     df = df.copy()
     defaults = {"split": "", "synthetic": False, "round": 0, "reward": ""}
     for col, default in defaults.items():
         if col not in df.columns:
             df[col] = default
-    df = df[COLUMNS]
-    return df.astype(SCHEMA)
+    for col, work in VISIBLE.items():
+        if work not in df.columns:
+            df[work] = df[col]
+    df = df[WORK_COLUMNS]
+    return df.astype(WORK_SCHEMA)
+
+
+def visible(df: pd.DataFrame, column: str) -> pd.Series:
+    """The visible text of `column` (question or answer): its working column where the frame has one, else the
+    column itself (a frame read back from JSONL, or built before cleaning)."""
+    work = VISIBLE.get(column)
+    return df[work] if work is not None and work in df.columns else df[column]
 
 
 def to_json_dict(row: dict) -> dict:

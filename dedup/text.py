@@ -59,8 +59,11 @@ def doc_text(title: str, question: str, answer: str) -> str:
 
 
 def doc_texts(df: pd.DataFrame) -> list[str]:
-    """doc_text of every row of a frame, in row order."""
-    return [doc_text(t, q, a) for t, q, a in zip(df["title"], df["question"], df["answer"])]
+    """doc_text of every row of a frame, in row order, from the visible text of question and answer (records.VISIBLE:
+    the same words whatever --text-format wrote)."""
+    from records import visible
+
+    return [doc_text(t, q, a) for t, q, a in zip(df["title"], visible(df, "question"), visible(df, "answer"))]
 
 
 def text_hashes(texts) -> list[str]:

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import dedup
-from records import conform, record_id, synthetic_id
+from records import conform, record_id, synthetic_id, VISIBLE
 
 REPO = Path(__file__).resolve().parent.parent
 # MiniLM tests load the model and embed on CPU (tens of seconds on 2 shared cores): outside the fast tier
@@ -50,7 +50,9 @@ def make_rows(n: int, seed: int = 0, words: int = 120) -> list[dict]:
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:
-    return conform(pd.DataFrame(rows))
+    """Records of plain-text row dicts: their visible text is their text (a dict copied from a record and edited
+    would otherwise carry its source's visible-text working columns)."""
+    return conform(pd.DataFrame(rows).drop(columns=list(VISIBLE.values()), errors="ignore"))
 
 
 def copy_row(row: dict, new_qid: int, **changes) -> dict:

@@ -21,7 +21,7 @@ import pytest
 
 import sedump
 from docbuilder import ConvertStats, InputError, iter_input_chunks, new_convert_stats, resolve_input, sha256_of
-from records import COLUMNS
+from records import COLUMNS, WORK_COLUMNS
 from sedump import DumpConfig, DumpStats, iter_dump_chunks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +96,7 @@ def test_every_question_counted_and_answered_ones_kept(sample_xml, folder_result
     assert stats.elements == stats.records + sum(stats.dropped.values())
     assert list(df["id"]) == [f"law-stackexchange-qa-{q}" for q in want["kept"]]  # Posts.xml order
     assert stats.posts == len(want["rows"]) == stats.elements + stats.answers + sum(stats.skipped.values())
-    assert set(df.columns) == set(COLUMNS) and (df["source_id"] == df["id"]).all()
+    assert set(df.columns) == set(WORK_COLUMNS) and (df["source_id"] == df["id"]).all()  # + the visible text
 
 
 def test_fields_links_licenses_and_best_answer(sample_xml, folder_result):

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import llm  # noqa: E402
 import synthetic_gen as sg  # noqa: E402
 from llm_server import completed_twice, parse_generation_prompt, read_log  # noqa: E402
-from records import COLUMNS, conform, record_id  # noqa: E402
+from records import COLUMNS, WORK_COLUMNS, conform, record_id  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -273,7 +273,7 @@ def test_full_run_reaches_target(server, tmp_path):
     new, rep = grow(records, cfg, tmp_path)
     assert rep["stop_reason"] == "target_reached" and len(new) == 25
     assert rep["train_size_after"] == n_train + 25
-    assert list(new.columns) == COLUMNS and new["id"].is_unique
+    assert list(new.columns) == WORK_COLUMNS and new["id"].is_unique  # the record + its visible-text columns
     assert set(new["split"]) == {"train"} and new["synthetic"].all() and (new["round"] >= 1).all()
     assert set(new["source_id"]) <= set(records.loc[records["split"] == "train", "id"])
     for _, r in new.iterrows():
