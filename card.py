@@ -13,6 +13,7 @@ summed on the driver by `word_count_section`, so the full text is never gathered
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from decontam import decontam_summary
@@ -211,6 +212,17 @@ def _yaml_str(text: str) -> str:
     return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+HF_LICENSE_IDS = {"3.0": "cc-by-sa-3.0", "4.0": "cc-by-sa-4.0"}   # the Hub's ids; CC BY-SA 2.5 has none
+
+
+def hub_licenses(report: dict) -> list[str]:
+    """The Hub's licence ids of the written rows' licences (every CC BY-SA version a row names, "other" for 2.5),
+    sorted; CC BY-SA 4.0 for a report that does not say (older reports)."""
+    licenses = (report.get("outputs") or {}).get("licenses") or {}
+    versions = {v for text in licenses for v in re.findall(r"CC BY-SA (\d\.\d)", text)}
+    return sorted({HF_LICENSE_IDS.get(v, "other") for v in versions}) or ["cc-by-sa-4.0"]
+
+
 def yaml_header(report: dict) -> str:
     """The card's YAML front matter: license, tasks, size, and one config per format with its splits."""
     files = (report.get("outputs") or {}).get("files") or {"jsonl": {s: f"law-qa-{s}.jsonl" for s in SPLIT_NAMES}}
@@ -219,7 +231,9 @@ def yaml_header(report: dict) -> str:
     site = card_site(report)
     topic = ["- legal"] if site["site"] == LAW_SITE else []
     source = ["source_datasets:", f"- {site['dataset']}"] if site.get("dataset") else []
-    lines = ["---", "license: cc-by-sa-4.0", "language:", "- en", f"pretty_name: {site['dataset_name']}",
+    hub = hub_licenses(report)
+    license_lines = [f"license: {hub[0]}"] if len(hub) == 1 else ["license:", *(f"- {h}" for h in hub)]
+    lines = ["---", *license_lines, "language:", "- en", f"pretty_name: {site['dataset_name']}",
              "task_categories:", "- question-answering", "- text-generation",
              "tags:", *topic, "- stackexchange", f"- {site['tag']}", "- sft", *(["- synthetic"] if synthetic else []),
              "size_categories:", f"- {size_category(total)}", *source, "configs:"]

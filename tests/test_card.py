@@ -235,3 +235,16 @@ def test_card_takes_the_split_ratios_from_the_resolved_config():
     text = card.render_card(report, {})
     assert "split 70/20/10 (train/val/test)" in text and "`split_ratios` = 70/20/10" in text
     assert "None" not in text.split("### Filtering", 1)[1].split("\n\n", 2)[1]
+
+
+@pytest.mark.parametrize("licenses, expected", [
+    ({"CC BY-SA 3.0": 153}, "cc-by-sa-3.0"),
+    ({"CC BY-SA 4.0": 10, "CC BY-SA 3.0 (question), CC BY-SA 4.0 (answer)": 2, "CC BY-SA 3.0": 5},
+     ["cc-by-sa-3.0", "cc-by-sa-4.0"]),
+    ({"CC BY-SA 2.5": 1, "CC BY-SA 3.0": 1}, ["cc-by-sa-3.0", "other"]),
+])
+def test_card_yaml_licence_is_the_rows(tmp_path, licenses, expected):
+    report = make_report().to_dict()
+    report.setdefault("outputs", {})["licenses"] = licenses
+    card.write_card(tmp_path, report)
+    assert front_matter((tmp_path / "README.md").read_text())["license"] == expected
