@@ -205,6 +205,7 @@ class Embedder:
             from model2vec import StaticModel
 
             m = StaticModel.from_pretrained(str(STATIC_DIR))
+            m.tokenize = ChunkTokenizer(m)  # the same token ids, each distinct word tokenized once
         else:
             import torch
             from sentence_transformers import SentenceTransformer
@@ -235,7 +236,9 @@ class Embedder:
         self.calls += 1
         if self.static:
             self.precision = "static"
-            e = np.asarray(m.encode(texts, batch_size=1024, show_progress_bar=False), dtype=np.float32)
+            # one process: model2vec's threads would only add hand-offs (tokenizing is ChunkTokenizer's, in Python)
+            e = np.asarray(m.encode(texts, batch_size=1024, show_progress_bar=False, use_multiprocessing=False),
+                           dtype=np.float32)
             return l2norm(e)
         import contextlib
 
@@ -299,6 +302,50 @@ class Embedder:
         emb = mat[pos] if len(hashes) else np.zeros((0, 1), np.float32)
         return emb, {"cache_hits": int(len(hashes) - len(miss)), "cache_misses": int(len(miss)),
                      "embedded": int(len(miss_hashes)), "precision": self.precision, "threads": self.threads}
+
+
+# The characters the static model's tokenizer (BertNormalizer + BertPreTokenizer) treats as whitespace: tab, LF, CR,
+# the Unicode space separators (Zs) and the line/paragraph separators. Other control characters it deletes, so they
+# never separate words there and must not here.
+_TOKENIZER_SPACE = re.compile("[\t\n\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+
+
+class ChunkTokenizer:
+    """model2vec's `StaticModel.tokenize`, with each distinct whitespace-separated chunk tokenized once.
+
+    The static model's tokenizer works character by character up to whitespace: its normaliser (lowercase,
+    accents stripped, control characters dropped, CJK characters spaced) and its pre-tokenizer (whitespace, then
+    punctuation) never look across a whitespace character, so a text's token ids are the concatenation of its
+    chunks' ids. A corpus repeats its words: tokenizing the distinct chunks (cached across calls) and joining
+    their ids costs a fraction of tokenizing every text, with the same ids (tests/test_dedup.py compares them).
+    As the model's own: ids cut at the tokenizer's truncation length, then unknown-token ids removed."""
+
+    MAX_CACHED = 400_000  # distinct chunks kept between calls (a bound on memory for a large corpus)
+
+    def __init__(self, model):
+        self.model = model
+        self.ids: dict[str, list[int]] = {}
+
+    def __call__(self, sentences) -> list[list[int]]:
+        tokenizer = self.model.tokenizer
+        chunked = [_TOKENIZER_SPACE.split(s) for s in sentences]
+        ids = self.ids
+        new = sorted({c for chunks in chunked for c in chunks if c not in ids})
+        if len(ids) + len(new) > self.MAX_CACHED:
+            ids.clear()
+            new = sorted({c for chunks in chunked for c in chunks})
+        if new:
+            for chunk, enc in zip(new, tokenizer.encode_batch_fast(new, add_special_tokens=False)):
+                ids[chunk] = enc.ids
+        limit = (tokenizer.truncation or {}).get("max_length")
+        unk = self.model.unk_token_id
+        out = []
+        for chunks in chunked:
+            row = [i for c in chunks for i in ids[c]]
+            if limit is not None:
+                del row[limit:]
+            out.append(row if unk is None else [i for i in row if i != unk])
+        return out
 
 
 def l2norm(e: np.ndarray) -> np.ndarray:

@@ -624,3 +624,41 @@ def test_quality_zero_cross_split_leaks_after_family_split(planted):
     naive = df.copy()
     naive["split"] = ["train", "val", "test"] * (len(naive) // 3) + ["train"] * (len(naive) % 3)
     assert dedup.cross_split_leaks(naive, cfg)["total"] > 0
+
+
+# ------------------------------------------------------------------------------ static tokenizer (speed path)
+def _hard_texts() -> list[str]:
+    """Text a chunk-wise tokenizer could get wrong: every kind of space and control character, combining marks
+    after a space, CJK, ligatures, long words and punctuation runs, and random mixtures of them."""
+    parts = ["Caf\u00e9", "cafe\u0301", " \u0301accent", "\u00a0nbsp\u00a0", "a\u3000b", "x\u2028y\u2029z",
+             "tab\tnew\nline\r\nret", "zero\u200bwidth", "\ufeffbom", "ctl\x1cfs\x1dgs\x1e\x1f", "vt\x0bff\x0c",
+             "nel\x85x", "\u6cd5\u5f8b\u554f\u984c", "\uff21\uff22", "\ufb01nance", "\u0130stanbul",
+             "\u039f\u0394\u039f\u03a3", "emoji \U0001F600!", "x" * 150, "-" * 700, "don\u2019t \u201cquote\u201d",
+             "\u00a7\u00a012", "2019\u20132020", "&amp; <b>", "", "   ", "\x00nul\ufffd"]
+    rng = random.Random(5)
+    soup = parts + ["\u2003", "\u202f", "\u205f", "\u1680", "\u180e", " ", ".", ",", "'", "word", "LAW"]
+    mixed = ["".join(rng.choice(soup) for _ in range(rng.randint(1, 40))) for _ in range(300)]
+    return parts + [" ".join(parts)] + mixed
+
+
+def test_static_chunk_tokenizer_gives_the_models_own_token_ids():
+    from model2vec import StaticModel
+
+    model = StaticModel.from_pretrained(str(dedup.config.STATIC_DIR))
+    sample = Path(REPO / "data" / "sample" / "law-stackexchange-questions-answers.json").read_text()
+    texts = _hard_texts() + [sample[i:i + 3000] for i in range(0, min(len(sample), 600_000), 2_000)]
+    fast = dedup.embed.ChunkTokenizer(model)
+    assert fast(texts) == StaticModel.tokenize(model, texts)
+    assert fast(texts[::-1]) == StaticModel.tokenize(model, texts[::-1])  # from its cache
+    fast.MAX_CACHED = 10  # a full cache starts again, with the same ids
+    assert fast(texts[:50]) == StaticModel.tokenize(model, texts[:50])
+
+
+def test_static_embeddings_equal_model2vecs_own(cache_dir):
+    from model2vec import StaticModel
+
+    texts = _hard_texts() + [f"{_text(random.Random(i), 200)}" for i in range(1200)]  # > one 1,024-text batch
+    emb, _ = dedup.Embedder(static_cfg("")).embed(texts)
+    model = StaticModel.from_pretrained(str(dedup.config.STATIC_DIR))
+    own = dedup.embed.l2norm(np.asarray(StaticModel.encode(model, texts, use_multiprocessing=False), np.float32))
+    assert np.array_equal(emb, own)
