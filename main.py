@@ -1,16 +1,21 @@
 """lawqa-curate: Law StackExchange -> clean, deduplicated, leak-free fine-tuning data (+ synthetic growth).
 
 The flow, top to bottom, as in NeMo Curator's peft-curation-with-sdg tutorial:
-download -> convert -> clean -> filter -> dedup -> split -> synthesize -> (leak check) -> write -> audit -> card.
+download -> convert -> clean -> filter -> dedup -> split -> synthesize -> write -> audit | leak check -> card
+(the cluster starts while convert parses; the audit runs in a worker while the driver runs the leak check).
 Each stage below is a small class: `describe` says what it will do (`--dry-run` prints these), `run` does it and
 returns its row accounting; `pipeline.run_stages` runs them in order, times them and checks the accounting.
 """
 from __future__ import annotations
 
-import logging
-import os
-import sys
-from pathlib import Path
+import time
+
+STARTED = time.perf_counter()  # the report's timeline counts from here (start-up included)
+
+import logging  # noqa: E402 - after STARTED, so the timeline includes every import
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from pipeline import Context, StageResult, checkpoint, run_stages
 
@@ -77,7 +82,8 @@ class StartCluster:
         return f"LocalCluster, {cfg.n_workers} worker(s), {cfg.partition_rows} records per partition"
 
     def run(self, ctx: Context) -> None:
-        ctx.client  # noqa: B018 - starts the client (and cluster)
+        # in the background: convert parses its first partitions while the worker processes start
+        ctx.start_client_soon()
 
 
 class Convert:
@@ -92,15 +98,16 @@ class Convert:
 
     def run(self, ctx: Context) -> StageResult:
         from functools import partial
+        from itertools import chain
 
         from card import partition_word_histograms
         from cluster import submit_bounded
-        from dedup.features import kept_features
+        from dedup.features import kept_features, worker_embedding
         from docbuilder import InputError, iter_input_chunks, new_convert_stats
         from filters import clean_and_filter_partition, default_filters
         from sedump import DumpStats
 
-        source, client, dedup = ctx.data["source"], ctx.client, ctx.cfg.dedup
+        source, dedup = ctx.data["source"], ctx.cfg.dedup
         stats, filters = new_convert_stats(source), default_filters(ctx.cfg.filters)
         ctx.data["filters"] = filters
         # convert overlaps clean and filter: a worker cleans and filters each partition in one task as soon as it
@@ -108,9 +115,18 @@ class Convert:
         # rows' dedup features (hashes, MinHash) while their text is in memory, so dedup makes no second pass
         chunks = iter_input_chunks(source, stats, ctx.cfg.cluster.partition_rows, ctx.cfg.output.progress,
                                    ctx.cfg.dump)
-        features = partial(kept_features, shingle=dedup.fuzzy_shingle, num_perm=dedup.num_perm, seed=dedup.seed)
-        futures = submit_bounded(client, clean_and_filter_partition, chunks, filters, partition_word_histograms,
-                                 features)
+        # while the cluster starts, parse as many partitions as would wait for the workers anyway
+        early = []
+        while not ctx.client_ready and len(early) < 2 * ctx.cfg.cluster.n_workers:
+            chunk = next(chunks, None)
+            if chunk is None:
+                break
+            early.append(chunk)
+        features = partial(kept_features, shingle=dedup.fuzzy_shingle, num_perm=dedup.num_perm, seed=dedup.seed,
+                           embed_cfg=worker_embedding(dedup))
+        handed = (early.pop(0) for _ in range(len(early)))  # the list lets go of each once it is submitted
+        futures = submit_bounded(ctx.client, clean_and_filter_partition, chain(handed, chunks), filters,
+                                 partition_word_histograms, features)
         if not futures:
             raise InputError(f"{source['path']}: no usable questions ({dict(stats.dropped) or 'empty array'})")
         ctx.data["curated"] = futures
@@ -190,6 +206,8 @@ class Dedup:
         records = ctx.data["records"] = deduped.kept.persist()  # still partitioned in source order
         wait(records)
         ctx.data["families"] = deduped.families.to_dict()
+        # the leak check reads only ids and splits for these rows, and reuses their embeddings
+        ctx.data["dedup_reuse"] = {"known_features": deduped.features, "embedder": deduped.embedder}
         ctx.data["removed"] = [deduped.removed]  # removed.jsonl, written with the dataset
         ctx.report.sections["dedup"] = deduped.stats
         if "dump" in ctx.report.sections:  # how many of the site's duplicate links dedup also caught
@@ -319,7 +337,8 @@ class LeakCheck:
 
         records, synthetic = ctx.data["records"], ctx.data["synthetic"]
         final_rows = dd.concat([records, dd.from_pandas(synthetic, npartitions=1)]) if len(synthetic) else records
-        ctx.report.sections["leaks"] = cross_split_leaks(final_rows, ctx.cfg.dedup, client=ctx.client)
+        ctx.report.sections["leaks"] = cross_split_leaks(final_rows, ctx.cfg.dedup, client=ctx.client,
+                                                         **ctx.data.pop("dedup_reuse", {}))
 
 
 class Write:
@@ -350,12 +369,13 @@ class Write:
         ctx.report.splits = {s: written["rows"].get(s, 0) for s in SPLITS}
         ctx.report.sections["outputs"] = {"dir": str(out.final_dir), "files": written["files"],
                                           "licenses": written["licenses"], "synthetic": written["synthetic"]}
-        ctx.close()  # the files are written: the cluster's work is done
         return StageResult(ctx.rows, sum(written["rows"].values()))
 
 
 class Audit:
-    """An independent audit of the files just written (audit.py shares no code with dedup.py)."""
+    """An independent audit of the files just written (audit.py shares no code with dedup.py). On a local cluster
+    it runs in a worker process, whose core is free by now, while this process runs the leak check; the card
+    waits for its verdict."""
 
     name = "audit"
 
@@ -364,22 +384,41 @@ class Audit:
                 "full": "as fast, plus embedding cosine across splits"}[ctx.cfg.output.audit]
 
     def run(self, ctx: Context) -> None:
-        from audit import AuditError, audit_dataset
+        from audit import audit_dataset
 
         cfg = ctx.cfg
+        # the leak check's section keeps its place in report.json (before the audit's) while it runs after
+        ctx.report.sections.setdefault("leaks", {})
         if cfg.output.audit == "off":
-            audit = {"verdict": "not run", "checks": {}}
-        else:
-            embeddings = cfg.dedup.model_family if cfg.output.audit == "full" and cfg.dedup.semantic else None
-            try:
-                audit = audit_dataset(cfg.output.final_dir, ctx.report.to_dict(), embeddings=embeddings)
-            except AuditError as exc:
-                audit = {"verdict": "error", "error": str(exc)}
-        ctx.report.sections["audit"] = audit
-        if audit["verdict"] not in ("pass", "not run"):
-            failed = audit.get("error") or ", ".join(f"{k}={audit['checks'][k]['count']}" for k in audit["failed"])
-            log.warning(f"AUDIT {audit['verdict'].upper()}: {failed} "
-                        f"(python main.py audit {cfg.output.output_dir} for details)")
+            ctx.data["audit"] = {"verdict": "not run", "checks": {}}
+            return
+        embeddings = cfg.dedup.model_family if cfg.output.audit == "full" and cfg.dedup.semantic else None
+        args = (cfg.output.final_dir, ctx.report.to_dict())
+        if embeddings is None and not cfg.cluster.scheduler_address:  # a local worker sees the files
+            ctx.data["audit"] = ctx.client.submit(audit_dataset, *args, embeddings=None, pure=False)
+        else:  # a remote worker may not see the files; MiniLM wants this process's threads
+            ctx.data["audit"] = _audit_result(lambda: audit_dataset(*args, embeddings=embeddings))
+
+
+def _audit_result(audit) -> dict:
+    """The audit's section: `audit()`'s result, or its one-line error."""
+    from audit import AuditError
+
+    try:
+        return audit()
+    except AuditError as exc:
+        return {"verdict": "error", "error": str(exc)}
+
+
+def finish_audit(ctx: Context) -> None:
+    """Wait for the audit the Audit stage started; put its verdict in the report (a warning unless it passed)."""
+    pending = ctx.data.pop("audit")
+    audit = pending if isinstance(pending, dict) else _audit_result(pending.result)
+    ctx.report.sections["audit"] = audit
+    if audit["verdict"] not in ("pass", "not run"):
+        failed = audit.get("error") or ", ".join(f"{k}={audit['checks'][k]['count']}" for k in audit["failed"])
+        log.warning(f"AUDIT {audit['verdict'].upper()}: {failed} "
+                    f"(python main.py audit {ctx.cfg.output.output_dir} for details)")
 
 
 class Card:
@@ -393,6 +432,8 @@ class Card:
     def run(self, ctx: Context) -> None:
         from card import write_card
 
+        finish_audit(ctx)
+        ctx.close_soon()  # the cluster's work is done: it shuts down while the card is drawn
         final_dir = ctx.cfg.output.final_dir
         card = write_card(final_dir, ctx.report.to_dict(), accepted_rewards=ctx.data["written"]["synthetic_rewards"])
         ctx.report.sections["outputs"]["card"] = card.pop("card")
@@ -401,7 +442,7 @@ class Card:
 
 
 STAGES = [Download(), StartCluster(), Convert(), Clean(), Filter(), Dedup(), Decontaminate(), Split(), Synthesize(),
-          LeakCheck(), Write(), Audit(), Card()]
+          Write(), Audit(), LeakCheck(), Card()]
 
 
 # ------------------------------------------------------------------------------------------------- the run
@@ -429,7 +470,7 @@ def run(cfg) -> int:
     from split import SPLITS
     from outputs import split_file_name
 
-    ctx = Context(cfg, start_client=lambda: dask_client(cfg.cluster))
+    ctx = Context(cfg, start_client=lambda: dask_client(cfg.cluster), started=STARTED)
     ctx.report.set_run(cfg)  # the command line, flags (scrubbed) and versions, for the audit, card and report
     preflight(ctx)
     try:

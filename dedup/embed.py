@@ -286,8 +286,11 @@ class Embedder:
                 bar.update(n)
         return np.concatenate(parts)
 
-    def embed(self, texts: list[str], hashes: list[str] | None = None) -> tuple[np.ndarray, dict]:
-        """(L2-normalized embeddings of `texts`, cache stats); only texts the cache lacks reach the model."""
+    def embed(self, texts: list[str], hashes: list[str] | None = None,
+              precomputed: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+        """(L2-normalized embeddings of `texts`, cache stats); only texts the cache lacks reach the model.
+        `precomputed`: the texts' embeddings, made by this model elsewhere (a worker): the cache lacks are
+        taken from it, not from the model, and cached as the model's would be."""
         hashes = hashes if hashes is not None else text_hashes(texts)
         pos, mat = self.cache.lookup(hashes)
         miss = np.nonzero(pos < 0)[0]
@@ -296,7 +299,10 @@ class Embedder:
             if len(miss) else (np.array([], dtype=str), np.array([], dtype=np.int64))
         if len(miss_hashes):
             idx = miss[np.sort(first)]
-            new = self._encode([texts[i] for i in idx])
+            if precomputed is not None:
+                new, self.precision = precomputed[idx], self.precision or self.mode
+            else:
+                new = self._encode([texts[i] for i in idx])
             self.cache.add([hashes[i] for i in idx], new)
             pos, mat = self.cache.lookup(hashes)
         emb = mat[pos] if len(hashes) else np.zeros((0, 1), np.float32)
