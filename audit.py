@@ -127,18 +127,32 @@ def _mix(x):
         return x ^ (x >> np.uint64(31))
 
 
-def shingle_hashes(normalised_docs: list[str], k: int = SHINGLE):
+def shingle_hashes(normalised_docs: list[str], k: int = SHINGLE, block: int = 512):
     """(hashes, offsets): the uint64 hashes of every k-word shingle of every `normalise`d doc, doc i's at
     hashes[offsets[i]:offsets[i + 1]] (in text order, repeats kept; a doc shorter than k is one shingle, padded
-    with zeros). Words are numbered in order of first appearance; all docs are hashed in whole-array passes."""
+    with zeros). Words are numbered in order of first appearance. `block` docs at a time are hashed in whole-array
+    passes, so that only one block's words and temporaries are in memory besides the result."""
     import numpy as np
-    import pandas as pd
 
     n = len(normalised_docs)
     lengths = np.fromiter((doc.count(" ") + 1 if doc else 0 for doc in normalised_docs), np.int64, count=n)
-    words = " ".join(normalised_docs).split()
-    ids = (pd.factorize(np.asarray(words, dtype=object))[0] + 1).astype(np.uint64)
-    padded = np.maximum(lengths, k)
+    counts = np.maximum(lengths, k) - k + 1  # the windows that start and end inside their doc
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    hashes = np.empty(int(offsets[-1]), np.uint64)
+    vocab: dict[str, int] = {}
+    for first in range(0, n, block):
+        last = min(n, first + block)
+        words = " ".join(normalised_docs[first:last]).split()
+        ids = np.fromiter((vocab.setdefault(w, len(vocab) + 1) for w in words), np.uint64, count=len(words))
+        hashes[offsets[first]:offsets[last]] = _block_shingles(ids, lengths[first:last], counts[first:last], k)
+    return hashes, offsets
+
+
+def _block_shingles(ids, lengths, counts, k: int):
+    """shingle_hashes of consecutive docs whose word ids are `ids` (concatenated; `lengths` words each)."""
+    import numpy as np
+
+    padded = counts + k - 1  # a doc shorter than k is padded with zeros to one shingle
     starts = np.concatenate([[0], np.cumsum(padded)]).astype(np.int64)
     flat = np.zeros(int(starts[-1]) + k, np.uint64)
     flat[np.repeat(starts[:-1] - (np.cumsum(lengths) - lengths), lengths) + np.arange(len(ids))] = ids
@@ -148,10 +162,9 @@ def shingle_hashes(normalised_docs: list[str], k: int = SHINGLE):
         for j in range(k):
             h *= mult
             h += flat[j:j + len(h)]
-    counts = padded - k + 1  # the windows that start and end inside their doc
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    window = np.repeat(starts[:-1] - offsets[:-1], counts) + np.arange(int(offsets[-1]), dtype=np.int64)
-    return _mix(h[window]), offsets
+    window = np.repeat(starts[:-1] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(
+        int(counts.sum()), dtype=np.int64)
+    return _mix(h[window])
 
 
 def shingle_sets(docs: list[str], k: int = SHINGLE) -> list:

@@ -1,8 +1,8 @@
 """lawqa-curate: Law StackExchange -> clean, deduplicated, leak-free fine-tuning data (+ synthetic growth).
 
 The flow, top to bottom, as in NeMo Curator's peft-curation-with-sdg tutorial:
-download -> convert -> clean -> filter -> dedup -> split -> synthesize -> write -> audit | leak check -> card
-(the cluster starts while convert parses; the audit runs in a worker while the driver runs the leak check).
+download -> convert -> clean -> filter -> dedup -> split -> synthesize -> (leak check) -> write -> audit -> card
+(the cluster starts while convert parses; the leak check runs in a thread while the files are written).
 Each stage below is a small class: `describe` says what it will do (`--dry-run` prints these), `run` does it and
 returns its row accounting; `pipeline.run_stages` runs them in order, times them and checks the accounting.
 """
@@ -323,22 +323,43 @@ class Synthesize:
 
 
 class LeakCheck:
-    """Pairs of rows in different splits above the leak thresholds: must be 0 after a family split."""
+    """Pairs of rows in different splits above the leak thresholds: must be 0 after a family split. Started in a
+    background thread, it runs while the files are written (it only reads); the write stage waits for it."""
 
     name = "leak check"
 
     def describe(self, ctx: Context) -> str:
-        return "cross-split pairs above the leak thresholds (must be 0)"
+        return "cross-split pairs above the leak thresholds (must be 0), while the files are written"
 
     def run(self, ctx: Context) -> None:
+        import threading
+        from concurrent.futures import Future
+
         import dask.dataframe as dd
 
         from dedup import cross_split_leaks
 
         records, synthetic = ctx.data["records"], ctx.data["synthetic"]
         final_rows = dd.concat([records, dd.from_pandas(synthetic, npartitions=1)]) if len(synthetic) else records
-        ctx.report.sections["leaks"] = cross_split_leaks(final_rows, ctx.cfg.dedup, client=ctx.client,
-                                                         **ctx.data.pop("dedup_reuse", {}))
+        reuse = ctx.data.pop("dedup_reuse", {})
+        ctx.report.sections["leaks"] = {}  # its place in report.json; filled by finish_leak_check
+        result: Future = Future()
+
+        def check() -> None:
+            try:
+                result.set_result(cross_split_leaks(final_rows, ctx.cfg.dedup, client=ctx.client, **reuse))
+            except BaseException as exc:  # noqa: BLE001 - raised again where the write stage waits for it
+                result.set_exception(exc)
+
+        ctx.data["leaks"] = result
+        threading.Thread(target=check, name="leak-check", daemon=True).start()
+
+
+def finish_leak_check(ctx: Context) -> None:
+    """Wait for the leak check LeakCheck started and put its section in the report."""
+    pending = ctx.data.pop("leaks", None)
+    if pending is not None:
+        ctx.report.sections["leaks"] = pending.result()
 
 
 class Write:
@@ -369,13 +390,13 @@ class Write:
         ctx.report.splits = {s: written["rows"].get(s, 0) for s in SPLITS}
         ctx.report.sections["outputs"] = {"dir": str(out.final_dir), "files": written["files"],
                                           "licenses": written["licenses"], "synthetic": written["synthetic"]}
+        finish_leak_check(ctx)
+        ctx.close_soon()  # the cluster's work is done: it shuts down while the audit runs
         return StageResult(ctx.rows, sum(written["rows"].values()))
 
 
 class Audit:
-    """An independent audit of the files just written (audit.py shares no code with dedup.py). On a local cluster
-    it runs in a worker process, whose core is free by now, while this process runs the leak check; the card
-    waits for its verdict."""
+    """An independent audit of the files just written (audit.py shares no code with dedup.py)."""
 
     name = "audit"
 
@@ -384,41 +405,22 @@ class Audit:
                 "full": "as fast, plus embedding cosine across splits"}[ctx.cfg.output.audit]
 
     def run(self, ctx: Context) -> None:
-        from audit import audit_dataset
+        from audit import AuditError, audit_dataset
 
         cfg = ctx.cfg
-        # the leak check's section keeps its place in report.json (before the audit's) while it runs after
-        ctx.report.sections.setdefault("leaks", {})
         if cfg.output.audit == "off":
-            ctx.data["audit"] = {"verdict": "not run", "checks": {}}
-            return
-        embeddings = cfg.dedup.model_family if cfg.output.audit == "full" and cfg.dedup.semantic else None
-        args = (cfg.output.final_dir, ctx.report.to_dict())
-        if embeddings is None and not cfg.cluster.scheduler_address:  # a local worker sees the files
-            ctx.data["audit"] = ctx.client.submit(audit_dataset, *args, embeddings=None, pure=False)
-        else:  # a remote worker may not see the files; MiniLM wants this process's threads
-            ctx.data["audit"] = _audit_result(lambda: audit_dataset(*args, embeddings=embeddings))
-
-
-def _audit_result(audit) -> dict:
-    """The audit's section: `audit()`'s result, or its one-line error."""
-    from audit import AuditError
-
-    try:
-        return audit()
-    except AuditError as exc:
-        return {"verdict": "error", "error": str(exc)}
-
-
-def finish_audit(ctx: Context) -> None:
-    """Wait for the audit the Audit stage started; put its verdict in the report (a warning unless it passed)."""
-    pending = ctx.data.pop("audit")
-    audit = pending if isinstance(pending, dict) else _audit_result(pending.result)
-    ctx.report.sections["audit"] = audit
-    if audit["verdict"] not in ("pass", "not run"):
-        failed = audit.get("error") or ", ".join(f"{k}={audit['checks'][k]['count']}" for k in audit["failed"])
-        log.warning(f"AUDIT {audit['verdict'].upper()}: {failed} "
-                    f"(python main.py audit {ctx.cfg.output.output_dir} for details)")
+            audit = {"verdict": "not run", "checks": {}}
+        else:
+            embeddings = cfg.dedup.model_family if cfg.output.audit == "full" and cfg.dedup.semantic else None
+            try:
+                audit = audit_dataset(cfg.output.final_dir, ctx.report.to_dict(), embeddings=embeddings)
+            except AuditError as exc:
+                audit = {"verdict": "error", "error": str(exc)}
+        ctx.report.sections["audit"] = audit
+        if audit["verdict"] not in ("pass", "not run"):
+            failed = audit.get("error") or ", ".join(f"{k}={audit['checks'][k]['count']}" for k in audit["failed"])
+            log.warning(f"AUDIT {audit['verdict'].upper()}: {failed} "
+                        f"(python main.py audit {cfg.output.output_dir} for details)")
 
 
 class Card:
@@ -432,8 +434,6 @@ class Card:
     def run(self, ctx: Context) -> None:
         from card import write_card
 
-        finish_audit(ctx)
-        ctx.close_soon()  # the cluster's work is done: it shuts down while the card is drawn
         final_dir = ctx.cfg.output.final_dir
         card = write_card(final_dir, ctx.report.to_dict(), accepted_rewards=ctx.data["written"]["synthetic_rewards"])
         ctx.report.sections["outputs"]["card"] = card.pop("card")
@@ -442,7 +442,7 @@ class Card:
 
 
 STAGES = [Download(), StartCluster(), Convert(), Clean(), Filter(), Dedup(), Decontaminate(), Split(), Synthesize(),
-          Write(), Audit(), LeakCheck(), Card()]
+          LeakCheck(), Write(), Audit(), Card()]
 
 
 # ------------------------------------------------------------------------------------------------- the run
