@@ -122,8 +122,9 @@ class Convert:
             if chunk is None:
                 break
             early.append(chunk)
+        embed_cfg = ctx.data["worker_embedding"] = worker_embedding(dedup)
         features = partial(kept_features, shingle=dedup.fuzzy_shingle, num_perm=dedup.num_perm, seed=dedup.seed,
-                           embed_cfg=worker_embedding(dedup))
+                           embed_cfg=embed_cfg)
         handed = (early.pop(0) for _ in range(len(early)))  # the list lets go of each once it is submitted
         futures = submit_bounded(ctx.client, clean_and_filter_partition, chain(handed, chunks), filters,
                                  partition_word_histograms, features)
@@ -172,6 +173,10 @@ class Filter:
         # the clean tasks filtered each partition too: gather their drop counts, word-count histograms and the
         # kept rows' dedup features
         records, extras = split_results(ctx.client, ctx.data.pop("curated"), empty_frame())
+        if ctx.data.pop("worker_embedding", None) is not None:  # the workers' embedding is done: free its model
+            from dedup.embed import release_models
+
+            ctx.client.run(release_models)
         ctx.data["records"] = records
         ctx.data["features"] = [features for _, _, features in extras]
         ctx.report.sections["word_counts"] = word_count_section([histograms for _, histograms, _ in extras])
