@@ -273,9 +273,11 @@ class Split:
                                                      ctx.cfg.split.ratios, meta=empty_frame()).persist()
         wait(records)
         ctx.data["records"] = records
-        # a split that does not hold its ratios stops here (SplitError: one line, exit 2), before any file; one
-        # pass counts the families, whose keys decide the splits
-        sizes = count_values(records.map_partitions(family_keys, families, meta=("family", "object")))
+        # a split that does not hold its ratios stops here (SplitError: one line, exit 2), before any file; the
+        # family sizes, whose keys decide the splits, come from dedup's features where it made them (no pass)
+        sizes = family_sizes(ctx)
+        if sizes is None:
+            sizes = count_values(records.map_partitions(family_keys, families, meta=("family", "object")))
         check = check_split(split_counts(sizes, ctx.cfg.seed, ctx.cfg.split.ratios), max(sizes.values(), default=0),
                             ctx.cfg.split, family_size_squares=sum(size * size for size in sizes.values()))
         ctx.report.sections["split"] = check
@@ -283,6 +285,24 @@ class Split:
             log.warning("WARNING: the split does not hold its ratios (--allow-unbalanced-split): "
                         + "; ".join(check["problems"]))
         return StageResult(ctx.rows, ctx.rows)
+
+
+def family_sizes(ctx: Context) -> dict[str, int] | None:
+    """Rows per family key of the rows the split stage splits, from the dedup features on this process (each
+    kept row's source_id, mapped through the families as split.family_keys does); None without them."""
+    from collections import Counter
+
+    import pandas as pd
+
+    feats = (ctx.data.get("dedup_reuse") or {}).get("known_features")
+    if feats is None:
+        return None
+    gone = set(pd.concat(ctx.data["removed"], ignore_index=True)["id"].astype(str))
+    source_ids = feats["source_id"].astype(str)[~feats["id"].astype(str).isin(gone)]
+    if len(source_ids) != ctx.rows:  # not the rows being split: count them on the cluster instead
+        return None
+    families = ctx.data["families"]
+    return dict(Counter(families.get(s, s) for s in source_ids))
 
 
 class Synthesize:
