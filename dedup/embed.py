@@ -125,6 +125,27 @@ STATIC_BATCH = 512  # texts per model2vec batch (see Embedder._encode)
 INT8_BATCH_TOKENS = 1024
 
 
+def load_static(path: Path):
+    """The static model in `path`, as model2vec's StaticModel.from_pretrained loads it (embeddings, optional
+    weights and token mapping, tokenizer, config), without its model-card reading: that imports huggingface_hub's
+    repocard machinery, ~0.5 s in every process that embeds (each Dask worker)."""
+    import json
+
+    import safetensors
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    with safetensors.safe_open(str(path / "model.safetensors"), framework="numpy") as f:
+        names = set(f.keys())
+        embeddings = f.get_tensor("embeddings")
+        weights = f.get_tensor("weights") if "weights" in names else None
+        mapping = f.get_tensor("mapping") if "mapping" in names else None
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    return StaticModel(vectors=embeddings, tokenizer=Tokenizer.from_file(str(path / "tokenizer.json")),
+                       weights=weights, token_mapping=mapping, config=config, normalize=config["normalize"],
+                       max_length=config["max_length"])
+
+
 def release_models() -> None:
     """Drop this process's loaded models (a Dask worker after the clean tasks embedded their rows: the model and
     its tokenizer cache would sit in its memory for the rest of the run)."""
@@ -212,9 +233,7 @@ class Embedder:
             return _MODELS[k]
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if self.static:
-            from model2vec import StaticModel
-
-            m = StaticModel.from_pretrained(str(STATIC_DIR))
+            m = load_static(STATIC_DIR)
             m.tokenize = ChunkTokenizer(m)  # the same token ids, each distinct word tokenized once
         else:
             import torch
