@@ -378,6 +378,14 @@ class LeakCheck:
 
         ctx.data["leaks"] = result
         threading.Thread(target=check, name="leak-check", daemon=True).start()
+        # matplotlib's import (a third of the card's time) while this process mostly waits for the writes
+        threading.Thread(target=_import_pyplot, name="pyplot-import", daemon=True).start()
+
+
+def _import_pyplot() -> None:
+    from card import _pyplot  # the card's own backend and settings, applied early
+
+    _pyplot()
 
 
 def finish_leak_check(ctx: Context) -> None:
