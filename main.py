@@ -122,7 +122,9 @@ class Convert:
             if chunk is None:
                 break
             early.append(chunk)
-        embed_cfg = ctx.data["worker_embedding"] = worker_embedding(dedup)
+        # the workers embed (static model) where they can read the model's files: on a local cluster
+        local = not ctx.cfg.cluster.scheduler_address
+        embed_cfg = ctx.data["worker_embedding"] = worker_embedding(dedup) if local else None
         features = partial(kept_features, shingle=dedup.fuzzy_shingle, num_perm=dedup.num_perm, seed=dedup.seed,
                            embed_cfg=embed_cfg)
         handed = (early.pop(0) for _ in range(len(early)))  # the list lets go of each once it is submitted
