@@ -1,16 +1,21 @@
 """lawqa-curate: Law StackExchange -> clean, deduplicated, leak-free fine-tuning data (+ synthetic growth).
 
 The flow, top to bottom, as in NeMo Curator's peft-curation-with-sdg tutorial:
-download -> convert -> clean -> filter -> dedup -> split -> synthesize -> (leak check) -> write -> audit -> card.
+download -> convert -> clean -> filter -> dedup -> split -> synthesize -> (leak check) -> write -> audit -> card
+(the cluster starts while convert parses; the leak check runs in a thread while the files are written).
 Each stage below is a small class: `describe` says what it will do (`--dry-run` prints these), `run` does it and
 returns its row accounting; `pipeline.run_stages` runs them in order, times them and checks the accounting.
 """
 from __future__ import annotations
 
-import logging
-import os
-import sys
-from pathlib import Path
+import time
+
+STARTED = time.perf_counter()  # the report's timeline counts from here (start-up included)
+
+import logging  # noqa: E402 - after STARTED, so the timeline includes every import
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from pipeline import Context, StageResult, checkpoint, run_stages
 
@@ -77,7 +82,8 @@ class StartCluster:
         return f"LocalCluster, {cfg.n_workers} worker(s), {cfg.partition_rows} records per partition"
 
     def run(self, ctx: Context) -> None:
-        ctx.client  # noqa: B018 - starts the client (and cluster)
+        # in the background: convert parses its first partitions while the worker processes start
+        ctx.start_client_soon()
 
 
 class Convert:
@@ -92,15 +98,16 @@ class Convert:
 
     def run(self, ctx: Context) -> StageResult:
         from functools import partial
+        from itertools import chain
 
         from card import partition_word_histograms
         from cluster import submit_bounded
-        from dedup.features import kept_features
+        from dedup.features import kept_features, worker_embedding
         from docbuilder import InputError, iter_input_chunks, new_convert_stats
         from filters import clean_and_filter_partition, default_filters, image_answers
         from sedump import DumpStats, KeptPosts
 
-        source, client, dedup = ctx.data["source"], ctx.client, ctx.cfg.dedup
+        source, dedup = ctx.data["source"], ctx.cfg.dedup
         stats, filters = new_convert_stats(source), default_filters(ctx.cfg.filters)
         ctx.data["filters"] = filters
         # convert overlaps clean and filter: a worker cleans and filters each partition in one task as soon as it
@@ -108,9 +115,22 @@ class Convert:
         # rows' dedup features (hashes, MinHash) while their text is in memory, so dedup makes no second pass
         chunks = iter_input_chunks(source, stats, ctx.cfg.cluster.partition_rows, ctx.cfg.output.progress,
                                    ctx.cfg.dump)
-        features = partial(kept_features, shingle=dedup.fuzzy_shingle, num_perm=dedup.num_perm, seed=dedup.seed)
+        # while the cluster starts, parse as many partitions as would wait for the workers anyway
+        early = []
+        while not ctx.client_ready and len(early) < 2 * ctx.cfg.cluster.n_workers:
+            chunk = next(chunks, None)
+            if chunk is None:
+                break
+            early.append(chunk)
+        # the workers embed (static model) where they can read the model's files: on a local cluster
+        local = not ctx.cfg.cluster.scheduler_address
+        embed_cfg = ctx.data["worker_embedding"] = worker_embedding(dedup) if local else None
+        features = partial(kept_features, shingle=dedup.fuzzy_shingle, num_perm=dedup.num_perm, seed=dedup.seed,
+                           embed_cfg=embed_cfg)
+        handed = (early.pop(0) for _ in range(len(early)))  # the list lets go of each once it is submitted
         clean = partial(clean_and_filter_partition, text_format=ctx.cfg.output.text_format, site=source.get("site"))
-        futures = submit_bounded(client, clean, chunks, filters, partition_word_histograms, features, image_answers)
+        futures = submit_bounded(ctx.client, clean, chain(handed, chunks), filters, partition_word_histograms, features,
+                                 image_answers)
         if not futures:
             raise InputError(f"{source['path']}: no usable questions ({dict(stats.dropped) or 'empty array'})")
         ctx.data["curated"] = futures
@@ -160,6 +180,10 @@ class Filter:
         # the clean tasks filtered each partition too: gather their drop counts, word-count histograms and the
         # kept rows' dedup features
         records, extras = split_results(ctx.client, ctx.data.pop("curated"), empty_frame())
+        if ctx.data.pop("worker_embedding", None) is not None:  # the workers' embedding is done: free its model
+            from dedup.embed import release_models
+
+            ctx.client.run(release_models)
         ctx.data["records"] = records
         ctx.data["features"] = [features for _, _, features, _ in extras]
         ctx.report.sections["word_counts"] = word_count_section([histograms for _, histograms, _, _ in extras])
@@ -196,6 +220,8 @@ class Dedup:
         records = ctx.data["records"] = deduped.kept.persist()  # still partitioned in source order
         wait(records)
         ctx.data["families"] = deduped.families.to_dict()
+        # the leak check reads only ids and splits for these rows, and reuses their embeddings
+        ctx.data["dedup_reuse"] = {"known_features": deduped.features, "embedder": deduped.embedder}
         ctx.data["removed"] = [deduped.removed]  # removed.jsonl, written with the dataset
         ctx.report.sections["dedup"] = deduped.stats
         if "dump" in ctx.report.sections:  # how many of the site's duplicate links dedup also caught
@@ -256,9 +282,11 @@ class Split:
                                                      ctx.cfg.split.ratios, meta=empty_frame()).persist()
         wait(records)
         ctx.data["records"] = records
-        # a split that does not hold its ratios stops here (SplitError: one line, exit 2), before any file; one
-        # pass counts the families, whose keys decide the splits
-        sizes = count_values(records.map_partitions(family_keys, families, meta=("family", "object")))
+        # a split that does not hold its ratios stops here (SplitError: one line, exit 2), before any file; the
+        # family sizes, whose keys decide the splits, come from dedup's features where it made them (no pass)
+        sizes = family_sizes(ctx)
+        if sizes is None:
+            sizes = count_values(records.map_partitions(family_keys, families, meta=("family", "object")))
         check = check_split(split_counts(sizes, ctx.cfg.seed, ctx.cfg.split.ratios), max(sizes.values(), default=0),
                             ctx.cfg.split, family_size_squares=sum(size * size for size in sizes.values()))
         ctx.report.sections["split"] = check
@@ -266,6 +294,24 @@ class Split:
             log.warning("WARNING: the split does not hold its ratios (--allow-unbalanced-split): "
                         + "; ".join(check["problems"]))
         return StageResult(ctx.rows, ctx.rows)
+
+
+def family_sizes(ctx: Context) -> dict[str, int] | None:
+    """Rows per family key of the rows the split stage splits, from the dedup features on this process (each
+    kept row's source_id, mapped through the families as split.family_keys does); None without them."""
+    from collections import Counter
+
+    import pandas as pd
+
+    feats = (ctx.data.get("dedup_reuse") or {}).get("known_features")
+    if feats is None:
+        return None
+    gone = set(pd.concat(ctx.data["removed"], ignore_index=True)["id"].astype(str))
+    source_ids = feats["source_id"].astype(str)[~feats["id"].astype(str).isin(gone)]
+    if len(source_ids) != ctx.rows:  # not the rows being split: count them on the cluster instead
+        return None
+    families = ctx.data["families"]
+    return dict(Counter(families.get(s, s) for s in source_ids))
 
 
 class Synthesize:
@@ -313,21 +359,51 @@ class Synthesize:
 
 
 class LeakCheck:
-    """Pairs of rows in different splits above the leak thresholds: must be 0 after a family split."""
+    """Pairs of rows in different splits above the leak thresholds: must be 0 after a family split. Started in a
+    background thread, it runs while the files are written (it only reads); the write stage waits for it."""
 
     name = "leak check"
 
     def describe(self, ctx: Context) -> str:
-        return "cross-split pairs above the leak thresholds (must be 0)"
+        return "cross-split pairs above the leak thresholds (must be 0), while the files are written"
 
     def run(self, ctx: Context) -> None:
+        import threading
+        from concurrent.futures import Future
+
         import dask.dataframe as dd
 
         from dedup import cross_split_leaks
 
         records, synthetic = ctx.data["records"], ctx.data["synthetic"]
         final_rows = dd.concat([records, dd.from_pandas(synthetic, npartitions=1)]) if len(synthetic) else records
-        ctx.report.sections["leaks"] = cross_split_leaks(final_rows, ctx.cfg.dedup, client=ctx.client)
+        reuse = ctx.data.pop("dedup_reuse", {})
+        ctx.report.sections["leaks"] = {}  # its place in report.json; filled by finish_leak_check
+        result: Future = Future()
+
+        def check() -> None:
+            try:
+                result.set_result(cross_split_leaks(final_rows, ctx.cfg.dedup, client=ctx.client, **reuse))
+            except BaseException as exc:  # noqa: BLE001 - raised again where the write stage waits for it
+                result.set_exception(exc)
+
+        ctx.data["leaks"] = result
+        threading.Thread(target=check, name="leak-check", daemon=True).start()
+        # matplotlib's import (a third of the card's time) while this process mostly waits for the writes
+        threading.Thread(target=_import_pyplot, name="pyplot-import", daemon=True).start()
+
+
+def _import_pyplot() -> None:
+    from card import _pyplot  # the card's own backend and settings, applied early
+
+    _pyplot()
+
+
+def finish_leak_check(ctx: Context) -> None:
+    """Wait for the leak check LeakCheck started and put its section in the report."""
+    pending = ctx.data.pop("leaks", None)
+    if pending is not None:
+        ctx.report.sections["leaks"] = pending.result()
 
 
 class Write:
@@ -368,7 +444,8 @@ class Write:
                                           **(kept.section() if kept is not None else {"licenses_inferred": {},
                                                                                       "period": None}),
                                           "synthetic": written["synthetic"]}
-        ctx.close()  # the files are written: the cluster's work is done
+        finish_leak_check(ctx)
+        ctx.close_soon()  # the cluster's work is done: it shuts down while the audit runs
         return StageResult(ctx.rows, sum(written["rows"].values()))
 
 
@@ -467,7 +544,7 @@ def run(cfg) -> int:
 
     if cfg.sdg.batch_cancel:
         return batch_cancel(cfg)
-    ctx = Context(cfg, start_client=lambda: dask_client(cfg.cluster))
+    ctx = Context(cfg, start_client=lambda: dask_client(cfg.cluster), started=STARTED)
     ctx.report.set_run(cfg)  # the command line, flags (scrubbed) and versions, for the audit, card and report
     preflight(ctx)
     try:

@@ -56,20 +56,71 @@ class Context:
     report: Any = field(default_factory=lambda: _new_report())  # report.RunReport
     start_client: Callable[[], Any] | None = None  # a context manager factory for the Dask client
     rows: int | None = None  # rows in the dataset after the last row stage
+    started: float = field(default_factory=time.perf_counter)  # perf_counter when the process began its work
     data: dict[str, Any] = field(default_factory=dict)  # stage outputs by name (records, source, families, ...)
     _resources: ExitStack = field(default_factory=ExitStack)
     _client: Any = None
+    _starting: Any = None  # a concurrent.futures.Future of the client, while start_client_soon starts it
+    _closing: Any = None  # the thread close_soon started
 
     @property
     def client(self):
-        """The Dask client, started the first time a stage needs it and closed when the run ends."""
+        """The Dask client, started the first time a stage needs it (or waited for, after start_client_soon)
+        and closed when the run ends."""
         if self._client is None:
-            self._client = self._resources.enter_context(self.start_client())
+            if self._starting is not None:
+                starting, self._starting = self._starting, None
+                self._client = starting.result()
+            else:
+                self._client = self._resources.enter_context(self.start_client())
         return self._client
 
+    def start_client_soon(self) -> None:
+        """Start the client in a background thread: the stages that need no cluster yet (parsing the input)
+        run while its processes start; `client` waits for it."""
+        if self._client is not None or self._starting is not None:
+            return
+        import threading
+        from concurrent.futures import Future
+
+        started: Future = Future()
+
+        def start() -> None:
+            try:
+                started.set_result(self._resources.enter_context(self.start_client()))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the client
+                started.set_exception(exc)
+
+        self._starting = started
+        threading.Thread(target=start, name="dask-start", daemon=True).start()
+
+    @property
+    def client_ready(self) -> bool:
+        """Whether `client` would return at once."""
+        return self._client is not None or (self._starting is not None and self._starting.done())
+
+    def close_soon(self) -> None:
+        """Close the client in a background thread: the process goes on with work that needs no cluster; `close`
+        waits for it."""
+        import threading
+
+        if self._closing is None:
+            self._closing = threading.Thread(target=self._close_now, name="dask-close", daemon=True)
+            self._closing.start()
+
     def close(self) -> None:
-        """Close the Dask client (and cluster) if one was started."""
-        self._client = None
+        """Close the Dask client (and cluster) if one was started (or is starting: waited for, then closed)."""
+        if self._closing is not None:
+            self._closing.join()
+        self._close_now()
+
+    def _close_now(self) -> None:
+        starting, self._starting, self._client = self._starting, None, None
+        if starting is not None:
+            try:
+                starting.result()
+            except BaseException:  # noqa: BLE001 - a failed start has nothing to close
+                pass
         self._resources.close()
 
 
@@ -89,9 +140,11 @@ class Stage(Protocol):
 
 def run_stages(stages: list[Stage], ctx: Context) -> None:
     """Run each stage in order; record and check every row stage's accounting."""
+    timeline = ctx.report.sections.setdefault("timeline", {})  # seconds from the process's start to each stage
     for stage in stages:
         checkpoint(stage.name, "start")
         started = time.perf_counter()
+        timeline[stage.name] = round(started - ctx.started, 3)
         result = stage.run(ctx)
         seconds = time.perf_counter() - started
         if result is None:

@@ -118,10 +118,41 @@ def minilm_path(name: str) -> str:
 
 
 _MODELS: dict[tuple, Any] = {}
+STATIC_BATCH = 512  # texts per model2vec batch (see Embedder._encode)
 # int8 path: each batch holds about this many tokens (rows x longest row) unless --embedding-batch-size is
 # given. Measured on 2 Xeon cores pinned to AVX2 (256-token docs): 4 docs a batch ran ~1.15x faster than 32
 # (the FFN's activations stay in cache; fp32 gains the same), 8 docs a batch or 1 were slower.
 INT8_BATCH_TOKENS = 1024
+
+
+def load_static(path: Path):
+    """The static model in `path`, as model2vec's StaticModel.from_pretrained loads it (embeddings, optional
+    weights and token mapping, tokenizer, config), without its model-card reading: that imports huggingface_hub's
+    repocard machinery, ~0.5 s in every process that embeds (each Dask worker)."""
+    import json
+
+    import safetensors
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    with safetensors.safe_open(str(path / "model.safetensors"), framework="numpy") as f:
+        names = set(f.keys())
+        embeddings = f.get_tensor("embeddings")
+        weights = f.get_tensor("weights") if "weights" in names else None
+        mapping = f.get_tensor("mapping") if "mapping" in names else None
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    return StaticModel(vectors=embeddings, tokenizer=Tokenizer.from_file(str(path / "tokenizer.json")),
+                       weights=weights, token_mapping=mapping, config=config, normalize=config["normalize"],
+                       max_length=config["max_length"])
+
+
+def release_models() -> None:
+    """Drop this process's loaded models (a Dask worker after the clean tasks embedded their rows: the model and
+    its tokenizer cache would sit in its memory for the rest of the run)."""
+    import gc
+
+    _MODELS.clear()
+    gc.collect()
 
 
 def bf16_supported() -> bool:
@@ -202,9 +233,8 @@ class Embedder:
             return _MODELS[k]
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if self.static:
-            from model2vec import StaticModel
-
-            m = StaticModel.from_pretrained(str(STATIC_DIR))
+            m = load_static(STATIC_DIR)
+            m.tokenize = ChunkTokenizer(m)  # the same token ids, each distinct word tokenized once
         else:
             import torch
             from sentence_transformers import SentenceTransformer
@@ -235,7 +265,12 @@ class Embedder:
         self.calls += 1
         if self.static:
             self.precision = "static"
-            e = np.asarray(m.encode(texts, batch_size=1024, show_progress_bar=False), dtype=np.float32)
+            # one process: model2vec's threads would only add hand-offs (tokenizing is ChunkTokenizer's, in Python).
+            # Each row's mean is its own (any batch gives the same bytes); a batch's rows of one token count are
+            # gathered into one (rows, tokens, dim) array: 512 rows a batch peak ~9 MiB above the model, 1,024
+            # rows ~21 MiB, at the same speed (10k posts)
+            e = np.asarray(m.encode(texts, batch_size=STATIC_BATCH, show_progress_bar=False,
+                                    use_multiprocessing=False), dtype=np.float32)
             return l2norm(e)
         import contextlib
 
@@ -283,8 +318,11 @@ class Embedder:
                 bar.update(n)
         return np.concatenate(parts)
 
-    def embed(self, texts: list[str], hashes: list[str] | None = None) -> tuple[np.ndarray, dict]:
-        """(L2-normalized embeddings of `texts`, cache stats); only texts the cache lacks reach the model."""
+    def embed(self, texts: list[str], hashes: list[str] | None = None,
+              precomputed: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+        """(L2-normalized embeddings of `texts`, cache stats); only texts the cache lacks reach the model.
+        `precomputed`: the texts' embeddings, made by this model elsewhere (a worker): the cache lacks are
+        taken from it, not from the model, and cached as the model's would be."""
         hashes = hashes if hashes is not None else text_hashes(texts)
         pos, mat = self.cache.lookup(hashes)
         miss = np.nonzero(pos < 0)[0]
@@ -293,12 +331,59 @@ class Embedder:
             if len(miss) else (np.array([], dtype=str), np.array([], dtype=np.int64))
         if len(miss_hashes):
             idx = miss[np.sort(first)]
-            new = self._encode([texts[i] for i in idx])
+            if precomputed is not None:
+                new, self.precision = precomputed[idx], self.precision or self.mode
+            else:
+                new = self._encode([texts[i] for i in idx])
             self.cache.add([hashes[i] for i in idx], new)
             pos, mat = self.cache.lookup(hashes)
         emb = mat[pos] if len(hashes) else np.zeros((0, 1), np.float32)
         return emb, {"cache_hits": int(len(hashes) - len(miss)), "cache_misses": int(len(miss)),
                      "embedded": int(len(miss_hashes)), "precision": self.precision, "threads": self.threads}
+
+
+# The characters the static model's tokenizer (BertNormalizer + BertPreTokenizer) treats as whitespace: tab, LF, CR,
+# the Unicode space separators (Zs) and the line/paragraph separators. Other control characters it deletes, so they
+# never separate words there and must not here.
+_TOKENIZER_SPACE = re.compile("[\t\n\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+
+
+class ChunkTokenizer:
+    """model2vec's `StaticModel.tokenize`, with each distinct whitespace-separated chunk tokenized once.
+
+    The static model's tokenizer works character by character up to whitespace: its normaliser (lowercase,
+    accents stripped, control characters dropped, CJK characters spaced) and its pre-tokenizer (whitespace, then
+    punctuation) never look across a whitespace character, so a text's token ids are the concatenation of its
+    chunks' ids. A corpus repeats its words: tokenizing the distinct chunks (cached across calls) and joining
+    their ids costs a fraction of tokenizing every text, with the same ids (tests/test_dedup.py compares them).
+    As the model's own: ids cut at the tokenizer's truncation length, then unknown-token ids removed."""
+
+    MAX_CACHED = 400_000  # distinct chunks kept between calls (a bound on memory for a large corpus)
+
+    def __init__(self, model):
+        self.model = model
+        self.ids: dict[str, list[int]] = {}
+
+    def __call__(self, sentences) -> list[list[int]]:
+        tokenizer = self.model.tokenizer
+        chunked = [_TOKENIZER_SPACE.split(s) for s in sentences]
+        ids = self.ids
+        new = sorted({c for chunks in chunked for c in chunks if c not in ids})
+        if len(ids) + len(new) > self.MAX_CACHED:
+            ids.clear()
+            new = sorted({c for chunks in chunked for c in chunks})
+        if new:
+            for chunk, enc in zip(new, tokenizer.encode_batch_fast(new, add_special_tokens=False)):
+                ids[chunk] = enc.ids
+        limit = (tokenizer.truncation or {}).get("max_length")
+        unk = self.model.unk_token_id
+        out = []
+        for chunks in chunked:
+            row = [i for c in chunks for i in ids[c]]
+            if limit is not None:
+                del row[limit:]
+            out.append(row if unk is None else [i for i in row if i != unk])
+        return out
 
 
 def l2norm(e: np.ndarray) -> np.ndarray:

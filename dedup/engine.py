@@ -24,7 +24,7 @@ import pandas as pd
 from .config import MODEL_DEFAULTS, REMOVED_COLUMNS, DedupConfig
 from .embed import Embedder
 from .families import components
-from .features import TextSource, sig_matrix
+from .features import TextSource, precomputed_embeddings, sig_matrix
 from .minhash import candidate_pairs, signature_jaccard
 from .search import semantic_pairs
 from .text import natural_key
@@ -78,13 +78,14 @@ class Pairs:
 class Cascade:
     """Finds pairs of similar rows, one method per kind, over the driver-side features of all rows."""
 
-    def __init__(self, feats: pd.DataFrame, cfg: DedupConfig, texts: TextSource):
+    def __init__(self, feats: pd.DataFrame, cfg: DedupConfig, texts: TextSource, embedder: Embedder | None = None):
         self.feats, self.cfg, self.texts = feats, cfg, texts
         self.n = len(feats)
         self._sig: np.ndarray | None = None
         self._matrix: np.ndarray | None = None  # (n, dim) embeddings, valid where _have
         self._have = np.zeros(self.n, bool)
-        self.embedder = Embedder(cfg) if cfg.semantic else None
+        # an earlier cascade's Embedder holds the embeddings it made in memory (the leak check reuses dedup's)
+        self.embedder = (embedder or Embedder(cfg)) if cfg.semantic else None
         self.stats: dict[str, Any] = {}
 
     @property
@@ -126,21 +127,27 @@ class Cascade:
     def embeddings(self, rows: np.ndarray) -> np.ndarray:
         """A (n, dim) matrix whose given rows hold their embeddings (each row embedded once, cache first)."""
         todo = rows[~self._have[rows]] if self._matrix is not None else rows
-        if len(todo):
-            t = time.perf_counter()
-            hashes = self.feats["text_hash"].to_numpy()[todo].tolist()
-            texts = self.texts.texts(todo, hashes, self.embedder.cache)
-            emb, est = self.embedder.embed(texts, hashes)
-            if self._matrix is None:
-                self._matrix = np.zeros((self.n, emb.shape[1]), np.float32)
-            self._matrix[todo] = emb
-            self._have[todo] = True
-            st = self.stats.setdefault("embed", {"seconds": 0.0, "cache_hits": 0, "cache_misses": 0})
-            st["seconds"] += time.perf_counter() - t
-            st["cache_hits"] += est["cache_hits"]
-            st["cache_misses"] += est["cache_misses"]
-            st.update(precision=est["precision"], threads=est["threads"], model_calls=self.embedder.calls)
+        have, made = precomputed_embeddings(self.feats, todo)
+        for part, pre in ((todo[have], made), (todo[~have], None)):  # made where the rows were cleaned; the rest
+            if len(part):
+                self._embed(part, pre)
         return self._matrix if self._matrix is not None else np.zeros((self.n, 1), np.float32)
+
+    def _embed(self, rows: np.ndarray, precomputed: np.ndarray | None) -> None:
+        t = time.perf_counter()
+        hashes = self.feats["text_hash"].to_numpy()[rows].tolist()
+        texts = [""] * len(rows) if precomputed is not None else self.texts.texts(rows, hashes, self.embedder.cache)
+        emb, est = self.embedder.embed(texts, hashes, precomputed=precomputed)
+        if self._matrix is None:
+            self._matrix = np.zeros((self.n, emb.shape[1]), np.float32)
+        self._matrix[rows] = emb
+        self._have[rows] = True
+        st = self.stats.setdefault("embed", {"seconds": 0.0, "cache_hits": 0, "cache_misses": 0})
+        st["seconds"] += time.perf_counter() - t
+        st["cache_hits"] += est["cache_hits"]
+        st["cache_misses"] += est["cache_misses"]
+        st.update(precision=est["precision"] or st.get("precision"), threads=est["threads"],
+                  model_calls=self.embedder.calls)
 
     def _semantic(self, rows: np.ndarray, threshold: float, query) -> Pairs:
         emb = self.embeddings(rows)[rows]

@@ -57,11 +57,52 @@ def _meta(extra: list[str]) -> pd.DataFrame:
 
 
 def kept_features(marked: pd.DataFrame, drop_col: str, word_counts, shingle: int, num_perm: int,
-                  seed: int) -> pd.DataFrame:
+                  seed: int, embed_cfg: DedupConfig | None = None) -> pd.DataFrame:
     """partition_features of the rows a filter kept (`drop_col == ""`): computed in the clean + filter task,
     while the cleaned text is in the worker's memory, so dedup needs no second pass over the partitions. (A
-    summarizer of filters.clean_and_filter_partition: `word_counts` is not needed here.)"""
-    return partition_features(marked[marked[drop_col] == ""], shingle, num_perm, seed)
+    summarizer of filters.clean_and_filter_partition: `word_counts` is not needed here.) With `embed_cfg`
+    (`worker_embedding`), each row's embedding too, as float32 bytes in an "emb" column."""
+    kept = marked[marked[drop_col] == ""]
+    out = partition_features(kept, shingle, num_perm, seed)
+    if embed_cfg is not None and len(kept):
+        from .embed import Embedder
+
+        t = time.perf_counter()
+        emb = Embedder(embed_cfg)._encode(doc_texts(kept))
+        out["emb"] = [row.tobytes() for row in emb]
+        out["_emb_s"] = 0.0  # CPU seconds of this partition's embeddings, summed on the driver
+        out.iloc[0, out.columns.get_loc("_emb_s")] = time.perf_counter() - t
+    return out
+
+
+def worker_embedding(cfg: DedupConfig) -> DedupConfig | None:
+    """The config the clean + filter tasks embed with, or None where the driver should embed instead.
+
+    The static model is small and runs no torch: each worker embeds its own rows while their text is in memory,
+    in parallel with the parsing, instead of the driver embedding them all after fetching the texts back. Not
+    MiniLM (one model copy and the torch threads belong to the driver), and not when the embedding cache already
+    holds embeddings for this model (a rerun: the workers would redo what the cache has)."""
+    if not cfg.semantic or cfg.model_family != "static" or cfg.device != "cpu":
+        return None
+    from dataclasses import replace
+
+    from .embed import Embedder
+
+    cache_dir = Embedder(cfg).cache.dir
+    if cache_dir is not None and any(cache_dir.glob("shard-*.npz")):
+        return None
+    return replace(cfg, embedding_cache=None, progress=False)
+
+
+def precomputed_embeddings(feats: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(mask over `rows`, their embeddings) for the rows whose features carry one (the "emb" column)."""
+    if "emb" not in feats or not len(rows):
+        return np.zeros(len(rows), bool), None
+    col = feats["emb"].to_numpy(dtype=object)[rows]
+    have = np.fromiter((isinstance(v, bytes) and len(v) > 0 for v in col), bool, count=len(rows))
+    if not have.any():
+        return have, None
+    return have, np.frombuffer(b"".join(col[have]), dtype=np.float32).reshape(int(have.sum()), -1)
 
 
 def combine_features(frames: list[pd.DataFrame]) -> tuple[pd.DataFrame, dict]:
@@ -70,20 +111,60 @@ def combine_features(frames: list[pd.DataFrame]) -> tuple[pd.DataFrame, dict]:
     nonempty = [f for f in frames if len(f)]
     feats = pd.concat(nonempty, ignore_index=True) if nonempty else (frames[0] if frames else _meta([]))
     timing = {"signature_cpu_seconds": float(feats["_sig_s"].sum())}
-    return feats.drop(columns=["_sig_s"]), timing
+    if "_emb_s" in feats:
+        timing["worker_embed_cpu_seconds"] = float(feats["_emb_s"].sum())
+    return feats.drop(columns=[c for c in ("_sig_s", "_emb_s") if c in feats]), timing
 
 
-def gather_features(records, cfg: DedupConfig, client=None) -> tuple[pd.DataFrame, dict]:
-    """(features of every row, 0..n-1 index; timing) of a pandas or Dask frame."""
+def gather_features(records, cfg: DedupConfig, client=None, known: pd.DataFrame | None = None
+                    ) -> tuple[pd.DataFrame, dict]:
+    """(features of every row, 0..n-1 index; timing) of a pandas or Dask frame. `known`: features already made
+    for some of these rows (e.g. by the dedup stage, in its order; keyed by id): only the ids and EXTRA_COLUMNS
+    are read for those, and only the other rows' features are computed."""
     t0 = time.perf_counter()
     args = (cfg.fuzzy_shingle, cfg.num_perm, cfg.seed)
-    if is_dask(records):
+    if known is not None:
+        feats, timing = _features_with_known(records, known, args, client)
+    elif is_dask(records):
         extra = [c for c in EXTRA_COLUMNS if c in records.columns]
         frames = [compute(records.map_partitions(partition_features, *args, meta=_meta(extra)), client)]
+        feats, timing = combine_features(frames)
     else:
-        frames = [partition_features(records, *args)]
-    feats, timing = combine_features(frames)
+        feats, timing = combine_features([partition_features(records, *args)])
     timing["features_wall_seconds"] = time.perf_counter() - t0
+    return feats, timing
+
+
+def _rows_features(pdf: pd.DataFrame, ids: frozenset, shingle: int, num_perm: int, seed: int) -> pd.DataFrame:
+    """partition_features of the rows whose id is in `ids`."""
+    return partition_features(pdf[pdf["id"].astype(str).isin(ids)], shingle, num_perm, seed)
+
+
+def _features_with_known(records, known: pd.DataFrame, args: tuple, client) -> tuple[pd.DataFrame, dict]:
+    """gather_features for rows of which `known` covers most: the rows' ids (and EXTRA_COLUMNS) in order, the
+    known rows' features taken from `known`, the others computed (one more pass over the rows, if any)."""
+    extra = [c for c in EXTRA_COLUMNS if c in records.columns]
+    rows = records[["id", *extra]]
+    rows = (compute(rows, client) if is_dask(records) else rows).reset_index(drop=True)
+    rows["id"] = rows["id"].astype(str)
+    for col in extra:
+        rows[col] = rows[col].astype(str)
+    base = known.drop(columns=[c for c in (*EXTRA_COLUMNS, "_sig_s") if c in known.columns]).set_index("id")
+    new_ids = frozenset(rows["id"][~rows["id"].isin(base.index)])
+    timing = {"signature_cpu_seconds": 0.0}
+    if new_ids:
+        if is_dask(records):
+            import dask
+
+            # the id set goes to the workers once (one graph key), not inside every partition's task
+            part = records.map_partitions(_rows_features, dask.delayed(new_ids), *args, meta=_meta(extra))
+            new, timing = combine_features([compute(part, client)])
+        else:
+            new, timing = combine_features([_rows_features(records, new_ids, *args)])
+        base = pd.concat([base, new.drop(columns=extra).set_index("id")])
+    feats = base.loc[rows["id"]].reset_index()
+    for col in extra:
+        feats[col] = rows[col].to_numpy()
     return feats, timing
 
 

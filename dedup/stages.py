@@ -27,17 +27,20 @@ class DedupResult:
     removed: pd.DataFrame
     families: pd.Series  # id -> family key
     stats: dict = field(default_factory=dict)
+    features: pd.DataFrame | None = None  # every input row's features (the leak check reuses them) ...
+    embedder: Any = None  # ... and the Embedder, whose cache holds the embeddings made
 
 
-def _start(records, cfg: DedupConfig, client, features=None) -> tuple[pd.DataFrame, dict, Cascade]:
+def _start(records, cfg: DedupConfig, client, features=None, known=None, embedder=None
+           ) -> tuple[pd.DataFrame, dict, Cascade]:
     if features is None:
-        feats, timing = gather_features(records, cfg, client)
+        feats, timing = gather_features(records, cfg, client, known)
     else:
         feats, timing = combine_features(features)
         timing["features_wall_seconds"] = 0.0  # spent in the clean + filter tasks, counted in their stages
     if feats["id"].duplicated().any():
         raise ValueError("dedup: ids are not unique")
-    return feats, timing, Cascade(feats, cfg, TextSource(records, client))
+    return feats, timing, Cascade(feats, cfg, TextSource(records, client), embedder)
 
 
 def deduplicate(records, cfg: DedupConfig | None = None, client=None,
@@ -66,7 +69,8 @@ def deduplicate(records, cfg: DedupConfig | None = None, client=None,
     stats["seconds_total"] = time.perf_counter() - t0
     log.info("dedup: %d rows in, %s removed, %d out (%.1fs)", len(feats),
              removed["kind"].value_counts().to_dict(), stats["rows_out"], stats["seconds_total"])
-    return DedupResult(kept=kept, removed=removed, families=families, stats=stats)
+    return DedupResult(kept=kept, removed=removed, families=families, stats=stats, features=feats,
+                       embedder=cascade.embedder)
 
 
 def _families(feats: pd.DataFrame, cfg: DedupConfig, outcome: Outcome, extra_links) -> tuple[pd.Series, dict]:
@@ -121,6 +125,9 @@ def _dedup_stats(cfg: DedupConfig, cascade: Cascade, outcome: Outcome, removed: 
     counts = removed["kind"].value_counts()
     links = {k: int(len(p.idx)) for k, p in outcome.links.items()}
     embed = cascade.stats.get("embed", {})
+    timing = dict(timing)
+    # embeddings the clean + filter tasks made (dedup.features.worker_embedding): their CPU seconds, summed
+    worker_embed = {k: timing.pop(k) for k in ("worker_embed_cpu_seconds",) if k in timing}
     stats: dict[str, Any] = {
         "config": cfg.describe(), "rows_in": cascade.n, "rows_out": int(outcome.alive.sum()),
         "removed_total": int(len(removed)), "model": _model_stats(cfg, cascade, outcome) if cfg.semantic else None,
@@ -133,7 +140,7 @@ def _dedup_stats(cfg: DedupConfig, cascade: Cascade, outcome: Outcome, removed: 
                      "embed_seconds": embed.get("seconds", 0.0), "leak_pairs": links.get("semantic", 0),
                      **{k: embed.get(k) for k in ("cache_hits", "cache_misses", "precision", "threads",
                                                   "model_calls")},
-                     **cascade.stats.get("search", {})},
+                     **worker_embed, **cascade.stats.get("search", {})},
     }
     return stats
 
@@ -185,13 +192,16 @@ def _remove_leaks(outcome: Outcome, is_new: np.ndarray, held_out: np.ndarray) ->
 
 
 def cross_split_leaks(records_with_split, cfg: DedupConfig | None = None, max_examples: int = 10,
-                      client=None) -> dict:
+                      client=None, known_features: pd.DataFrame | None = None, embedder=None) -> dict:
     """Pairs of rows in different splits at or above the leak thresholds (exact copies, signature Jaccard >=
     leak_jaccard, cosine >= leak_cosine among each row's nearest max_neighbours). Must be 0 after a family
-    split. A Dask input stays on the cluster: only features and uncached texts reach the driver."""
+    split. A Dask input stays on the cluster: only features and uncached texts reach the driver.
+    `known_features`: features made earlier for most of these rows (`DedupResult.features`): for those rows
+    only the id and split are read; the rest (synthetic rows) are computed. `embedder`: the dedup stage's
+    (`DedupResult.embedder`), whose in-memory cache already holds most rows' embeddings."""
     cfg = cfg or DedupConfig()
     t0 = time.perf_counter()
-    feats, _, cascade = _start(records_with_split, cfg, client)
+    feats, _, cascade = _start(records_with_split, cfg, client, known=known_features, embedder=embedder)
     out: dict[str, Any] = {"rows": len(feats), "exact_pairs": 0, "jaccard_pairs": 0, "cosine_pairs": 0,
                            "examples": [], "total": 0,
                            "thresholds": {"jaccard": cfg.leak_jaccard, "cosine": cfg.leak_cos,

@@ -266,3 +266,48 @@ def test_pipeline_audit_modes(tmp_path, write_source, mode, cosine_status):
     else:
         assert audit["verdict"] == "pass"
         assert audit["checks"]["near_dup_cosine"]["status"] == cosine_status
+
+
+def _reference_signatures(docs: list[str]):
+    """The audit's normalisation, shingles and MinHash written the plain way (regex words, one doc at a time,
+    one permutation at a time): what the whole-array versions must reproduce bit for bit."""
+    import re
+    import unicodedata
+
+    import numpy as np
+
+    norm = [" ".join(re.findall(r"\w+", unicodedata.normalize("NFKC", d).casefold())) for d in docs]
+    vocab: dict[str, int] = {}
+    sets = []
+    for text in norm:
+        ids = np.array([vocab.setdefault(w, len(vocab) + 1) for w in text.split()], dtype=np.uint64)
+        ids = np.concatenate([ids, np.zeros(max(0, audit.SHINGLE - len(ids)), np.uint64)])
+        m = len(ids) - audit.SHINGLE + 1
+        h = np.zeros(m, np.uint64)
+        with np.errstate(over="ignore"):
+            for j in range(audit.SHINGLE):
+                h = h * np.uint64(0x100000001B3) + ids[j:j + m]
+        sets.append(np.unique(audit._mix(h)))
+    seeds = audit._mix(np.arange(1, 101, dtype=np.uint64) * np.uint64(8))
+    sig = np.array([[audit._mix(s ^ seed).min() for seed in seeds] for s in sets], dtype=np.uint64)
+    return norm, sets, sig
+
+
+def test_fast_normalise_shingles_and_minhash_equal_the_plain_ones():
+    import random
+
+    import numpy as np
+
+    rng = random.Random(3)
+    soup = ["Caf\u00e9", "cafe\u0301", "\uff21\uff22", "\ufb01nance", "\u0130stanbul", "don\u2019t", "\u00a7\u00a012",
+            "x_y", "a-b", "\u6cd5\u5f8b", "\u00bd", "\u2028", "\x1c", "\t", "\u00a0", "!?", "STRASSE", "stra\u00dfe",
+            "12,5", "\U0001F600"] + [f"w{k}" for k in range(40)]
+    docs = ["", "one", "two words", " ".join(soup)] + [
+        " ".join(rng.choice(soup) for _ in range(rng.randint(0, 300))) for _ in range(150)]
+    norm, sets, sig = _reference_signatures(docs)
+    assert [audit.normalise(d) for d in docs] == norm
+    fast_sets = audit.shingle_sets(docs)
+    assert all(np.array_equal(a, b) for a, b in zip(fast_sets, sets)) and len(fast_sets) == len(sets)
+    assert np.array_equal(audit.minhash(fast_sets), sig)
+    hashes, offsets = audit.shingle_hashes(norm, block=7)  # words numbered across blocks of docs
+    assert np.array_equal(audit.minhash_flat(hashes, offsets, block=64), sig)  # sets spread over many blocks

@@ -47,6 +47,23 @@ def test_runs_on_an_existing_cluster_with_the_same_output(external_cluster, tmp_
     assert sum(report["splits"].values()) > 0
 
 
+def test_semantic_dedup_on_an_existing_cluster_embeds_in_the_driver(external_cluster, tmp_path):
+    """Workers of another cluster cannot read the static model's files (the local cluster's workers embed their
+    rows as they clean them): there the driver embeds, with the same output as a local run."""
+    common = ["--input", str(SAMPLE), "--dedup", "all", "--embedding-model", "static", "--embedding-cache", "",
+              "--quiet", "--formats", "none"]
+    remote = run_main(*common, "--output-dir", str(tmp_path / "remote"), "--scheduler-address", external_cluster)
+    assert remote.returncode == 0, remote.stderr[-2000:]
+    local = run_main(*common, "--output-dir", str(tmp_path / "local"), "--n-workers", "1")
+    assert local.returncode == 0, local.stderr[-2000:]
+    for name in ("law-qa-train.jsonl", "law-qa-val.jsonl", "law-qa-test.jsonl", "removed.jsonl"):
+        assert (tmp_path / "remote" / "final" / name).read_bytes() == (tmp_path / "local" / "final" / name).read_bytes()
+    semantic = [json.loads((tmp_path / d / "final" / "report.json").read_text())["dedup"]["semantic"]
+                for d in ("remote", "local")]
+    assert semantic[0]["model_calls"] == 1 and "worker_embed_cpu_seconds" not in semantic[0]
+    assert semantic[1]["model_calls"] == 0 and semantic[1]["worker_embed_cpu_seconds"] > 0
+
+
 def test_a_new_cluster_has_the_task_modules_imported_before_the_first_partition():
     """The first convert task must not pay for importing dask.dataframe, lxml, ftfy... (a second or so a worker)."""
     import time

@@ -626,3 +626,94 @@ def test_quality_zero_cross_split_leaks_after_family_split(planted):
     naive = df.copy()
     naive["split"] = ["train", "val", "test"] * (len(naive) // 3) + ["train"] * (len(naive) % 3)
     assert dedup.cross_split_leaks(naive, cfg)["total"] > 0
+
+
+# ------------------------------------------------------------------------------ static tokenizer (speed path)
+def _hard_texts() -> list[str]:
+    """Text a chunk-wise tokenizer could get wrong: every kind of space and control character, combining marks
+    after a space, CJK, ligatures, long words and punctuation runs, and random mixtures of them."""
+    parts = ["Caf\u00e9", "cafe\u0301", " \u0301accent", "\u00a0nbsp\u00a0", "a\u3000b", "x\u2028y\u2029z",
+             "tab\tnew\nline\r\nret", "zero\u200bwidth", "\ufeffbom", "ctl\x1cfs\x1dgs\x1e\x1f", "vt\x0bff\x0c",
+             "nel\x85x", "\u6cd5\u5f8b\u554f\u984c", "\uff21\uff22", "\ufb01nance", "\u0130stanbul",
+             "\u039f\u0394\u039f\u03a3", "emoji \U0001F600!", "x" * 150, "-" * 700, "don\u2019t \u201cquote\u201d",
+             "\u00a7\u00a012", "2019\u20132020", "&amp; <b>", "", "   ", "\x00nul\ufffd"]
+    rng = random.Random(5)
+    soup = parts + ["\u2003", "\u202f", "\u205f", "\u1680", "\u180e", " ", ".", ",", "'", "word", "LAW"]
+    mixed = ["".join(rng.choice(soup) for _ in range(rng.randint(1, 40))) for _ in range(300)]
+    return parts + [" ".join(parts)] + mixed
+
+
+def test_static_chunk_tokenizer_gives_the_models_own_token_ids():
+    from model2vec import StaticModel
+
+    model = StaticModel.from_pretrained(str(dedup.config.STATIC_DIR))
+    sample = Path(REPO / "data" / "sample" / "law-stackexchange-questions-answers.json").read_text()
+    texts = _hard_texts() + [sample[i:i + 3000] for i in range(0, min(len(sample), 600_000), 2_000)]
+    fast = dedup.embed.ChunkTokenizer(model)
+    assert fast(texts) == StaticModel.tokenize(model, texts)
+    assert fast(texts[::-1]) == StaticModel.tokenize(model, texts[::-1])  # from its cache
+    fast.MAX_CACHED = 10  # a full cache starts again, with the same ids
+    assert fast(texts[:50]) == StaticModel.tokenize(model, texts[:50])
+
+
+def test_static_embeddings_equal_model2vecs_own(cache_dir):
+    from model2vec import StaticModel
+
+    texts = _hard_texts() + [f"{_text(random.Random(i), 200)}" for i in range(1200)]  # > one 1,024-text batch
+    emb, _ = dedup.Embedder(static_cfg("")).embed(texts)
+    model = StaticModel.from_pretrained(str(dedup.config.STATIC_DIR))
+    own = dedup.embed.l2norm(np.asarray(StaticModel.encode(model, texts, use_multiprocessing=False), np.float32))
+    assert np.array_equal(emb, own)
+
+
+# ------------------------------------------------------------------------------ reuse (speed path)
+def test_leak_check_with_dedups_features_and_embedder_matches_a_fresh_one(cache_dir):
+    """cross_split_leaks reading only ids and splits for the rows dedup already has features for (and taking their
+    embeddings from dedup's Embedder) finds what a fresh check finds, on pandas and Dask input, with rows dedup
+    never saw (synthetic rows) computed on the spot."""
+    import dask.dataframe as dd
+
+    df = frame(rows_with_near_copies(60, copies=6, first_copy_id=500, edit_rate=0.03, seed=13))
+    cfg = static_cfg("")  # no disk cache: every embedding the reusing check needs must come from dedup's Embedder
+    res = dedup.deduplicate(df, cfg)
+    kept = res.kept.copy()
+    kept["split"] = ["train" if i % 3 else "test" for i in range(len(kept))]
+    extra = frame(make_rows(5, seed=77) + [kept.iloc[0].to_dict()])  # the last: a test row's text, in train
+    extra["id"] = [synthetic_id(kept["id"].iloc[i], 1, 0) for i in range(6)]
+    extra["split"] = "train"
+    final = pd.concat([kept, extra], ignore_index=True)
+    fresh = dedup.cross_split_leaks(final, static_cfg(cache_dir))
+    assert fresh["exact_pairs"] == 1 and fresh["total"] >= 1
+    for new_texts, rows in ((5, final), (0, dd.from_pandas(final, npartitions=3))):
+        calls = res.embedder.calls
+        reused = dedup.cross_split_leaks(rows, cfg, known_features=res.features, embedder=res.embedder)
+        for key in ("rows", "exact_pairs", "jaccard_pairs", "cosine_pairs", "total", "examples"):
+            assert reused[key] == fresh[key], key
+        # only the new texts were embedded (once: the Dask pass finds them in the Embedder's cache)
+        assert reused["cache_misses"] == new_texts and res.embedder.calls == calls + (new_texts > 0)
+
+
+def test_workers_embeddings_give_the_same_dedup(cache_dir):
+    """Features made with embed_cfg (as the clean tasks make them) carry each row's embedding; dedup from them
+    removes what dedup from plain features removes, embeds nothing itself, and caches the same embeddings."""
+    from dedup.features import kept_features, worker_embedding
+
+    df = frame(rows_with_near_copies(60, copies=6, first_copy_id=500, edit_rate=0.03, seed=14))
+    df["drop_reason"] = ""
+    cfg = static_cfg(cache_dir)
+    embed_cfg = worker_embedding(cfg)
+    assert embed_cfg is not None and embed_cfg.embedding_cache is None
+    parts = [df.iloc[:25], df.iloc[25:]]
+    with_emb = [kept_features(p, "drop_reason", None, cfg.fuzzy_shingle, cfg.num_perm, cfg.seed, embed_cfg)
+                for p in parts]
+    plain = [kept_features(p, "drop_reason", None, cfg.fuzzy_shingle, cfg.num_perm, cfg.seed) for p in parts]
+    records = df.drop(columns=["drop_reason"])
+    a = dedup.deduplicate(records, cfg, features=with_emb)
+    assert a.stats["semantic"]["model_calls"] == 0 and a.stats["semantic"]["worker_embed_cpu_seconds"] > 0
+    assert worker_embedding(cfg) is None  # the cache holds this model's embeddings now: the driver's turn
+    b = dedup.deduplicate(records, static_cfg(cache_dir + "-plain"), features=plain)
+    pd.testing.assert_frame_equal(a.removed, b.removed)
+    hashes = list(a.features["text_hash"])
+    pos_a, emb_a = dedup.EmbeddingCache(cache_dir, a.embedder.key).lookup(hashes)
+    pos_b, emb_b = dedup.EmbeddingCache(cache_dir + "-plain", b.embedder.key).lookup(hashes)
+    assert np.array_equal(emb_a[pos_a[pos_a >= 0]], emb_b[pos_b[pos_a >= 0]])
