@@ -284,6 +284,8 @@ def section_brief(name: str, section: dict, limit: int = 8) -> str:
         if isinstance(rounds, list):
             parts.append(f"rounds={len(rounds)}")
         parts.append(f"stop={section.get('stop_reason')}")
+        if isinstance(section.get("structured_output"), dict):
+            parts.append(f"structured_output={section['structured_output'].get('mode')}")
         llm = section.get("llm") if isinstance(section.get("llm"), dict) else {}
         parts += [f"{k}={llm[k]}" for k in ("requests", "cache_hits", "retries", "total_tokens") if k in llm]
         return ", ".join(parts)
