@@ -276,10 +276,12 @@ def _constrained_answer(body: dict, cfg: ServerConfig, h: str, seed) -> str | No
     if _u(h, "junk") < cfg.junk_rate:                  # form kept, content junk: the item gates must catch it
         junk = _h(h, "constrained-junk") % 3
         items[0] = (doc if junk == 0 else "I'm sorry, but as an AI I cannot help with that." if junk == 1
-                    else items[0] + " I hope these help!")
+                    else items[0] + ("" if items[0][-1:] in ".?!" else ".") + " I hope these help!")
     items = [" ".join(i.split()) for i in items]
     if which == "json-schema":
         return json.dumps({"items": items})
+    if kind == "questions":        # the title grammar ends each line in "?": so does a model that follows it
+        items = [i if i.endswith("?") else i.rstrip(".!") + "?" for i in items]
     return "".join(f"* {i}\n" for i in items)
 
 
