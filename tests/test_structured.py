@@ -256,3 +256,15 @@ def test_limiter_queue_signal_cuts_to_what_the_server_serves():
     for latency, tokens in ((1.0, 20), (10.0, 300), (9.0, 280), (11.0, 320)):
         lim2.on_success(latency, tokens, "gen", started=time.monotonic())
     assert lim2.queue_cuts == 0 and lim2.current > 4
+
+
+def test_the_choice_reaches_the_report_line_and_the_card():
+    import card
+    import report
+
+    chosen = st.StructuredChoice("grammar", "grammar: the endpoint's answers followed it").as_dict()
+    sdg = {"ran": True, "added": 3, "rounds": [], "stop_reason": "target_reached", "structured_output": chosen,
+           "llm": {"requests": 9}}
+    assert "structured_output=grammar" in report.section_brief("sdg", sdg)
+    lines = card.sdg_summary(sdg, {})
+    assert "- structured output: **grammar** (grammar: the endpoint's answers followed it)" in lines
