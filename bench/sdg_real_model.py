@@ -375,7 +375,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                          "rows + this; rounds as needed); 0: one round of --ratio sources, the whole budget")
     ap.add_argument("--api-timeout", type=float, default=600.0, help="--api-timeout passed to main.py")
     ap.add_argument("--n-ctx", type=int, default=4096, help="server context window (prompt + answer)")
-    ap.add_argument("--threads", type=int, default=2, help="server threads")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="server threads (1: on a shared 2-core machine two threads waiting on each other at every "
+                         "token ran ~15x slower than one, see bench/RESULTS.md)")
     ap.add_argument("--chat-format", default=None,
                     help="llama_cpp.server --chat_format (default: the chat template inside the GGUF)")
     ap.add_argument("--server-start-timeout", type=float, default=180.0)
