@@ -492,8 +492,11 @@ def describe_preflight(cfg: SdgConfig) -> str:
     calls = _preflight_calls(cfg)
     what = " and ".join(f"{model} once ({role})" for role, model, _, _ in calls)
     source = resolve_key(cfg)[1] or "none (local endpoint)"
-    return (f"preflight: would call {what} at {cfg.endpoint} before any other stage (cached like any other call); "
-            f"API key from {source}")
+    probes = ("" if cfg.structured_output == "off" else
+              f"; --structured-output {cfg.structured_output}: first a probe call per mode tried "
+              f"({', '.join(structured.AUTO_ORDER) if cfg.structured_output == 'auto' else cfg.structured_output})")
+    return (f"preflight: would call {what} at {cfg.endpoint} before any other stage (cached like any other call)"
+            f"{probes}; API key from {source}")
 
 
 def _check_generation(cfg: SdgConfig, res: llm.Result) -> dict:

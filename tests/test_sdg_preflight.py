@@ -78,6 +78,9 @@ def test_describe_preflight():
     assert "g once (judge)" in sg.describe_preflight(sg.SdgConfig(endpoint="http://127.0.0.1:9/v1", model="g",
                                                                    reward_mode="judge"))
     assert sg.describe_preflight(sg.SdgConfig(endpoint=None)).startswith("preflight: none (")
+    assert "a probe call per mode tried (json-schema, grammar)" in text
+    assert "probe" not in sg.describe_preflight(sg.SdgConfig(endpoint="http://127.0.0.1:9/v1", model="g",
+                                                             structured_output="off"))
 
 
 # ---- endpoint failures mid-run --------------------------------------------------------------------------------------
