@@ -183,8 +183,8 @@ def test_messy_endpoint_reaches_the_target_with_no_junk(server, tmp_path, json_s
         assert row["answer"] in _clean(src["answer"], "answer", cfg), row["answer"]
         assert not any(m in t for t in (row["title"], row["question"], row["answer"]) for m in JUNK_MARKS)
     parse_failures = sum(r["parse_failures"] for r in rep["rounds"])
-    response_rejections = {k: v for k, v in rep["rejections"].items() if k in sp.RESPONSE_REASONS + sp.SCHEMA_REASONS
-                           and k not in ("refusal",)}
+    events = [json.loads(x) for x in (tmp_path / "sdg_failures.jsonl").read_text().splitlines()]
+    response_rejections = [e["reason"] for e in events if e["kind"] in ("response", "gave_up")]
     if mode != "off":      # the form is enforced: junk reaches only the item gates, no answer is unparsable
         assert parse_failures == 0 and not response_rejections, rep["rejections"]
         assert {"echo", "refusal"} & set(rep["rejections"])
