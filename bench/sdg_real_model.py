@@ -241,7 +241,8 @@ def smoke(base: str) -> None:
 def _main_cmd(args, tmp: Path) -> list[str]:
     return [args.python, str(ROOT / "main.py"), "--input", str(args.input), "--output-dir", str(tmp / "out"),
             "--raw-dir", str(tmp / "raw"), "--cache-dir", str(tmp / "cache"),
-            "--embedding-cache", str(tmp / "embeddings"), "--dedup", "exact,fuzzy", "--n-workers", "1", "--quiet"]
+            "--embedding-cache", str(tmp / "embeddings"), "--dedup", "exact,fuzzy", "--n-workers", "1", "--quiet",
+            *args.extra]
 
 
 def _env() -> dict:
@@ -267,7 +268,7 @@ def run_pipeline(args, endpoint: str, tmp: Path, mode: str, train_rows: int | No
         "--synth-gen-endpoint", endpoint, "--synth-gen-model", MODEL_NAME, "--reward-mode", "judge", *steer,
         "--synth-gen-ratio", str(args.ratio), "--structured-output", mode, "--api-timeout", str(args.api_timeout),
         "--max-requests", str(args.max_requests),
-        *(["--max-concurrency", str(args.max_concurrency)] if args.max_concurrency else []), *args.extra]
+        *(["--max-concurrency", str(args.max_concurrency)] if args.max_concurrency else [])]
     print("pipeline: " + " ".join(cmd), flush=True)
     t0 = time.monotonic()
     try:
@@ -387,7 +388,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--save-limit", type=int, default=60)
     ap.add_argument("--keep", default=None, metavar="DIR",
                     help="copy each mode's output dir and request log here (DIR/MODE/)")
-    ap.add_argument("extra", nargs="*", help="more main.py flags, after --")
+    ap.add_argument("extra", nargs="*", help="more main.py flags, after -- (given to every run, the one without SDG too)")
     return ap.parse_args(argv)
 
 
