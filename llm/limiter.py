@@ -6,7 +6,7 @@ what it cannot serve, and a call that waits behind fifteen others times out and 
 low and grows only while latency does not grow with it (slow start: +1 per success, doubling per round trip, until
 the first sign of a limit), and a call whose latency is QUEUE_RATIO times the unqueued latency of its kind, by at
 least `min_queue_seconds`, says the server queued it: the limit is cut to what the server serves (calls in flight /
-that ratio) and probes past that level QUEUE_PROBE_SLOWDOWN times slower. The unqueued latency of a kind of call
+that ratio) and grows past that level QUEUE_PROBE_SLOWDOWN times slower. The unqueued latency of a kind of call
 (`cost_class`: model and max_tokens) is the least seen, both per call and per completion token (plus a fixed
 overhead): a call is judged by the smaller of the two ratios, so neither a long answer on a decode-bound server nor
 a short one on a fixed-latency server reads as queueing. The median of the last three calls decides a cut (one slow
@@ -46,7 +46,7 @@ class AdaptiveLimiter:
         self.min_seen = self.limit
         self.max_inflight = 0
         self.rate_limited_at = math.inf   # the limit at the last 429
-        self.queued_at = math.inf         # the limit at the last cut for queueing
+        self.queued_at = math.inf         # what the server served at the last cut for queueing (the level cut to)
         self.min_queue_seconds = float(min_queue_seconds)
         self._unqueued: dict = {}         # cost class -> [least latency, least latency per token]
         self._recent: collections.deque = collections.deque(maxlen=3)   # (ratio, seconds queued) of the last calls
@@ -135,8 +135,8 @@ class AdaptiveLimiter:
     def _cut_for_queue(self, ratio: float) -> None:
         """The server queues our calls: keep what it serves at once (calls in flight / how much slower they are)."""
         self.slow_start = False
-        self.queued_at = self.limit
         new = max(float(self.floor), min(self.limit - 1.0, math.floor(self.inflight / ratio)))
+        self.queued_at = new    # growth past what the server serves is a slow probe: each costs one queued call
         if new < self.limit:
             self.limit = new
             self.cuts += 1

@@ -250,6 +250,12 @@ def test_limiter_queue_signal_cuts_to_what_the_server_serves():
         lim.inflight = 3
         lim.on_success(latency, 40, "gen", started=time.monotonic())
     assert lim.current == 1 and lim.queue_cuts == 1 and not lim.slow_start
+    grew_after = 0                            # past what the server serves it probes slowly, not at once
+    while lim.current == 1:
+        lim.inflight = 1
+        lim.on_success(2.0, 40, "gen")
+        grew_after += 1
+    assert grew_after >= llm.limiter.QUEUE_PROBE_SLOWDOWN
     # a long answer is no queue: judged per token too (and a short one on a fixed-latency server per call)
     lim2 = llm.AdaptiveLimiter(32, initial=4)
     lim2.inflight = 4
