@@ -605,6 +605,9 @@ def sdg_summary(sdg: dict, by_round: dict) -> list[str]:
              f"- generation model: `{config.get('model')}` at {config.get('endpoint')}",
              f"- reward: {reward.get('mode', '?')}" + (f" with `{reward['model']}`" if reward.get("model") else "")
              + f"; kept pairs with {thresholds}"]
+    chosen = sdg.get("structured_output") if isinstance(sdg.get("structured_output"), dict) else {}
+    if chosen:
+        lines.append(f"- structured output: **{chosen.get('mode')}** ({chosen.get('why')})")
     llm = sdg.get("llm") if isinstance(sdg.get("llm"), dict) else {}
     if llm:
         lines.append(f"- LLM: {llm.get('requests', 0):,} requests, {llm.get('cache_hits', 0):,} cache hits, "

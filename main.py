@@ -514,6 +514,7 @@ def preflight(ctx: Context) -> None:
         from synthetic_gen import preflight as sdg_preflight
 
         ctx.report.sections["sdg_preflight"] = sdg_preflight(ctx.cfg.sdg)
+        log.info(ctx.cfg.sdg.structured.line())
     else:
         log.info(ctx.data["sdg_skipped"])
 

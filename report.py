@@ -283,7 +283,7 @@ def section_brief(name: str, section: dict, limit: int = 8) -> str:
         return (f"{str(section.get('verdict', '?')).upper()}"
                 + (f", leaks={section['leaks']}" if "leaks" in section else "")
                 + (f", failed={','.join(section['failed'])}" if section.get("failed") else "")
-                + (f", checks: " + " ".join(f"{k}={v}" for k, v in sorted(statuses.items())) if statuses else "")
+                + (", checks: " + " ".join(f"{k}={v}" for k, v in sorted(statuses.items())) if statuses else "")
                 + (f", error: {section['error']}" if section.get("error") else "")
                 + (f" ({section['seconds']:.1f}s)" if isinstance(section.get("seconds"), (int, float)) else ""))
     elif name == "leaks":
@@ -299,6 +299,8 @@ def section_brief(name: str, section: dict, limit: int = 8) -> str:
         if isinstance(rounds, list):
             parts.append(f"rounds={len(rounds)}")
         parts.append(f"stop={section.get('stop_reason')}")
+        if isinstance(section.get("structured_output"), dict):
+            parts.append(f"structured_output={section['structured_output'].get('mode')}")
         llm = section.get("llm") if isinstance(section.get("llm"), dict) else {}
         parts += [f"{k}={llm[k]}" for k in ("requests", "cache_hits", "retries", "total_tokens") if k in llm]
         if isinstance(section.get("batch"), dict):

@@ -13,6 +13,9 @@ A generation answer is read in this order:
 5. without any list marker: exactly n paragraphs or n lines, once preamble, closing and refusal lines are removed;
 6. markup removed: bold, a leading "Question 1:" label, quotes or italics only when they wrap the whole item.
 
+A json-schema answer ({"items": [...]}) is read by `parse_schema_items` instead of steps 1-5: strictly one JSON object
+(`invalid_json`, `not_an_object`, `not_a_string`, `no_items` otherwise), each string cleaned as in step 6.
+
 Then the response gates (the caller re-asks): `empty`, `reasoning_only`, `truncated` (finish_reason "length": the last
 item may be cut off, so it is never used), `refusal`, `no_items`, `wrong_count`. Then the item gates (the pair is
 dropped): `refusal`, `not_a_question` and `title_length` (a title is one line, one question ending in "?",
@@ -25,8 +28,11 @@ import re
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
+from structured import schema_items
+
 # response-level reasons (the whole answer is unusable: re-ask) and item-level ones (that pair is dropped)
 RESPONSE_REASONS = ("empty", "reasoning_only", "truncated", "refusal", "no_items", "wrong_count")
+SCHEMA_REASONS = ("invalid_json", "not_an_object", "not_a_string")   # response-level, json-schema answers only
 ITEM_REASONS = ("refusal", "not_a_question", "title_length", "echo", "repeated", "too_short")
 TITLE_MIN_CHARS = 10
 TITLE_MAX_CHARS = 300
@@ -368,8 +374,15 @@ def parse_items(text: str | None, n: int | None = None, kind: str | None = None,
         if not texts:
             return fail("no_items")
         return fail("wrong_count", f"expected {n} items, got {len(texts)}", texts)
+    return gate_items(texts, kind, sources, raw, reasoning)
+
+
+def gate_items(texts: list[str], kind: str | None, sources: list[str] | tuple, raw: str,
+               reasoning: str = "") -> ParseResult:
+    """The item gates over a list of the right count, however it was read (free text or a schema answer): all
+    refusals reject the answer; otherwise one slot per item, None where a gate rejected it."""
     if all(is_refusal(t) for t in texts):
-        return fail("refusal", None, texts)
+        return ParseResult(texts, False, "refusal", raw, None, reasoning=reasoning)
     items: list = []
     rejected: list = []
     seen: set[str] = set()
@@ -381,3 +394,39 @@ def parse_items(text: str | None, n: int | None = None, kind: str | None = None,
         if problem:
             rejected.append((slot, problem, t))
     return ParseResult(items, True, None, raw, None, rejected, reasoning)
+
+
+def parse_schema_items(text: str | None, n: int, kind: str | None = None, finish_reason: str | None = None,
+                       sources: list[str] | tuple = ()) -> ParseResult:
+    """Parse a json-schema answer ({"items": [n strings]}, see structured.schema_items) as strictly as free text:
+    cut off (finish_reason "length"), not the object asked for, or the wrong count is a response-level failure;
+    each string is cleaned like a list item (markup, a list marker or label inside the string, a glued closing
+    remark) and passes the same item gates."""
+    raw = text or ""
+    body, reasoning = split_reasoning(raw)
+
+    def fail(reason: str, detail: str | None = None, items: list | None = None) -> ParseResult:
+        return ParseResult(items or [], False, reason, raw, detail, reasoning=reasoning)
+    if not body.strip():
+        return fail("truncated", "cut off before any item") if finish_reason == "length" else \
+            fail("reasoning_only" if reasoning else "empty")
+    strings, why = schema_items(body)
+    if finish_reason == "length":
+        return fail("truncated", "the JSON answer was cut off" if strings is None else "cut off at max_tokens")
+    if strings is None:
+        return fail(why)
+    texts = [clean_item(_unmark(s)) for s in strings]
+    texts = [t for t in texts if t]
+    if not texts and any(is_refusal(s) for s in strings):
+        return fail("refusal")
+    if not texts:
+        return fail("no_items")
+    if len(texts) != n:
+        return fail("wrong_count", f"expected {n} items, got {len(texts)}", texts)
+    return gate_items(texts, kind, sources, raw, reasoning)
+
+
+def _unmark(item: str) -> str:
+    """A list marker or label a model put inside a JSON string ("* What...", "1. What...") removed."""
+    mark = _bullet(item.strip())
+    return mark[2] if mark and mark[2] else item

@@ -31,9 +31,10 @@ import numpy as np
 import pandas as pd
 
 import llm
+import structured
 from outputs import atomic_write
 from records import COLUMNS, conform, empty_frame, synthetic_id
-from sdg_parse import ParseResult, parse_items  # noqa: F401  (parse_items is part of this module's interface)
+from sdg_parse import ParseResult, parse_items, parse_schema_items  # noqa: F401  (parse_items: this module's API)
 from sites import LAW_SUBJECT
 
 DEFAULT_ENDPOINT = "https://integrate.api.nvidia.com/v1"
@@ -243,6 +244,9 @@ class SdgConfig:
     batch_max_requests: int = llm.batch_runner.DEFAULT_MAX_REQUESTS
     batch_max_bytes: int = llm.batch_runner.DEFAULT_MAX_BYTES
     batch_poll: float = llm.batch_runner.DEFAULT_POLL_SECONDS
+    structured_output: str = "auto"    # --structured-output: auto | json-schema | grammar | off
+    # the mode the loop uses and why: set by the preflight (choose_structured_output); None until then
+    structured: structured.StructuredChoice | None = field(default=None, compare=False)
 
     # the tutorial's ratio (0.1% of the real rows per round) when there is no target size to steer by
     UNTARGETED_RATIO = 0.001
@@ -261,7 +265,14 @@ class SdgConfig:
     def public(self) -> dict:
         d = asdict(self)
         d.pop("api_key", None)
+        d["structured"] = self.structured.as_dict() if self.structured is not None else None
         return d
+
+    def output_mode(self) -> str:
+        """The constraint the loop's calls carry: the preflight's choice, else the flag (auto unresolved: off)."""
+        if self.structured is not None:
+            return self.structured.mode
+        return self.structured_output if self.structured_output in structured.MODES else "off"
 
 
 def add_sdg_arguments(group) -> None:
@@ -309,6 +320,10 @@ def add_sdg_arguments(group) -> None:
                    help="largest batch file, bytes or with K/M/G (OpenAI: 200M; Together: 100M)")
     g.add_argument("--batch-poll", type=float, default=d.batch_poll, metavar="SECONDS",
                    help="seconds between looks at a batch in flight")
+    g.add_argument("--structured-output", choices=structured.CHOICES, default=d.structured_output,
+                   help="constrain generation and judge answers: json-schema (response_format), grammar (llama.cpp "
+                        "GBNF), off (free text); auto: the preflight tries json-schema, then grammar, keeps the first "
+                        "the endpoint really follows, else off")
 
 
 def parse_size(text: str, flag: str) -> int:
@@ -338,6 +353,8 @@ def validate_sdg_config(cfg: SdgConfig) -> SdgConfig:
     _check(cfg.patience >= 1, "--patience", f"{cfg.patience}: must be at least 1")
     _check(math.isfinite(cfg.api_timeout) and cfg.api_timeout > 0, "--api-timeout",
            f"{cfg.api_timeout}: must be above 0 seconds")
+    _check(cfg.structured_output in structured.CHOICES, "--structured-output",
+           f"{cfg.structured_output!r}: choose from {', '.join(structured.CHOICES)}")
     _check(cfg.reward_mode in REWARD_MODES, "--reward-mode",
            f"{cfg.reward_mode!r}: choose from {', '.join(REWARD_MODES)}")
     if cfg.endpoint:
@@ -366,7 +383,8 @@ def sdg_config_from_args(args) -> SdgConfig:
         max_requests=args.max_requests, max_tokens=args.max_tokens, patience=args.patience,
         cache_dir=args.cache_dir, seed=args.seed, progress=not args.quiet, batch=args.batch,
         batch_cancel=args.batch_cancel, batch_max_requests=args.batch_max_requests,
-        batch_max_bytes=parse_size(args.batch_max_bytes, "--batch-max-bytes"), batch_poll=args.batch_poll))
+        batch_max_bytes=parse_size(args.batch_max_bytes, "--batch-max-bytes"), batch_poll=args.batch_poll,
+        structured_output=args.structured_output))
 
 
 # ---- keys and the gate ----------------------------------------------------------------------------------------------
@@ -400,17 +418,39 @@ PREFLIGHT_ANSWER = ("Usually not. A landlord may deduct from a deposit only for 
 PREFLIGHT_RETRIES = 1   # a dead endpoint must fail the preflight in seconds, not after the loop's patient retries
 
 
-def _gen_params(cfg: SdgConfig, attempt: int) -> dict:
-    return {"top_p": cfg.top_p, "max_tokens": cfg.gen_max_tokens, "seed": cfg.gen_seed + attempt}
+def _gen_params(cfg: SdgConfig, attempt: int, kind: str = "title", mode: str | None = None,
+                n: int | None = None) -> dict:
+    """A generation call's parameters, the structured-output constraint included (part of the cache key)."""
+    return {"top_p": cfg.top_p, "max_tokens": cfg.gen_max_tokens, "seed": cfg.gen_seed + attempt,
+            **structured.constraint_params(mode or cfg.output_mode(), kind, n or cfg.n_variants)}
 
 
-def _judge_params(cfg: SdgConfig, attempt: int) -> dict:
-    return {"top_p": cfg.top_p, "max_tokens": 256, "seed": cfg.gen_seed + attempt}
+def _judge_params(cfg: SdgConfig, attempt: int, mode: str | None = None) -> dict:
+    return {"top_p": cfg.top_p, "max_tokens": 256, "seed": cfg.gen_seed + attempt,
+            **structured.constraint_params(mode or cfg.output_mode(), "judge")}
+
+
+def list_messages(kind: str, text: str, n: int, mode: str, domain: str = LAW_SUBJECT) -> list[dict]:
+    """The prompt of a list call (title / question / answer) for a structured-output mode: json-schema asks for the
+    JSON object in place of "* " lines (the rest of the prompt is the builder's)."""
+    messages = PROMPTS[kind][0](text, n, domain)
+    if mode != "json-schema":
+        return messages
+    last = dict(messages[-1])
+    last["content"] = last["content"].replace(_bullets(n), structured.json_instruction(n))
+    return [*messages[:-1], last]
+
+
+def parse_list(res: llm.Result, n: int, kind: str, mode: str, sources=()) -> ParseResult:
+    """A list call's answer through the strict parser of its mode (a schema answer, or free text / grammar lines)."""
+    parse = parse_schema_items if mode == "json-schema" else parse_items
+    return parse(res.content, n, kind, finish_reason_of(res), sources)
 
 
 def _preflight_calls(cfg: SdgConfig) -> list[tuple[str, str, list[dict], dict]]:
     """(role, model, messages, params) of the preflight: the loop's own prompts and parameters, on a fixed text."""
-    calls = [("generation", cfg.model, title_prompt(PREFLIGHT_ANSWER, cfg.n_variants, cfg.domain),
+    mode = cfg.output_mode()
+    calls = [("generation", cfg.model, list_messages("title", PREFLIGHT_ANSWER, cfg.n_variants, mode, cfg.domain),
               _gen_params(cfg, 0))]
     if cfg.reward_mode == "reward":
         calls.append(("reward", cfg.reward_model,
@@ -422,6 +462,64 @@ def _preflight_calls(cfg: SdgConfig) -> list[tuple[str, str, list[dict], dict]]:
     return calls
 
 
+PROBE_TRIES = 2   # seeds per probe call: a tiny model may run an answer into max_tokens even under a constraint
+
+
+async def _probe(client: llm.LLMClient, cfg: SdgConfig, mode: str) -> tuple[bool, list[dict]]:
+    """Whether the endpoint follows `mode`: a title call whose constraint asks for one item more than its prompt
+    does (only a server that applies the constraint answers that count), then, in judge mode, a judge call under
+    the constraint. (works, what each probe call found)."""
+    n, ask = cfg.n_variants, cfg.n_variants + 1
+    calls = [("title", list_messages("title", PREFLIGHT_ANSWER, n, mode, cfg.domain), ask,
+              lambda a: _gen_params(cfg, a, "title", mode, ask))]
+    if cfg.reward_mode == "judge":
+        calls.append(("judge", judge_prompt(PREFLIGHT_TITLE, PREFLIGHT_QUESTION, PREFLIGHT_ANSWER, cfg.domain), None,
+                      lambda a: _judge_params(cfg, a, mode)))
+    found = []
+    for kind, messages, count, params in calls:
+        for attempt in range(PROBE_TRIES):
+            res = await client.chat(cfg.model, messages, **params(attempt))
+            if not res.ok:
+                found.append({"mode": mode, "call": kind, "result": f"rejected ({res.reason})"})
+                return False, found
+            ok, why = structured.conforms(mode, kind, count, res.content)
+            cut_off = finish_reason_of(res) == "length"
+            found.append({"mode": mode, "call": kind, "result": "conforms" if ok else
+                          f"does not conform: {'cut off at max_tokens' if cut_off else why}"})
+            if ok:
+                break
+            if not cut_off:          # a complete answer that ignores the constraint settles it; a cut-off one not
+                return False, found
+        else:
+            return False, found
+    return True, found
+
+
+def choose_structured_output(cfg: SdgConfig, client: llm.LLMClient) -> structured.StructuredChoice:
+    """The mode the loop uses: a mode given by the flag is probed and kept whatever the probe found (the strict
+    parser judges every answer anyway); `auto` keeps the first of json-schema, grammar whose probe conforms, else
+    off. Probes are sent without retries (a server that rejects a constraint may say 500)."""
+    wanted = cfg.structured_output
+    if wanted == "off":
+        return structured.StructuredChoice("off", "--structured-output off", wanted)
+    order = structured.AUTO_ORDER if wanted == "auto" else (wanted,)
+    probes: list[dict] = []
+    retries, client.max_retries = client.max_retries, 0
+    try:
+        for mode in order:
+            works, found = client.run(lambda: _probe(client, cfg, mode))
+            probes += found
+            if works:
+                return structured.StructuredChoice(mode, f"{mode}: the endpoint's answers followed it", wanted,
+                                                   probes)
+    finally:
+        client.max_retries = retries
+    why = "; ".join(f"{p['mode']} {p['call']}: {p['result']}" for p in probes)
+    if wanted != "auto":
+        return structured.StructuredChoice(wanted, f"as asked, although the probe found: {why}", wanted, probes)
+    return structured.StructuredChoice("off", f"no constraint was followed ({why})", wanted, probes)
+
+
 def describe_preflight(cfg: SdgConfig) -> str:
     """What `preflight` would call (for --dry-run), one line."""
     run_it, why = sdg_gate(cfg)
@@ -431,8 +529,11 @@ def describe_preflight(cfg: SdgConfig) -> str:
     what = " and ".join(f"{model} once ({role})" for role, model, _, _ in calls)
     source = resolve_key(cfg)[1] or "none (local endpoint)"
     batch = " and check its Batch API (GET /v1/batches)" if cfg.batch else ""
+    probes = ("" if cfg.structured_output == "off" else
+              f"; --structured-output {cfg.structured_output}: first a probe call per mode tried "
+              f"({', '.join(structured.AUTO_ORDER) if cfg.structured_output == 'auto' else cfg.structured_output})")
     return (f"preflight: would call {what} at {cfg.endpoint}{batch} before any other stage (online, cached like "
-            f"any other call); API key from {source}")
+            f"any other call){probes}; API key from {source}")
 
 
 def _check_generation(cfg: SdgConfig, res: llm.Result) -> dict:
@@ -441,7 +542,7 @@ def _check_generation(cfg: SdgConfig, res: llm.Result) -> dict:
         else None
     if not isinstance(message, dict) or not isinstance(message.get("content"), str):
         raise EndpointError(f"--synth-gen-model {cfg.model} did not answer a chat completion: {shorten(res.data)}")
-    parsed = parse_items(res.content, cfg.n_variants, "title", finish_reason_of(res))
+    parsed = parse_list(res, cfg.n_variants, "title", cfg.output_mode())
     return {"finish_reason": finish_reason_of(res), "parsed": parsed.ok, "rejection": parsed.reason}
 
 
@@ -451,13 +552,15 @@ def preflight(cfg: SdgConfig, client: llm.LLMClient | None = None) -> dict:
     completion), NotARewardModel, RewardAttributeMissing (a --reward-min attribute the model does not return).
     Returns what it learned, for the report: models, key source, the reward model's attributes."""
     t0 = time.monotonic()
-    calls = _preflight_calls(cfg)
     own_client = client is None
     client = client or llm.client_from_config(cfg)
     retries, client.max_retries = client.max_retries, min(client.max_retries, PREFLIGHT_RETRIES)
     try:
         if cfg.batch:   # before any paid call: an endpoint without the Batch API stops here (BatchUnsupported)
             client.run(lambda: llm.probe_batch_api(client))
+        if cfg.structured is None:
+            cfg.structured = choose_structured_output(cfg, client)
+        calls = _preflight_calls(cfg)
         results = client.run(lambda: asyncio.gather(*(client.chat(m, msgs, **params) for _, m, msgs, params in calls)))
     finally:
         client.max_retries = retries
@@ -466,7 +569,8 @@ def preflight(cfg: SdgConfig, client: llm.LLMClient | None = None) -> dict:
     learned = {"endpoint": cfg.endpoint, "model": cfg.model, "reward_mode": cfg.reward_mode,
                "reward_model": cfg.reward_model if cfg.reward_mode == "reward" else None,
                "key_source": resolve_key(cfg)[1], "calls": len(calls), "cached": sum(r.cached for r in results),
-               "batch_api": True if cfg.batch else None}
+               "batch_api": True if cfg.batch else None,
+               "structured_output": cfg.structured.as_dict()}
     for (role, model, _, _), res in zip(calls, results):
         if not res.ok:
             raise EndpointError(f"{role} call to {model} at {cfg.endpoint} failed: {res.reason}")
@@ -559,14 +663,16 @@ class _Round:
         return None
 
     async def _ask_list(self, idx: int, row, kind: str) -> list | None:
-        build, column = PROMPTS[kind]
+        column = PROMPTS[kind][1]
         n, sources = self.cfg.n_variants, [str(row[ECHO_SOURCE[kind]])]
 
+        mode = self.cfg.output_mode()
+
         def parse(res: llm.Result):
-            parsed = parse_items(res.content, n, kind, finish_reason_of(res), sources)
+            parsed = parse_list(res, n, kind, mode, sources)
             return parsed, parsed.reason, parsed.detail
-        parsed = await self._ask(idx, row, kind, self.cfg.model, build(str(row[column]), n, self.cfg.domain), parse,
-                                 self.cfg.max_reasks + 1, lambda a: _gen_params(self.cfg, a))
+        parsed = await self._ask(idx, row, kind, self.cfg.model, list_messages(kind, str(row[column]), n, mode, self.cfg.domain),
+                                 parse, self.cfg.max_reasks + 1, lambda a: _gen_params(self.cfg, a, kind))
         if parsed is None:
             return None
         for slot, reason, text in parsed.rejected:
@@ -867,6 +973,13 @@ def grow_train(records: pd.DataFrame, cfg: SdgConfig,
     if own_client:
         client = llm.batch_client_from_config(cfg) if cfg.batch else llm.client_from_config(cfg)
     try:
+        if cfg.structured is None:     # no preflight ran (a library caller): probe with the loop's client
+            try:
+                cfg.structured = choose_structured_output(cfg, client)
+            except llm.EndpointError as exc:   # the loop's first call meets it again and stops SDG, named
+                cfg.structured = structured.StructuredChoice("off", f"the probe failed: {type(exc).__name__}",
+                                                             cfg.structured_output)
+        report["structured_output"] = cfg.structured.as_dict()
         with contextlib.ExitStack() as stack:
             # written to a temp file beside it and renamed when the loop ends: a kill or Ctrl-C leaves the previous
             # file (or none), never a part-written one; a rerun (answered from the cache) writes the same bytes

@@ -91,7 +91,8 @@ def run_ours(base_url: str, records: pd.DataFrame, target: int, args, log_path: 
             "parse_failures": sum(r["parse_failures"] for r in rep["rounds"]),
             "rows_lost_to_errors": lost, "llm_seconds": llm_s, "total_seconds": total,
             "answered_per_s": srv["answered"] / llm_s if llm_s else 0.0, "paid_twice": srv["twice"],
-            "final_concurrency": rep["llm"]["concurrency"], "client_cpu_s": cpu_seconds() - c0}
+            "final_concurrency": rep["llm"]["concurrency"], "client_cpu_s": cpu_seconds() - c0,
+            "queue_cuts": rep["llm"]["concurrency"].get("queue_cuts", 0)}
 
 
 async def _oracle(base_url: str, records: pd.DataFrame, n: int, concurrency: int) -> float:
@@ -212,7 +213,8 @@ def main(argv=None) -> int:
               f"capacity ({r['pct_of_oracle']:5.1f}% of the oracle)  "
               f"429s {r['429']:>6}  retries {r['retries']:>6}  rows lost {r['rows_lost_to_errors']:>5}  "
               f"paid twice {r['paid_twice']}  LLM time {r['llm_seconds']:6.1f} s  total {r['total_seconds']:6.1f} s  "
-              f"client CPU {1000 * r['client_cpu_s'] / max(1, r['http_requests']):.2f} ms/request")
+              f"client CPU {1000 * r['client_cpu_s'] / max(1, r['http_requests']):.2f} ms/request"
+              + (f"  limiter {r['final_concurrency']}" if "final_concurrency" in r else ""))
     print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (client and "
           f"server share them; a client CPU-bound at N ms/request cannot exceed 1000/N req/s)")
     if args.json:

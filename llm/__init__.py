@@ -9,10 +9,13 @@
   server the client's own CPU per request is what caps throughput, and the SDK / httpx2 layers cost an order of
   magnitude more CPU per request than the raw exchange (bench/sdg_bench.py); over TLS to a remote API the network
   sets the pace and a mature stack is worth its cost.
-- An adaptive concurrency limit (AIMD): additive growth while the limit is in use and calls succeed; on a 429 the
-  limit is cut to what the server demonstrably holds (the calls still in flight); timeouts, connection errors and
-  502/503/504 halve it (at most once per round trip; a plain 500 does not cut); never above `max_concurrency`,
-  never below 1; optional `rpm` cap.
+- An adaptive concurrency limit: a slow start (one call, +1 per success while latency does not grow) then additive
+  growth while the limit is in use and calls succeed; a call whose latency says it waited in the server's queue
+  (2x the unqueued latency of its kind, by 0.5 s or more; the median of three) cuts the limit to what the server
+  serves at once, so a one-slot server never holds calls that time out queued; on a 429 the limit is cut to what
+  the server demonstrably holds (the calls still in flight); timeouts, connection errors and 502/503/504 halve it
+  (at most once per round trip; a plain 500 does not cut); never above `max_concurrency`, never below 1; optional
+  `rpm` cap.
 - Retries with jittered exponential backoff on 429, 5xx, 408/409, timeouts and connection errors; a 429's
   Retry-After (or retry-after-ms) is the minimum wait of that call. 400/422 and other 4xx are not retried.
 - Errors, raised or returned (the caller stops SDG on a raised `EndpointError`, keeps going on a failed Result):

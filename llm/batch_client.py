@@ -67,7 +67,7 @@ class BatchLLMClient(LLMClient):
         self.runner.label = value
 
     # ---- the queue ------------------------------------------------------------------------------------------------
-    async def _fetch(self, key: str, model: str, body: bytes) -> Result:
+    async def _fetch(self, key: str, model: str, body: bytes, cost_class=None) -> Result:
         """A cache miss (not in flight already): queued for the next wave instead of sent."""
         if self.fatal is not None:
             raise self.fatal.again() from None

@@ -17,7 +17,7 @@ from .cache import ResponseCache, cache_key
 from .errors import AuthError, EndpointError, EndpointFailing, EndpointUnreachable, ModelNotFound
 from .httpx_http import HttpxTransport
 from .keys import check_endpoint, resolve_api_key, usable_api_key
-from .limiter import AdaptiveLimiter
+from .limiter import SLOW_START, AdaptiveLimiter
 from .raw_http import RawHTTP
 from .results import ChatRequest, Result, Stats
 from .transport import Broken, ConnectFailed, TransportTimeout, retry_after, uses_proxy
@@ -58,7 +58,7 @@ class LLMClient:
         self.rpm = rpm
         self.transport = self._pick_transport(transport, connect_to)
         self._connect_to = connect_to
-        self.limiter = AdaptiveLimiter(max_concurrency, floor=min_concurrency)
+        self.limiter = AdaptiveLimiter(max_concurrency, floor=min_concurrency, initial=SLOW_START)
         self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
         self.stats = Stats()
         self.budget_hit: str | None = None     # "max_requests" / "max_tokens" once a budget stopped a call
@@ -97,7 +97,8 @@ class LLMClient:
     def report(self) -> dict:
         d = self.stats.as_dict()
         d["concurrency"] = {"ceiling": self.limiter.ceiling, "final": self.limiter.current,
-                            "min": max(self.limiter.floor, int(self.limiter.min_seen)), "cuts": self.limiter.cuts}
+                            "min": max(self.limiter.floor, int(self.limiter.min_seen)), "cuts": self.limiter.cuts,
+                            "queue_cuts": self.limiter.queue_cuts, "max_in_flight": self.limiter.max_inflight}
         d["budget_hit"] = self.budget_hit
         d["key_source"] = self.key_source
         d["transport"] = self.transport
@@ -193,7 +194,8 @@ class LLMClient:
         self._pending[key] = fut
         try:
             body = orjson.dumps({"model": model, "messages": messages, **params})
-            res = await self._fetch(key, model, body)
+            # calls of one model and max_tokens cost alike: the limiter compares their latencies to learn queueing
+            res = await self._fetch(key, model, body, (model, params.get("max_tokens")))
         except BaseException as e:
             if not fut.done():
                 fut.set_exception(e)
@@ -238,7 +240,7 @@ class LLMClient:
         if slot > now:
             await asyncio.sleep(slot - now)
 
-    async def _fetch(self, key: str, model: str, body: bytes) -> Result:
+    async def _fetch(self, key: str, model: str, body: bytes, cost_class=None) -> Result:
         attempt = 0
         while True:
             await self._rpm_wait()
@@ -252,7 +254,7 @@ class LLMClient:
                 self.budget_hit = reason
                 return self._fail(key, "budget")
             self.stats.requests += 1
-            result, why, min_wait = await self._attempt(key, model, body, started)
+            result, why, min_wait = await self._attempt(key, model, body, started, cost_class)
             if result is not None:
                 return result
             connect = why.startswith("connect")
@@ -276,7 +278,7 @@ class LLMClient:
                 f"{self._give_ups_in_a_row} calls in a row failed after all retries (last: {reason})")) from None
         return self._fail(key, reason)
 
-    async def _attempt(self, key: str, model: str, body: bytes, started: float
+    async def _attempt(self, key: str, model: str, body: bytes, started: float, cost_class=None
                        ) -> tuple[Result | None, str | None, float]:
         """One HTTP request holding one limiter slot (released here): (result, None, 0) when final, or
         (None, why, minimum wait) when worth retrying."""
@@ -297,7 +299,7 @@ class LLMClient:
             status = resp.status
             self.stats.http_status[status] += 1
             if 200 <= status < 300:
-                return self._accept(key, model, resp.body)
+                return self._accept(key, model, resp.body, started, cost_class)
             if status == 429:
                 self.stats.rate_limited += 1
                 self.limiter.release()
@@ -330,9 +332,10 @@ class LLMClient:
                 "host named: give the final URL", status))
         return None
 
-    def _accept(self, key: str, model: str, body: bytes) -> tuple[Result | None, str | None, float]:
+    def _accept(self, key: str, model: str, body: bytes, started: float = 0.0, cost_class=None
+                ) -> tuple[Result | None, str | None, float]:
         """A 2xx answer: stored (committed at once: a crash loses nothing paid) and returned, or retried if it is
-        not a JSON object."""
+        not a JSON object. Its latency from `started` (the send) feeds the limiter's queue signal."""
         try:
             text = body.decode("utf-8")
             data = orjson.loads(text)
@@ -350,7 +353,8 @@ class LLMClient:
         self.stats.completed += 1
         if self.cache is not None:
             self.cache.put(key, model, text, pt, ct)
-        self.limiter.on_success()
+        latency = time.monotonic() - started if started else None   # a batch answer has no send time
+        self.limiter.on_success(latency, ct, cost_class, started)
         self._give_ups_in_a_row = 0
         return Result(ok=True, data=data, key=key), None, 0.0
 

@@ -13,6 +13,13 @@ What it answers on POST /v1/chat/completions (everything derived deterministical
   the configured shape: "logprobs" (choices[0].logprobs.content [{token, logprob}]), "content"
   ("helpfulness:3.1,correctness:..."), "single" ("reward:-3.5") or "none" (answers like a chat model: not a
   reward model). A model name containing "content"/"logprobs"/"single" overrides the shape.
+Constraints: `json_schema` "honour" answers a generation call with {"items": [n strings]} (n from the schema, not the
+prompt) and a judge call with its JSON scores; "ignore" answers as if the field were absent; "400"/"422"/"500"
+reject the request with that status (llama-cpp-python's server says 500). `grammar` "honour" answers n "* " lines (n
+from the GBNF root rule) or the judge's JSON; "ignore" as if absent. Under a constraint, junk (junk_rate) keeps the
+form and puts an echo, a refusal or a glued closing remark inside the items.
+`slots`: requests served at once, the rest queue inside the server (a one-slot llama.cpp server), unlike
+`capacity`, beyond which a request is refused with 429.
 Failure injection: latency, capacity (429 + Retry-After beyond it), first-K-attempts 5xx / 429 / hang per distinct
 request, random 5xx, wrong-count, garbage, preamble + numbered/bold lists, wrapped lines, per-model error status,
 401 when `api_key` is set and the bearer token differs. `usage` carries word-count token numbers.
@@ -68,6 +75,9 @@ class ServerConfig:
     reward_low: float = 0.5         # helpfulness is spread over [reward_low, reward_high]
     reward_high: float = 4.0
     log_path: str | None = None
+    slots: int = 0                  # requests served at once; more wait in the server's queue (0 = unlimited)
+    json_schema: str = "ignore"     # response_format json_schema: honour | ignore | 400 | 422 | 500 (rejected)
+    grammar: str = "ignore"         # llama.cpp's `grammar` field: honour | ignore
 
 
 def _h(*parts) -> int:
@@ -222,12 +232,66 @@ def junk_answer(kind: str, doc: str, n: int, seed, h: str) -> tuple[str, str]:
     return _junk_bullets([doc] + items[1:]), "stop"     # echo: the document itself as the first variant
 
 
+# ---- constraints: response_format json_schema and llama.cpp's grammar ----------------------------------------------
+def _json_schema(body: dict) -> dict | None:
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        return (fmt.get("json_schema") or {}).get("schema") or {}
+    return None
+
+
+def _constraint_rejection(body: dict, cfg: ServerConfig) -> int | None:
+    if _json_schema(body) is not None and cfg.json_schema in ("400", "422", "500"):
+        return int(cfg.json_schema)
+    return None
+
+
+def _constraint_count(body: dict) -> tuple[str | None, int | None]:
+    """(which constraint the server honours here, the item count it asks for; None for the judge's)."""
+    schema = _json_schema(body)
+    if schema is not None:
+        items = (schema.get("properties") or {}).get("items")
+        return "json-schema", (items.get("minItems") if isinstance(items, dict) else None)
+    grammar = body.get("grammar")
+    if isinstance(grammar, str):
+        root = next((line for line in grammar.splitlines() if line.startswith("root ::=")), "")
+        n = root.split("::=", 1)[1].split().count("item")
+        return "grammar", (n or None)
+    return None, None
+
+
+def _constrained_answer(body: dict, cfg: ServerConfig, h: str, seed) -> str | None:
+    """The answer under an honoured constraint, or None (no constraint, or one this server ignores)."""
+    which, n = _constraint_count(body)
+    if which is None or (which == "json-schema" and cfg.json_schema != "honour") or \
+            (which == "grammar" and cfg.grammar != "honour"):
+        return None
+    messages = body.get("messages") or []
+    user = str(messages[-1].get("content", "")) if messages else ""
+    gen = parse_generation_prompt(user)
+    if gen is None or n is None:                       # the judge (or any other call): its JSON scores
+        return json.dumps({a: int(v) for a, v in reward_scores(user, cfg).items()})
+    kind, doc, _ = gen
+    items = _junk_items(kind, doc, n, seed)
+    if _u(h, "junk") < cfg.junk_rate:                  # form kept, content junk: the item gates must catch it
+        junk = _h(h, "constrained-junk") % 3
+        items[0] = (doc if junk == 0 else "I'm sorry, but as an AI I cannot help with that." if junk == 1
+                    else items[0] + ("" if items[0][-1:] in ".?!" else ".") + " I hope these help!")
+    items = [" ".join(i.split()) for i in items]
+    if which == "json-schema":
+        return json.dumps({"items": items})
+    if kind == "questions":        # the title grammar ends each line in "?": so does a model that follows it
+        items = [i if i.endswith("?") else i.rstrip(".!") + "?" for i in items]
+    return "".join(f"* {i}\n" for i in items)
+
+
 class _State:
     def __init__(self, cfg: ServerConfig):
         self.cfg = cfg
         self.lock = threading.Lock()
         self.inflight = 0
         self.max_inflight = 0
+        self.slots = threading.Semaphore(cfg.slots) if cfg.slots else None
         self.attempts: dict[str, int] = {}
         self.log: list[dict] = []
         self.counts = {"requests": 0, "429": 0, "5xx": 0, "200": 0, "401": 0, "hang": 0}
@@ -360,9 +424,13 @@ class Handler(BaseHTTPRequestHandler):
                 except OSError:
                     pass
                 return
-            if cfg.latency:
+            if st.slots is not None:
+                with st.slots:      # one at a time (or `slots` at a time): the rest wait here, as in llama.cpp
+                    if cfg.latency:
+                        time.sleep(cfg.latency)
+            elif cfg.latency:
                 time.sleep(cfg.latency)
-            status = cfg.error_models.get(model)
+            status = cfg.error_models.get(model) or _constraint_rejection(body, cfg)
             if status is None and (attempt < cfg.fail_first or
                                    (cfg.fail_rate and random.random() < cfg.fail_rate)):
                 status = cfg.fail_status
@@ -440,6 +508,9 @@ class Handler(BaseHTTPRequestHandler):
                 content = json.dumps(scores)
             else:
                 content = "This is a test answer from the test server."
+            constrained = _constrained_answer(body, cfg, h, seed)
+            if constrained is not None:
+                content, finish_reason = constrained, "stop"
         prompt_tokens = len(prompt_text.split())
         completion_tokens = max(1, len(content.split()))
         choice = {"index": 0, "message": {"role": "assistant", "content": content},

@@ -23,9 +23,11 @@ def test_preflight_learns_attributes_and_key_source(server, tmp_path):
     assert learned["reward_attributes"] == sorted(sg.ATTRIBUTES) and learned["calls"] == 2
     assert learned["model"] == "gen-model" and learned["reward_model"] == "test-reward"
     assert learned["key_source"] is None and learned["generation"]["parsed"] is True
-    assert len(read_log(srv.cfg.log_path)) == 2
-    again = sg.preflight(cfg)                        # cached like any other call
-    assert again["cached"] == 2 and len(read_log(srv.cfg.log_path)) == 2
+    # auto against a server that ignores both constraints: one probe each (json-schema, grammar), then the 2 calls
+    assert learned["structured_output"]["mode"] == "off" and len(learned["structured_output"]["probes"]) == 2
+    assert len(read_log(srv.cfg.log_path)) == 4
+    again = sg.preflight(cfg)                        # cached like any other call; the mode is chosen once
+    assert again["cached"] == 2 and len(read_log(srv.cfg.log_path)) == 4
 
 
 def test_preflight_single_reward_shape_and_judge(server, tmp_path):
@@ -76,6 +78,9 @@ def test_describe_preflight():
     assert "g once (judge)" in sg.describe_preflight(sg.SdgConfig(endpoint="http://127.0.0.1:9/v1", model="g",
                                                                    reward_mode="judge"))
     assert sg.describe_preflight(sg.SdgConfig(endpoint=None)).startswith("preflight: none (")
+    assert "a probe call per mode tried (json-schema, grammar)" in text
+    assert "probe" not in sg.describe_preflight(sg.SdgConfig(endpoint="http://127.0.0.1:9/v1", model="g",
+                                                             structured_output="off"))
 
 
 # ---- endpoint failures mid-run --------------------------------------------------------------------------------------
