@@ -520,6 +520,20 @@ def choose_structured_output(cfg: SdgConfig, client: llm.LLMClient) -> structure
     return structured.StructuredChoice("off", f"no constraint was followed ({why})", wanted, probes)
 
 
+def _probe_without_preflight(cfg: SdgConfig, client: llm.LLMClient) -> structured.StructuredChoice:
+    """The structured-output choice when no preflight made it: probed online like the preflight (with --batch, by
+    an online client on the same cache: a probe must not wait a batch window); a probe that meets an endpoint-wide
+    failure settles on off, and the loop's first call meets that failure again and stops SDG, named."""
+    prober = llm.client_from_config(cfg) if cfg.batch else client
+    try:
+        return choose_structured_output(cfg, prober)
+    except llm.EndpointError as exc:
+        return structured.StructuredChoice("off", f"the probe failed: {type(exc).__name__}", cfg.structured_output)
+    finally:
+        if prober is not client:
+            prober.close()
+
+
 def describe_preflight(cfg: SdgConfig) -> str:
     """What `preflight` would call (for --dry-run), one line."""
     run_it, why = sdg_gate(cfg)
@@ -973,12 +987,8 @@ def grow_train(records: pd.DataFrame, cfg: SdgConfig,
     if own_client:
         client = llm.batch_client_from_config(cfg) if cfg.batch else llm.client_from_config(cfg)
     try:
-        if cfg.structured is None:     # no preflight ran (a library caller): probe with the loop's client
-            try:
-                cfg.structured = choose_structured_output(cfg, client)
-            except llm.EndpointError as exc:   # the loop's first call meets it again and stops SDG, named
-                cfg.structured = structured.StructuredChoice("off", f"the probe failed: {type(exc).__name__}",
-                                                             cfg.structured_output)
+        if cfg.structured is None:     # no preflight ran (a library caller): probe as the preflight would
+            cfg.structured = _probe_without_preflight(cfg, client)
         report["structured_output"] = cfg.structured.as_dict()
         with contextlib.ExitStack() as stack:
             # written to a temp file beside it and renamed when the loop ends: a kill or Ctrl-C leaves the previous

@@ -49,6 +49,7 @@ def batch_server(tmp_path):
 
 def batch_config(srv, tmp_path, **kw) -> sg.SdgConfig:
     kw.setdefault("batch_poll", 0.02)
+    kw.setdefault("structured_output", "off")   # no probe calls: every answer here came through a batch
     batch_kw = {k: kw.pop(k) for k in list(kw) if k.startswith("batch")}
     return dataclasses.replace(config(srv, tmp_path, **kw), batch=True, **batch_kw)
 
@@ -98,21 +99,24 @@ def test_batch_run_equals_online_run_and_shares_its_cache(server, batch_server, 
                         tmp_path, "fa.jsonl")
     srv = batch_server(BatchConfig(delay=0.1), wrong_count_rate=0.2)
     cfg = batch_config(srv, tmp_path, target_size=n_train + 30, cache_dir=str(tmp_path / "cb"),
-                       batch_max_requests=40)
+                       batch_max_requests=40, structured_output="auto")
     new_b, rep_b = grow(records, cfg, tmp_path, "fb.jsonl")
     # the same parse -> gates -> reward -> curate -> dedup path: identical rows and failures file
     pd.testing.assert_frame_equal(new_a.reset_index(drop=True), new_b.reset_index(drop=True))
     assert (tmp_path / "fa.jsonl").read_bytes() == (tmp_path / "fb.jsonl").read_bytes()
     assert rep_b["stop_reason"] == "target_reached" and len(new_b) == 30
     assert cache_keys(tmp_path / "ca") == cache_keys(tmp_path / "cb")                 # the same keys as online
-    assert srv.counts["requests"] == 0                                               # not one online chat call
+    probes = len(rep_b["structured_output"]["probes"])   # online, as the preflight's (no preflight ran here)
+    assert probes >= 1 and srv.counts["requests"] == probes                          # no other online chat call
+    assert {w["label"] for w in rep_b["batch"]["waves"]} == {"round 1"}              # the probes sent no batch
     assert not completed_twice(read_log(srv.cfg.log_path))
     batch = rep_b["batch"]
     assert len(batch["batches"]) == len(srv.batches) >= 4 and batch["failed"] == 0
     assert {b["id"] for b in batch["batches"]} == {b["id"] for b in srv.batches}
     assert all(b["requests"] <= 40 and b["status"] == "completed" and b["times"]["created_at"]
                for b in batch["batches"])
-    assert batch["answered"] == len(cache_keys(tmp_path / "cb")) == rep_b["llm"]["requests"]
+    assert batch["answered"] + probes == len(cache_keys(tmp_path / "cb"))
+    assert batch["answered"] == rep_b["llm"]["requests"]
     rounds = {w["label"] for w in batch["waves"]}
     assert rounds == {f"round {r['round']}" for r in rep_b["rounds"]}
     assert len(batch["waves"]) >= 2 * len(rep_b["rounds"])          # generation, then scoring: one wave per step
@@ -239,7 +243,8 @@ sys.path[:0] = [sys.argv[1], sys.argv[1] + "/.."]
 import main, synthetic_gen as sg
 from test_synthetic_gen import make_records, curate, dedup_against
 cfg = sg.SdgConfig(endpoint=sys.argv[2], model="gen-model", reward_model="test-reward", cache_dir=sys.argv[3],
-                   progress=False, rounds=1, ratio=0.3, batch=True, batch_poll=0.05, batch_max_requests=15)
+                   progress=False, rounds=1, ratio=0.3, batch=True, batch_poll=0.05, batch_max_requests=15,
+                   structured_output="off")
 main.install_interrupt_handlers()
 try:
     new, rep = sg.grow_train(make_records(40), cfg, curate, dedup_against, sys.argv[4])

@@ -56,7 +56,9 @@ def test_batch_run_reaches_target_with_only_the_preflight_online(uninterrupted):
     assert sdg["stop_reason"] == "target_reached" and sdg["added"] > 0
     assert report["audit"]["verdict"] == "pass", report["audit"]
     online = [e for e in log if e.get("via") != "batch"]
-    assert counts["requests"] == len(online) == report["sdg_preflight"]["calls"] == 2   # generation + reward
+    probes = len(report["sdg_preflight"]["structured_output"]["probes"])     # the preflight's structured-output probes
+    assert report["sdg_preflight"]["calls"] == 2                                       # generation + reward
+    assert counts["requests"] == len(online) == 2 + probes                             # online: the preflight only
     assert {b["id"] for b in sdg["batch"]["batches"]} == {b["id"] for b in batches}
     assert all(b["status"] == "completed" and b["requests"] <= 150 for b in sdg["batch"]["batches"])
     assert sdg["batch"]["answered"] == sum(1 for e in log if e.get("via") == "batch")
