@@ -30,6 +30,17 @@ _EMPHASIS = {"em": "*", "i": "*", "strong": "**", "b": "**"}
 _SPACE_RUN_FAST = re.compile(r"[ \t\r\n\f\v]{2,}|[\t\r\n\f\v]")
 
 
+def _block_break(out, tag: str) -> None:
+    """The line breaks a block element asks for where it opens and where it closes: one inside a list (items stay
+    tight), two around a paragraph-like block, one around a line-like one."""
+    if tag in ("ul", "ol", "p") and out.lists:
+        out.request_break(1)
+    elif tag in _PARAGRAPH_TAGS:
+        out.request_break(2)
+    elif tag in _LINE_TAGS:
+        out.request_break(1)
+
+
 def collapse_spaces(text: str) -> str:
     """Each run of ASCII whitespace as one space (as the plain walk collapses text), without a regex pass where
     substring tests (C scans) find nothing to do."""
@@ -339,12 +350,7 @@ class _Walk:
             out.add_lines(["---"])
             out.request_break(2)
             return True
-        if tag in ("ul", "ol", "p") and out.lists:
-            out.request_break(1)
-        elif tag in _PARAGRAPH_TAGS:
-            out.request_break(2)
-        elif tag in _LINE_TAGS:
-            out.request_break(1)
+        _block_break(out, tag)
         if tag == "blockquote":
             out.prefixes.append("> ")
         elif tag in ("ul", "ol"):
@@ -384,12 +390,7 @@ class _Walk:
             self._close_emphasis(element)
         elif tag == "a":
             self._close_link(element)
-        if tag in ("ul", "ol", "p") and out.lists:
-            out.request_break(1)
-        elif tag in _PARAGRAPH_TAGS:
-            out.request_break(2)
-        elif tag in _LINE_TAGS:
-            out.request_break(1)
+        _block_break(out, tag)
 
     def _inline_block(self, tag: str, element) -> None:
         """A paragraph or heading of text and inline markup only (most of a post), rendered in one recursion
