@@ -697,6 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.dry_run:
         return dry_run(cfg)
     install_interrupt_handlers()
+    code = None
     try:
         return run(cfg)
     except BaseException as exc:  # noqa: BLE001 - known kinds become one line, the rest is re-raised
@@ -705,7 +706,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return code
     finally:
-        logging.disable(logging.NOTSET)
+        # after the "interrupted" line nothing more is said: a Dask process still closing as the interpreter
+        # exits (its finalizers) would log its INFO lines otherwise
+        logging.disable(logging.CRITICAL if code == EXIT_INTERRUPTED else logging.NOTSET)
 
 
 if __name__ == "__main__":

@@ -69,8 +69,10 @@ class Context:
         and closed when the run ends."""
         if self._client is None:
             if self._starting is not None:
-                starting, self._starting = self._starting, None
-                self._client = starting.result()
+                # the future stays in _starting until it has answered: a close meanwhile (a Ctrl-C while this
+                # waits) still waits for the start and closes what it started
+                self._client = self._starting.result()
+                self._starting = None
             else:
                 self._client = self._resources.enter_context(self.start_client())
         return self._client
