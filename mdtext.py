@@ -30,14 +30,15 @@ _EMPHASIS = {"em": "*", "i": "*", "strong": "**", "b": "**"}
 _SPACE_RUN_FAST = re.compile(r"[ \t\r\n\f\v]{2,}|[\t\r\n\f\v]")
 
 
-def _block_break(out, tag: str) -> None:
+def block_break(out, tag: str, paragraph_tags=_PARAGRAPH_TAGS, line_tags=_LINE_TAGS) -> None:
     """The line breaks a block element asks for where it opens and where it closes: one inside a list (items stay
-    tight), two around a paragraph-like block, one around a line-like one."""
+    tight), two around a paragraph-like block, one around a line-like one. The plain walk (modifiers) passes its
+    own tag sets (it breaks around `pre` and tables too)."""
     if tag in ("ul", "ol", "p") and out.lists:
         out.request_break(1)
-    elif tag in _PARAGRAPH_TAGS:
+    elif tag in paragraph_tags:
         out.request_break(2)
-    elif tag in _LINE_TAGS:
+    elif tag in line_tags:
         out.request_break(1)
 
 
@@ -350,7 +351,7 @@ class _Walk:
             out.add_lines(["---"])
             out.request_break(2)
             return True
-        _block_break(out, tag)
+        block_break(out, tag)
         if tag == "blockquote":
             out.prefixes.append("> ")
         elif tag in ("ul", "ol"):
@@ -390,7 +391,7 @@ class _Walk:
             self._close_emphasis(element)
         elif tag == "a":
             self._close_link(element)
-        _block_break(out, tag)
+        block_break(out, tag)
 
     def _inline_block(self, tag: str, element) -> None:
         """A paragraph or heading of text and inline markup only (most of a post), rendered in one recursion

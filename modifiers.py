@@ -19,7 +19,7 @@ import pandas as pd
 from lxml import etree
 from lxml import html as lxml_html
 
-from mdtext import PLACEHOLDER, escape_line_start, escape_text, pre_languages, walk_markdown
+from mdtext import PLACEHOLDER, block_break, escape_line_start, escape_text, pre_languages, walk_markdown
 
 
 class DocumentModifier:
@@ -137,12 +137,7 @@ class _TextBuilder:
 
 
 def _on_start(builder: _TextBuilder, tag: str, element) -> None:
-    if tag in ("ul", "ol", "p") and builder.lists:
-        builder.request_break(1)  # a list or paragraph inside a list item stays tight
-    elif tag in _PARAGRAPH_TAGS:
-        builder.request_break(2)
-    elif tag in _LINE_TAGS:
-        builder.request_break(1)
+    block_break(builder, tag, _PARAGRAPH_TAGS, _LINE_TAGS)
     if tag == "blockquote":
         builder.quote_depth += 1
     elif tag == "pre":
@@ -178,12 +173,7 @@ def _on_end(builder: _TextBuilder, tag: str) -> None:
     elif tag in ("ul", "ol"):
         if builder.lists:
             builder.lists.pop()
-    if tag in ("ul", "ol", "p") and builder.lists:
-        builder.request_break(1)
-    elif tag in _PARAGRAPH_TAGS:
-        builder.request_break(2)
-    elif tag in _LINE_TAGS:
-        builder.request_break(1)
+    block_break(builder, tag, _PARAGRAPH_TAGS, _LINE_TAGS)
 
 
 def _list_start(element) -> int:
