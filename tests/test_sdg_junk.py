@@ -21,6 +21,19 @@ def clean_items(doc: str, kind: str, cfg: sg.SdgConfig) -> set[str]:
     return {make(doc.strip(), cfg.gen_seed + a, k) for a in range(cfg.max_reasks + 1) for k in range(cfg.n_variants)}
 
 
+def assert_rows_are_clean_items(new, records, cfg: sg.SdgConfig, items_of, junk_marks) -> None:
+    """Every synthetic row's title, question and answer is one of the clean items the server could answer for its
+    source (`items_of(doc, kind, cfg)`), and holds none of `junk_marks`."""
+    by_id = records.set_index("id")
+    for _, row in new.iterrows():
+        src = by_id.loc[row["source_id"]]
+        assert row["title"] in items_of(src["answer"], "title", cfg), row["title"]
+        assert row["question"] in items_of(src["question"], "question", cfg), row["question"]
+        assert row["answer"] in items_of(src["answer"], "answer", cfg), row["answer"]
+        for text in (row["title"], row["question"], row["answer"]):
+            assert not any(m in text for m in junk_marks), text
+
+
 def test_junk_never_reaches_an_accepted_row_and_target_is_reached(server, tmp_path):
     srv = server(junk_rate=0.5)
     records = make_records(80)
@@ -28,15 +41,9 @@ def test_junk_never_reaches_an_accepted_row_and_target_is_reached(server, tmp_pa
     cfg = config(srv, tmp_path, target_size=n_train + 40)
     new, rep = grow(records, cfg, tmp_path)
     assert rep["stop_reason"] == "target_reached" and len(new) == 40, rep.get("stop_detail")
-    by_id = records.set_index("id")
-    for _, row in new.iterrows():
-        src = by_id.loc[row["source_id"]]
-        assert row["title"] in clean_items(src["answer"], "title", cfg), row["title"]
-        assert row["question"] in clean_items(src["question"], "question", cfg), row["question"]
-        assert row["answer"] in clean_items(src["answer"], "answer", cfg), row["answer"]
-        for text in (row["title"], row["question"], row["answer"]):
-            assert not any(m in text for m in ("junk", "<think", "</think>", "I hope", "let me know", "Let me know",
-                                               "I'm sorry", "Here are", "\n"))
+    assert_rows_are_clean_items(new, records, cfg, clean_items,
+                                ("junk", "<think", "</think>", "I hope", "let me know", "Let me know", "I'm sorry",
+                                 "Here are", "\n"))
     # every kind of junk was met and named; each rejected answer is in sdg_failures.jsonl with its raw text
     events = [json.loads(x) for x in (tmp_path / "sdg_failures.jsonl").read_text().splitlines()]
     rejected = [e for e in events if e["kind"] in ("response", "item")]

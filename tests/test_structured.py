@@ -14,7 +14,8 @@ import llm
 import sdg_parse as sp
 import structured as st
 import synthetic_gen as sg
-from llm_server import make_paraphrase, make_question, read_log
+from llm_server import read_log
+from test_sdg_junk import assert_rows_are_clean_items, clean_items
 from test_synthetic_gen import config, grow, make_records
 
 pytestmark = pytest.mark.timeout(120)
@@ -158,9 +159,7 @@ def test_a_forced_mode_is_kept_and_off_sends_no_probe(server, tmp_path):
 # ---- the loop: target reached, no junk, in each case ---------------------------------------------------------------
 def _clean(doc: str, kind: str, cfg: sg.SdgConfig) -> set[str]:
     """Every clean item the server could answer for this document (a glued closing remark gone, its "." kept)."""
-    make = make_question if kind == "title" else make_paraphrase
-    items = {" ".join(make(doc.strip(), cfg.gen_seed + a, k).split())
-             for a in range(cfg.max_reasks + 1) for k in range(cfg.n_variants)}
+    items = {" ".join(item.split()) for item in clean_items(doc, kind, cfg)}
     return items | {i + "." for i in items}
 
 
@@ -175,13 +174,7 @@ def test_messy_endpoint_reaches_the_target_with_no_junk(server, tmp_path, json_s
     new, rep = grow(records, cfg, tmp_path)
     assert rep["structured_output"]["mode"] == mode
     assert rep["stop_reason"] == "target_reached" and len(new) == 30, rep.get("stop_detail")
-    by_id = records.set_index("id")
-    for _, row in new.iterrows():
-        src = by_id.loc[row["source_id"]]
-        assert row["title"] in _clean(src["answer"], "title", cfg), row["title"]
-        assert row["question"] in _clean(src["question"], "question", cfg), row["question"]
-        assert row["answer"] in _clean(src["answer"], "answer", cfg), row["answer"]
-        assert not any(m in t for t in (row["title"], row["question"], row["answer"]) for m in JUNK_MARKS)
+    assert_rows_are_clean_items(new, records, cfg, _clean, JUNK_MARKS)
     parse_failures = sum(r["parse_failures"] for r in rep["rounds"])
     events = [json.loads(x) for x in (tmp_path / "sdg_failures.jsonl").read_text().splitlines()]
     response_rejections = [e["reason"] for e in events if e["kind"] in ("response", "gave_up")]
