@@ -19,6 +19,19 @@ from urllib.parse import urljoin
 from lxml import etree
 
 PLACEHOLDER = "enter image description here"  # Stack Exchange's default alt text: no description at all
+# The placeholder as Markdown that reached the site unrendered, so the post's own text reads it (any case): a linked
+# image `[![placeholder][1]][1]` or an image `![placeholder](url)` / `![placeholder][1]`, with a space on one side.
+_TARGET = r"(?:\[[^\]\n]*\]|\([^)\n]*\))"
+_PLACEHOLDER_MARKUP = re.compile(rf"( ?)(?:\[!\[{PLACEHOLDER}\]{_TARGET}\]{_TARGET}|!\[{PLACEHOLDER}\]{_TARGET}?)( ?)",
+                                 re.I)
+
+
+def drop_placeholder_markup(text: str) -> str:
+    """`text` without the placeholder's unrendered Markdown (see above): neither the Markdown nor the visible text
+    shows it (the plain format keeps today's literal text). Words on both sides stay one space apart."""
+    if "![" not in text:
+        return text
+    return _PLACEHOLDER_MARKUP.sub(lambda m: " " if m.group(1) and m.group(2) else "", text)
 
 _DROP_WITH_CONTENT = {"script", "style", "noscript", "template", "iframe", "object", "embed", "head", "title",
                       "svg", "math", "button", "select", "textarea"}
@@ -115,6 +128,8 @@ def escape_text(text: str, in_link: bool = False) -> str:
     renderer would misread them, LaTeX between dollars left as written."""
     if not _NEEDS_ESCAPE.search(text):
         return text
+    if "![" in text:
+        text = drop_placeholder_markup(text)
     if "$" not in text:
         return _escape_plain(text, in_link)
     out, last = [], 0
@@ -323,6 +338,7 @@ class _Walk:
         self.languages = languages
         self.pre_index = 0
         self.spans: dict[int, tuple] = {}  # id(element) -> (kind, mark, extra) of an open emphasis or link
+        self.bare_items: set[int] = set()  # id(element) of each open <li> outside a list
 
     def start(self, tag: str, element) -> bool:
         """Start of an element; True when it was rendered whole (its subtree is to be skipped)."""
@@ -358,6 +374,10 @@ class _Walk:
             out.lists.append([tag == "ol", _list_start(element)])
             out.prefixes.append("")  # the list's items push their own indent
         elif tag == "li":
+            if not _in_list(out):  # a bare <li>: a bullet of a list of its own
+                out.lists.append([False, 1])
+                out.prefixes.append("")
+                self.bare_items.add(id(element))
             self._item()
         elif tag in _HEADINGS:
             out.heading = "#" * _HEADINGS[tag] + " "
@@ -385,6 +405,10 @@ class _Walk:
             out.prefixes.pop()
         elif tag == "li":
             out.prefixes[-1] = ""
+            if id(element) in self.bare_items:
+                self.bare_items.discard(id(element))
+                out.lists.pop()
+                out.prefixes.pop()
         elif tag in _HEADINGS:
             out.heading = ""
         elif tag in _EMPHASIS:
@@ -591,6 +615,11 @@ def _cell_markdown(cell, base: str) -> str:
     lines = [line.strip() for line in walk_markdown(cell, base, None).split("\n")]
     lines = [line[:-1].rstrip() if line.endswith("\\") and not line.endswith("\\\\") else line for line in lines]
     return " ".join(line for line in lines if line).replace("|", "\\|")
+
+
+def _in_list(out: _MarkdownBuilder) -> bool:
+    """Whether the innermost open container is a list (a quote pushes "> ", a list its items' indent)."""
+    return bool(out.lists) and bool(out.prefixes) and out.prefixes[-1] != "> "
 
 
 def _in_heading(element) -> bool:

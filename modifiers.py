@@ -19,7 +19,8 @@ import pandas as pd
 from lxml import etree
 from lxml import html as lxml_html
 
-from mdtext import PLACEHOLDER, block_break, escape_line_start, escape_text, pre_languages, walk_markdown
+from mdtext import (PLACEHOLDER, block_break, drop_placeholder_markup, escape_line_start, escape_text, pre_languages,
+                    walk_markdown)
 
 
 class DocumentModifier:
@@ -214,18 +215,18 @@ def html_to_markdown(html: str, base: str) -> tuple[str, str]:
     if not html or not html.strip():
         return "", ""
     if "<" not in html and "&" not in html:
-        text = collapse_spaces(html).strip()
+        text = drop_placeholder_markup(collapse_spaces(html).strip())
         return escape_line_start(escape_text(text)), text
     try:
         root = _parse_fragment(html)
     except (etree.ParserError, ValueError):
-        text = _strip_tags(html)
+        text = drop_placeholder_markup(_strip_tags(html))
         return escape_line_start(escape_text(text)), text
-    visible = _walk_text(root, PLACEHOLDER in html)
+    visible = _walk_text(root, True)
     if not visible:  # see html_to_text
-        text = _strip_tags(html)
+        text = drop_placeholder_markup(_strip_tags(html))
         return escape_line_start(escape_text(text)), text
-    return walk_markdown(root, base, pre_languages(html)), visible
+    return walk_markdown(root, base, pre_languages(html)), drop_placeholder_markup(visible)
 
 
 def _parse_fragment(html: str):
@@ -551,7 +552,7 @@ def _clean_bodies(htmls: pd.Series, text_format: str, base: str) -> tuple[list, 
         for html in htmls:
             text = BODY_CLEANER.modify_document(html)
             texts.append(text)
-            visible.append(_finish(html_to_text(html, True)) if PLACEHOLDER in (html or "") else text)
+            visible.append(_visible_text(html) if _may_show_placeholder(html or "", text) else text)
         return texts, visible
     for html in htmls:
         markdown, shown = html_to_markdown(html, base)
@@ -559,6 +560,17 @@ def _clean_bodies(htmls: pd.Series, text_format: str, base: str) -> tuple[list, 
         texts.append(shown_text if markdown == shown else _finish(markdown))
         visible.append(shown_text)
     return texts, visible
+
+
+def _may_show_placeholder(html: str, text: str) -> bool:
+    """Whether the plain text may show Stack Exchange's image placeholder: an image's alt text, or unrendered
+    Markdown in the post's text (both any case; see mdtext.drop_placeholder_markup)."""
+    return "<img" in html or "<IMG" in html or "![" in text
+
+
+def _visible_text(html: str) -> str:
+    """The plain text without the image placeholder: what the filters read in either format."""
+    return _finish(drop_placeholder_markup(html_to_text(html, True)))
 
 
 def site_address(site: str | None) -> str:

@@ -9,7 +9,7 @@ the post's HTML:
   fences        each non-empty <pre> has a fenced code block holding its first line (questions; answers apart)
   inline code   each non-empty <code> outside <pre> appears in backticks
   link URLs     each external link's URL (http/https, another host than the site's) appears in the text
-  placeholder   texts still holding "enter image description here" (must be 0)
+  placeholder   posts whose Markdown or visible text still holds "enter image description here" (must be 0)
   visible words texts whose mdtext.visible_text has other words than the visible text the filters read
 
 Prints one table per dump and a Markdown table for bench/RESULTS.md.
@@ -72,7 +72,7 @@ def _fenced_lines(markdown: str) -> set[str]:
     return inside
 
 
-def check_post(html: str, markdown: str, site: str, counts: dict, kind: str) -> None:
+def check_post(html: str, markdown: str, shown: str, site: str, counts: dict, kind: str) -> None:
     """Add one post's checks to `counts` (totals and hits per measure)."""
     from lxml import html as lxml_html
 
@@ -102,7 +102,7 @@ def check_post(html: str, markdown: str, site: str, counts: dict, kind: str) -> 
             continue
         counts["links"] += 1
         counts["links_kept"] += url in markdown or link_destination(url) in markdown
-    counts["placeholder"] += PLACEHOLDER in markdown.lower()
+    counts["placeholder"] += PLACEHOLDER in markdown.lower() or PLACEHOLDER in shown.lower()
     counts["images"] += "<img" in html
 
 
@@ -123,7 +123,7 @@ def measure(path: Path) -> dict:
     counts = {k: 0 for k in ("pre_question", "pre_question_kept", "pre_answer", "pre_answer_kept", "code",
                              "code_kept", "links", "links_kept", "placeholder", "images", "visible_differs")}
     for (kind, html), markdown, shown in zip(posts, cleaned["question"], cleaned["question_visible"]):
-        check_post(html, markdown, site, counts, kind)
+        check_post(html, markdown, shown, site, counts, kind)
         counts["visible_differs"] += visible_text(markdown).split() != shown.split()
     return {"site": site, "posts": len(posts), "questions": sum(k == "question" for k, _ in posts),
             "clean_cpu_s": round(seconds, 2), **counts}

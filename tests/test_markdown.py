@@ -116,6 +116,42 @@ def test_images_never_the_placeholder():
                   "![Figure 2: the circuit](https://law.stackexchange.com/img/b.png)")
 
 
+@pytest.mark.parametrize("html, expected", [
+    ("<p>x</p><li>one</li><li>two</li>", "x\n\n- one\n- two"),
+    ("<blockquote><li>quoted</li></blockquote>", "> - quoted"),
+    ("<ol><li>a</li></ol><li>after</li>", "1. a\n\n- after"),
+    ("<ul><li>a<blockquote><li>b</li></blockquote></li></ul>", "- a\n\n  > - b"),
+])
+def test_bare_list_item_is_a_bullet(html, expected):
+    """A <li> outside any list (real posts have them) is a bullet, as in the plain text; it crashed the walk."""
+    frame = pd.DataFrame({"title": ["t"], "question": [html], "answer": [""]})
+    md, plain = clean_partition(frame, "markdown"), clean_partition(frame, "plain")
+    assert md.loc[0, "question"] == expected
+    assert md.loc[0, VISIBLE["question"]] == plain.loc[0, VISIBLE["question"]]
+    assert visible_text(expected).split() == plain.loc[0, "question"].split()
+
+
+@pytest.mark.parametrize("html, expected_markdown, expected_visible", [
+    ("<p>as below:\n[![enter image description here][1]][1]\nHausra CLI</p>", "as below: Hausra CLI",
+     "as below: Hausra CLI"),
+    ("<p>see ![Enter Image Description Here](https://i.stack.imgur.com/x.png) and more</p>", "see and more",
+     "see and more"),
+    ("<p>![ENTER IMAGE DESCRIPTION HERE][2] first</p><p>kept ![a real alt](u)</p>",
+     "first\n\nkept \\![a real alt\\](u)", "first\n\nkept ![a real alt](u)"),
+    ("<p>a <img src='/x.png' alt='Enter image description here'> b</p>", "a ![](https://law.stackexchange.com/x.png) b",
+     "a b"),
+])
+def test_unrendered_placeholder_markup_is_dropped(html, expected_markdown, expected_visible):
+    """Stack Exchange's placeholder that reached the site as text (the author's Markdown unrendered) or as an alt
+    text in any case: in neither the Markdown nor the visible text; the plain format keeps today's literal text."""
+    frame = pd.DataFrame({"title": ["t"], "question": [html], "answer": [""]})
+    md, plain = clean_partition(frame, "markdown"), clean_partition(frame, "plain")
+    assert md.loc[0, "question"] == expected_markdown
+    assert md.loc[0, VISIBLE["question"]] == plain.loc[0, VISIBLE["question"]] == expected_visible
+    assert plain.loc[0, "question"] == BODY_CLEANER.modify_document(html)
+    assert PLACEHOLDER in plain.loc[0, "question"].lower()
+
+
 def test_language_from_class_and_comments():
     html = ("<!-- language-all: lang-js --><pre><code>a()</code></pre>"
             "<!-- language: lang-python --><pre><code>b()</code></pre><pre class='lang-sql'><code>c</code></pre>")
