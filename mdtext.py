@@ -18,6 +18,8 @@ from urllib.parse import urljoin
 
 from lxml import etree
 
+from textrepair import collapse_spaces
+
 PLACEHOLDER = "enter image description here"  # Stack Exchange's default alt text: no description at all
 # The placeholder as Markdown that reached the site unrendered, so the post's own text reads it (any case): a linked
 # image `[![placeholder][1]][1]` or an image `![placeholder](url)` / `![placeholder][1]`, with a space on one side.
@@ -40,7 +42,6 @@ _PARAGRAPH_TAGS = {"p", "blockquote", "ul", "ol", "dl", "h1", "h2", "h3", "h4", 
 _LINE_TAGS = {"div", "li", "dt", "dd", "tr", "caption", "summary", "figcaption", "main", "nav", "form"}
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _EMPHASIS = {"em": "*", "i": "*", "strong": "**", "b": "**"}
-_SPACE_RUN_FAST = re.compile(r"[ \t\r\n\f\v]{2,}|[\t\r\n\f\v]")
 
 
 def block_break(out, tag: str, paragraph_tags=_PARAGRAPH_TAGS, line_tags=_LINE_TAGS) -> None:
@@ -55,12 +56,6 @@ def block_break(out, tag: str, paragraph_tags=_PARAGRAPH_TAGS, line_tags=_LINE_T
         out.request_break(1)
 
 
-def collapse_spaces(text: str) -> str:
-    """Each run of ASCII whitespace as one space (as the plain walk collapses text), without a regex pass where
-    substring tests (C scans) find nothing to do."""
-    if "  " in text or "\n" in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
-        return _SPACE_RUN_FAST.sub(" ", text)
-    return text
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{1,31}:")
 _AUTOLINK_OK = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>\x00-\x1f]*$")
 # Inline TeX as pandoc's tex_math_dollars reads it: $$...$$, or $...$ with no space just inside either dollar and
@@ -423,7 +418,7 @@ class _Walk:
         out = self.out
         out.request_break(1 if tag == "p" and out.lists else 2)
         if len(element):
-            markdown = collapse_spaces(self._inline(element, False)).strip(" ")
+            markdown = collapse_spaces(inline_markdown(element, self.base)).strip(" ")
         else:  # text only: collapsed, trimmed, then escaped (escaping adds no space)
             markdown = escape_text(collapse_spaces(element.text or "").strip(" "))
         if markdown and out.add_top_block(markdown, "#" * _HEADINGS[tag] + " " if tag in _HEADINGS else ""):
@@ -439,40 +434,6 @@ class _Walk:
             out.at_start = False
             out.heading = ""
         out.request_break(1 if tag == "p" and out.lists else 2)
-
-    def _inline(self, element, in_link: bool) -> str:
-        """The Markdown of an inline-only element's content (spaces not yet collapsed)."""
-        # spaces are collapsed before escaping, as add_text does: TeX between dollars is found on one line
-        parts = [escape_text(collapse_spaces(element.text), in_link)] if element.text else []
-        for child in element:
-            tag = child.tag.lower()
-            if tag == "code":
-                code = collapse_spaces(_text_of(child))
-                parts.append(code_span(code) if code.strip() else code)
-            elif tag == "img":
-                parts.append(self._image_markup(child))
-            elif tag in _EMPHASIS:
-                parts.append(_wrap(self._inline(child, in_link), _EMPHASIS[tag]))
-            elif tag == "a":
-                url = resolve_url(child.get("href"), self.base)
-                if url is not None and parts and parts[-1].endswith("!") and not parts[-1].endswith("\\!"):
-                    parts[-1] = parts[-1][:-1] + "\\!"
-                parts.append(self._link_markup(child, url, self._inline(child, in_link or url is not None)))
-            elif tag not in _DROP_WITH_CONTENT:
-                parts.append(self._inline(child, in_link))
-            if child.tail:
-                parts.append(escape_text(collapse_spaces(child.tail), in_link))
-        return "".join(parts)
-
-    def _link_markup(self, element, url: str | None, content: str) -> str:
-        core = content.strip()
-        if url is None or not core:
-            return content
-        lead, trail = content[:len(content) - len(content.lstrip())], content[len(content.rstrip()):]
-        shown = collapse_spaces(_text_of(element)).strip()
-        if shown == url and _AUTOLINK_OK.match(url) and len(element) == 0:
-            return f"{lead}<{url}>{trail}"
-        return f"{lead}[{core}]({link_destination(url)}){trail}"
 
     def _item(self) -> None:
         out = self.out
@@ -528,22 +489,11 @@ class _Walk:
         out.replace_span(mark, f"{lead}{markup}{trail}")
 
     def _image(self, element) -> None:
-        markup = self._image_markup(element)
+        markup = image_markup(element, self.base)
         if markup.startswith("!["):
             self.out.add_raw(markup)
         else:
             self.out.add_text(markup)
-
-    def _image_markup(self, element) -> str:
-        """`![alt](src)`: alt text only where it says something (never the placeholder); the alt text alone
-        (escaped) for an image without a source."""
-        alt = collapse_spaces(element.get("alt") or "").strip()
-        if alt.lower() == PLACEHOLDER:
-            alt = ""
-        src = resolve_url(element.get("src"), self.base)
-        if src is None:
-            return f" {escape_text(alt)} " if alt else ""
-        return f"![{escape_text(alt, in_link=True)}]({link_destination(src)})"
 
     def _pre(self, element) -> None:
         language = None
@@ -589,6 +539,54 @@ class _Walk:
 _FAST_BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6"}
 _INLINE_TAGS = {"a", "em", "strong", "code", "b", "i", "u", "s", "strike", "del", "ins", "span", "sup", "sub", "kbd",
                 "small", "big", "abbr", "cite", "q", "mark", "tt", "var", "samp", "dfn", "time", "font", "img"}
+
+
+def inline_markdown(element, base: str, in_link: bool = False) -> str:
+    """The Markdown of an inline-only element's content (spaces not yet collapsed); `base`: the site's address."""
+    # spaces are collapsed before escaping, as add_text does: TeX between dollars is found on one line
+    parts = [escape_text(collapse_spaces(element.text), in_link)] if element.text else []
+    for child in element:
+        tag = child.tag.lower()
+        if tag == "code":
+            code = collapse_spaces(_text_of(child))
+            parts.append(code_span(code) if code.strip() else code)
+        elif tag == "img":
+            parts.append(image_markup(child, base))
+        elif tag in _EMPHASIS:
+            parts.append(_wrap(inline_markdown(child, base, in_link), _EMPHASIS[tag]))
+        elif tag == "a":
+            url = resolve_url(child.get("href"), base)
+            if url is not None and parts and parts[-1].endswith("!") and not parts[-1].endswith("\\!"):
+                parts[-1] = parts[-1][:-1] + "\\!"
+            parts.append(_link_markup(child, url, inline_markdown(child, base, in_link or url is not None)))
+        elif tag not in _DROP_WITH_CONTENT:
+            parts.append(inline_markdown(child, base, in_link))
+        if child.tail:
+            parts.append(escape_text(collapse_spaces(child.tail), in_link))
+    return "".join(parts)
+
+
+def _link_markup(element, url: str | None, content: str) -> str:
+    core = content.strip()
+    if url is None or not core:
+        return content
+    lead, trail = content[:len(content) - len(content.lstrip())], content[len(content.rstrip()):]
+    shown = collapse_spaces(_text_of(element)).strip()
+    if shown == url and _AUTOLINK_OK.match(url) and len(element) == 0:
+        return f"{lead}<{url}>{trail}"
+    return f"{lead}[{core}]({link_destination(url)}){trail}"
+
+
+def image_markup(element, base: str) -> str:
+    """`![alt](src)`: alt text only where it says something (never the placeholder); the alt text alone
+    (escaped) for an image without a source."""
+    alt = collapse_spaces(element.get("alt") or "").strip()
+    if alt.lower() == PLACEHOLDER:
+        alt = ""
+    src = resolve_url(element.get("src"), base)
+    if src is None:
+        return f" {escape_text(alt)} " if alt else ""
+    return f"![{escape_text(alt, in_link=True)}]({link_destination(src)})"
 
 
 def _inline_only(element) -> bool:

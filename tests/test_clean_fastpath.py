@@ -1,10 +1,11 @@
-"""The clean stage's shortcuts around ftfy give exactly what ftfy.fix_text gives (bench/ speed-ups, issue 7)."""
+"""The clean stage's shortcuts around ftfy give exactly what ftfy.fix_text gives (bench/ speed-ups, issue 7), and
+textrepair.finish_text exactly what repair_unicode then normalise_whitespace give (issue 18)."""
 import itertools
 import random
 
 import ftfy
 
-import modifiers as M
+import textrepair as M
 
 ALPHABET = [chr(c) for c in range(0x20, 0x7F)] + ["\t"] + list(M._FTFY_SIMPLE_EXTRA) + list(M._FTFY_LETTERS)
 MIXED = ALPHABET + list("\r\x00\x1b\x85\x9d&<éÃ©â€™ÂœŠ§¶°²€£ﬁＡ\u200b\u00ad\u2028\ud800") + ["&amp;", "&#8217;", "â€œ",
@@ -52,3 +53,18 @@ def test_accented_letters_beside_ascii_and_beside_other_non_ascii_match_ftfy():
         text = "".join(rng.choice(pool) for _ in range(rng.randint(1, 5)))
         for unescape in (False, "auto"):
             assert M._fix_line(text, unescape) == reference_fix(text, unescape), (text, unescape)
+
+
+def test_finish_text_is_repair_then_normalise():
+    # every path of finish_text: printable ASCII (tidy or not), ASCII with a control character, simple non-ASCII
+    # (quotes, no-break and zero-width spaces), text ftfy must fix; with and without a memo shared between texts
+    rng = random.Random(13)
+    pools = [ALPHABET + ["\n", "\n\n\n", " \n", "\t\n"], MIXED, ALPHABET + ["\u00a0", "\u200b", "\u2019", "\n", "  "]]
+    memo = {}
+    for i in range(6000):
+        pool = pools[i % 3]
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 40)))
+        expected = M.normalise_whitespace(M.repair_unicode(text))
+        assert M.finish_text(text) == expected, text
+        assert M.finish_text(text, memo) == expected, text
+    assert M.finish_text("caf\u00c3\u00a9 \u2019x\u2019\n\n\n b\u00a0") == "caf\u00e9 'x'\n\n b"
