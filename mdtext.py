@@ -66,6 +66,8 @@ _ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 # "$" is not here: TeX is left as written, and a dollar needs no escape (the math split only runs where "$" is)
 _NEEDS_ESCAPE = re.compile(r"[\\`*_\[\]<&]|!\[")
 _LINE_START_HAZARD = re.compile(r"^(?:#{1,6}(?=\s|$)|[-+](?=\s|$)|\d{1,9}(?=[.)](?:\s|$))|>|=+\s*$|-{2,}\s*$|~~~|\|)")
+_MAY_NEED_ESCAPE = re.compile(r"[\\`*_\[\]<&]").search
+_HAZARD_FIRST = frozenset("#-+0123456789>=~|[")  # the first characters _LINE_START_HAZARD and _REFERENCE_DEF need
 _ENTITY_LIKE = re.compile(r"&#?[A-Za-z0-9]+;")
 _REFERENCE_DEF = re.compile(r"^\[[^\]]*\]:")
 
@@ -121,7 +123,7 @@ def _escape_plain(text: str, in_link: bool) -> str:
 def escape_text(text: str, in_link: bool = False) -> str:
     """`text` (a post's own words) as Markdown that renders as these words: markup characters escaped where a
     renderer would misread them, LaTeX between dollars left as written."""
-    if not _NEEDS_ESCAPE.search(text):
+    if not _MAY_NEED_ESCAPE(text) and "![" not in text:  # a character class: a faster scan than the alternatives
         return text
     if "![" in text:
         text = drop_placeholder_markup(text)
@@ -139,6 +141,8 @@ def escape_text(text: str, in_link: bool = False) -> str:
 def escape_line_start(text: str) -> str:
     """`text` beginning a line: a backslash before what would start a block (heading, list item, quote, rule,
     setext underline, fence, table row, link reference definition)."""
+    if text[:1] not in _HAZARD_FIRST:
+        return text
     match = _LINE_START_HAZARD.match(text)
     if match:
         if text[0].isdigit():
@@ -500,20 +504,12 @@ class _Walk:
         if self.languages is not None and self.pre_index < len(self.languages):
             language = self.languages[self.pre_index]
         self.pre_index += 1
-        language = _class_language(element) or language
-        lines = _pre_text(element).split("\n")
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        while lines and not lines[-1].strip():
-            lines.pop()
-        if not lines:
-            return
-        longest = max((len(m) for line in lines for m in re.findall(r"^\s*(`{3,}|~{3,})", line)), default=2)
-        fence = "`" * max(3, longest + 1)
-        out = self.out
-        out.request_break(2)
-        out.add_lines([fence + (language or "")] + lines + [fence])
-        out.request_break(2)
+        lines = fenced_code(element, language)
+        if lines:
+            out = self.out
+            out.request_break(2)
+            out.add_lines(lines)
+            out.request_break(2)
 
     def _table(self, element) -> None:
         rows = []
@@ -587,6 +583,22 @@ def image_markup(element, base: str) -> str:
     if src is None:
         return f" {escape_text(alt)} " if alt else ""
     return f"![{escape_text(alt, in_link=True)}]({link_destination(src)})"
+
+
+def fenced_code(pre, language: str | None) -> list[str]:
+    """A <pre>'s lines as a fenced code block (the fence outlasting any inside; the language of its class, else
+    `language`, the post's comment for it); [] for a <pre> with no code."""
+    language = _class_language(pre) or language
+    lines = _pre_text(pre).split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        return []
+    longest = max((len(m) for line in lines for m in re.findall(r"^\s*(`{3,}|~{3,})", line)), default=2)
+    fence = "`" * max(3, longest + 1)
+    return [fence + (language or "")] + lines + [fence]
 
 
 def _inline_only(element) -> bool:

@@ -19,8 +19,8 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from textrepair import collapse_spaces, finish_text, normalise_whitespace, repair_unicode
-from mdtext import (PLACEHOLDER, block_break, drop_placeholder_markup, escape_line_start, escape_text, inline_markdown,
-                    pre_languages, walk_markdown)
+from mdtext import (PLACEHOLDER, block_break, drop_placeholder_markup, escape_line_start, escape_text, fenced_code,
+                    inline_markdown, pre_languages, walk_markdown)
 
 
 class DocumentModifier:
@@ -209,7 +209,7 @@ def html_to_markdown(html: str, base: str) -> tuple[str, str]:
     except (etree.ParserError, ValueError):
         text = drop_placeholder_markup(_strip_tags(html))
         return escape_line_start(escape_text(text)), text
-    pair = _paragraph_post(root, base)
+    pair = _simple_post(root, base, html)
     if pair is not None and pair[1]:
         markdown, visible = pair
     else:
@@ -223,39 +223,148 @@ def html_to_markdown(html: str, base: str) -> tuple[str, str]:
 
 _HEADING_MARKS = {f"h{level}": "#" * level + " " for level in range(1, 7)}
 _MARKDOWN_PARAGRAPHS = {"p", *_HEADING_MARKS}
+_SIMPLE_BLOCKS = _MARKDOWN_PARAGRAPHS | {"blockquote", "ul", "ol", "pre", "hr"} | _DROP_WITH_CONTENT
 
 
-def _paragraph_post(root, base: str) -> tuple[str, str] | None:
-    """(Markdown, visible text) of a container holding only paragraphs and headings of inline markup (no image)
-    separated by whitespace, most posts, in one pass over its blocks: the joins _paragraphs_text and
-    mdtext.walk_markdown's one-line blocks reduce to (a blank line between blocks, empty ones left out). None
-    for any other container."""
+def _simple_post(root, base: str, html: str) -> tuple[str, str] | None:
+    """(Markdown, visible text) of a container whose blocks are all simple (most posts): paragraphs and headings
+    of inline markup, quotes of such paragraphs, lists of text-only items, <pre><code> blocks, rules, and blocks
+    dropped with their content, separated by whitespace. One pass over the blocks, each rendered whole for both
+    texts; blocks are a blank line apart in both, and a block with nothing to show is left out: what the two
+    builders' walks reduce to there (tests/test_markdown.py pins them together). None for any other container."""
     if root.text and not root.text.isspace():
         return None
     blocks = list(root)
     for block in blocks:
-        if block.tag not in _MARKDOWN_PARAGRAPHS or (block.tail and not block.tail.isspace()):
+        if block.tag not in _SIMPLE_BLOCKS or (block.tail and not block.tail.isspace()):
             return None
-    markdown_lines, visible_lines = [], []
+    markdown_blocks, visible_blocks = [], []
+    languages, pres, quotes = None, 0, 0
     for block in blocks:
-        if len(block):
-            text = _plain_text(block)
-            if text is None:
-                return None
-            collapsed = collapse_spaces(text)
-            markdown = collapse_spaces(inline_markdown(block, base)).strip(" ")
+        tag = block.tag
+        if tag in _MARKDOWN_PARAGRAPHS:
+            pair = _simple_paragraph(block, base)
+            if pair is not None and pair[0]:
+                heading = _HEADING_MARKS.get(tag)
+                pair = (heading + pair[0] if heading else escape_line_start(pair[0]), pair[1])
+        elif tag == "blockquote":
+            pair = _simple_quote(block, base)
+            quotes += 1
+        elif tag in ("ul", "ol"):
+            pair = _simple_list(block)
+        elif tag == "pre":
+            if pres == 0:
+                languages = pre_languages(html)
+            language = languages[pres] if languages is not None and pres < len(languages) else None
+            pres += 1
+            pair = _simple_pre(block, language)
+        elif tag == "hr":
+            pair = ("---", "") if not len(block) and not block.text else None
         else:
-            text = block.text or ""
-            if _UNICODE_ONLY_SPACE.search(text) or _QUOTE_START.match(text):
-                return None
-            collapsed = collapse_spaces(text)
-            markdown = escape_text(collapsed.strip(" "))
-        if text and not text.isspace():
-            visible_lines.append(collapsed.lstrip(" ").rstrip())
-        if markdown:
-            heading = _HEADING_MARKS.get(block.tag)
-            markdown_lines.append(heading + markdown if heading else escape_line_start(markdown))
-    return "\n\n".join(markdown_lines), "\n\n".join(visible_lines)
+            continue  # dropped with its content (a script, a style)
+        if pair is None:
+            return None
+        markdown_blocks.append(pair[0])
+        visible_blocks.append(pair[1])
+    return _join_blocks(markdown_blocks, quotes), _join_blocks(visible_blocks, quotes)
+
+
+def _join_blocks(texts: list[str], quotes: int) -> str:
+    """Blocks a blank line apart, those with nothing to show left out; the blank line is quoted (">") where a
+    quote follows a line in a quote, as both builders merge them."""
+    if quotes < 2:
+        return "\n\n".join([text for text in texts if text])
+    out = []
+    for text in texts:
+        if text:
+            if out:
+                quoted = text.startswith("> ") and out[-1][out[-1].rfind("\n") + 1:].startswith("> ")
+                out.append("\n>\n" if quoted else "\n\n")
+            out.append(text)
+    return "".join(out)
+
+
+def _simple_paragraph(block, base: str) -> tuple[str, str] | None:
+    """(Markdown, visible text) of a paragraph of inline markup (no image), each on one line and trimmed, "" where
+    it shows nothing; the Markdown before its line start is escaped. None for any other paragraph.
+
+    A paragraph of one text node is one add_text for the plain builder: its text collapsed and trimmed, whatever
+    spaces it holds, unless that leaves only ">" and spaces (a line the builder counts as empty)."""
+    if len(block):
+        text = _plain_text(block)
+        if text is None:
+            return None
+        collapsed = collapse_spaces(text)
+        markdown = collapse_spaces(inline_markdown(block, base)).strip(" ")
+    else:
+        text = block.text
+        if not text:
+            return "", ""
+        collapsed = collapse_spaces(text)
+        markdown = escape_text(collapsed.strip(" "))
+    if text.isspace():
+        return markdown, ""
+    visible = collapsed.lstrip(" ").rstrip()
+    if visible[:1] == ">" and not visible.strip(" >"):
+        return None
+    return markdown, visible
+
+
+def _simple_quote(quote, base: str) -> tuple[str, str] | None:
+    """A quote of simple paragraphs: each a "> " line, a ">" line between them (both texts)."""
+    if quote.text and not quote.text.isspace():
+        return None
+    markdown_lines, visible_lines = [], []
+    for paragraph in quote:
+        if paragraph.tag != "p" or (paragraph.tail and not paragraph.tail.isspace()):
+            return None
+        pair = _simple_paragraph(paragraph, base)
+        if pair is None:
+            return None
+        if pair[0]:
+            markdown_lines.append(("> " + escape_line_start(pair[0])).rstrip())
+        if pair[1]:
+            visible_lines.append("> " + pair[1])
+    return "\n>\n".join(markdown_lines), "\n>\n".join(visible_lines)
+
+
+def _simple_list(block) -> tuple[str, str] | None:
+    """A list of text-only items: a bullet or number line each (both texts)."""
+    if block.text and not block.text.isspace():
+        return None
+    ordered, number = block.tag == "ol", _list_start(block)
+    markdown_lines, visible_lines = [], []
+    for item in block:
+        text = item.text
+        if item.tag != "li" or len(item) or not text or text.isspace() or (item.tail and not item.tail.isspace()):
+            return None
+        marker = f"{number}. " if ordered else "- "
+        number += 1
+        collapsed = collapse_spaces(text).lstrip(" ")
+        visible_lines.append((marker + collapsed).rstrip())
+        markdown_lines.append((marker + escape_line_start(escape_text(collapsed))).rstrip())
+    return "\n".join(markdown_lines), "\n".join(visible_lines)
+
+
+def _simple_pre(pre, language: str | None) -> tuple[str, str] | None:
+    """A <pre><code> of text only: a fenced block in Markdown; in the visible text its lines that hold more than
+    spaces and ">" (the plain walk's lines; blank ones vanish there)."""
+    if pre.text or len(pre) != 1 or pre[0].tag != "code" or len(pre[0]) or pre[0].tail:
+        return None
+    code = pre[0].text or ""
+    if "\r" in code:
+        return None
+    visible_lines = []
+    for part in code.split("\n"):
+        if not part.strip(" >"):
+            if ">" in part:
+                return None  # kept by the plain walk as the post's last line only
+            continue
+        line = part.rstrip()
+        if not line:
+            return None  # a line of tabs: an empty line of its own in the plain walk
+        visible_lines.append(line)
+    return "\n".join(line.rstrip() for line in fenced_code(pre, language)), "\n".join(visible_lines)
 
 
 def _parse_fragment(html: str):

@@ -252,25 +252,28 @@ def test_plain_format_is_todays_cleaner_on_the_bundled_sample():
     assert clean_partition(frame, "markdown")[VISIBLE["answer"]].tolist() == plain["answer"].tolist()
 
 
-def test_paragraph_posts_shortcut_is_the_general_walks():
-    """modifiers._paragraph_post (one pass, two joins) gives what the two builder walks give, on the real posts
+def test_simple_posts_shortcut_is_the_general_walks():
+    """modifiers._simple_post (one pass, each block whole) gives what the two builder walks give, on the real posts
     and the bundled sample's, and on the cases it must leave to them (None: a list, an image, a leading ">")."""
     import orjson
 
     from mdtext import walk_markdown
-    from modifiers import _paragraph_post, _parse_fragment, _walk_text
+    from modifiers import _parse_fragment, _simple_post, _walk_text
 
     sample = orjson.loads((REPO / "data" / "sample" / "law-stackexchange-questions-answers.json").read_bytes())
     bodies = fixture_posts() + [q["question_body"] for q in sample] + [
         "<p>a <em>b</em> <a href='/q/1'>c</a></p><h2>*d*</h2>", "<p>  </p><p>1. x</p>\n<h3>- y <code>z</code></h3>",
-        "<p>\u00a0x</p>", "<p>&gt; q</p>", "<p>x</p><ul><li>y</li></ul>", "<p><img src='a.png' alt='b'></p>"]
+        "<p>\u00a0x\u00a0</p><p>&gt; q</p>", "<blockquote><p>a</p></blockquote><blockquote><p>b</p><p>c</p></blockquote>",
+        "<pre><code>&gt; x\n\n  y  \n</code></pre><blockquote><p>q</p></blockquote><hr><ol start='3'><li>- i</li></ol>",
+        "<ul>\n<li> 1. a </li>\n<li>b\u00a0</li></ul><script>x</script><p>*e*</p>",
+        "<p>x</p><ul><li>y <em>z</em></li></ul>", "<p><img src='a.png' alt='b'></p>", "<p>&gt;</p>", "<div>x</div>"]
     taken = 0
     for html in bodies:
         root = _parse_fragment(html)
-        pair = _paragraph_post(root, "https://law.stackexchange.com/")
+        pair = _simple_post(root, "https://law.stackexchange.com/", html)
         if pair is not None:
             taken += 1
             assert pair == (walk_markdown(root, "https://law.stackexchange.com/", None), _walk_text(root, True)), html
     assert taken > len(bodies) // 3
     for html in bodies[-4:]:
-        assert _paragraph_post(_parse_fragment(html), "https://x/") is None, html
+        assert _simple_post(_parse_fragment(html), "https://x/", html) is None, html
