@@ -35,7 +35,8 @@ def test_corpus_is_big_and_covers_every_reason():
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_corpus_case(path):
     case = load(path)
-    r = sp.parse_items(case["raw"], case["n"], case["kind"], case["finish_reason"], case["sources"])
+    r = sp.parse_items(case["raw"], case["n"], case["kind"], case["finish_reason"], case["sources"],
+                       tuple(case["words"]) if case.get("words") else None, case.get("topic"))
     expect = case["expect"]
     assert r.raw == case["raw"]
     if "reason" in expect:

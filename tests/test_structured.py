@@ -47,7 +47,7 @@ def test_the_cache_key_covers_the_constraint():
     keys = {mode: llm.cache_key(cfg.model, msgs, sg._gen_params(cfg, 0, "title", mode)) for mode in st.MODES}
     assert len(set(keys.values())) == 3       # a cached free-text answer is never served to a constrained call
     # and the json-schema prompt asks for the object instead of "* " lines, with the same count
-    text = sg.list_messages("title", "Some answer text.", 3, "json-schema")[0]["content"]
+    text = sg.list_messages("title", "Some answer text.", 3, "json-schema")[-1]["content"]
     assert '"items"' in text and "exactly 3 strings" in text and 'starting with "* "' not in text
     assert sg.list_messages("title", "Some answer text.", 3, "grammar") == msgs
 

@@ -100,20 +100,41 @@ def grow(records, cfg, tmp_path, client=None, name="sdg_failures.jsonl"):
 
 
 # ---- prompts ----------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("build,word", [(sg.title_prompt, "questions"), (sg.question_prompt, "Paraphrase the question"),
-                                        (sg.answer_prompt, "Paraphrase the answer")])
-def test_prompt_shape(build, word):
+@pytest.mark.parametrize("build,word,label", [(sg.title_prompt, "questions", "ANSWER"),
+                                              (sg.question_prompt, "Rewrite the question", "QUESTION"),
+                                              (sg.answer_prompt, "Rewrite the answer", "ANSWER")])
+def test_prompt_shape(build, word, label):
     doc = "First paragraph.\n\nSecond paragraph of the document."
-    msgs = build(doc, 4)
-    assert len(msgs) == 1 and msgs[0]["role"] == "user"
-    text = msgs[0]["content"]
-    assert text.startswith("TEXT:\nFirst paragraph.\n\nSecond paragraph of the document.\n\n")
-    instruction = text.rsplit("\n\n", 1)[1]
+    msgs = build(doc, 4, words=(50, 80))
+    assert [m["role"] for m in msgs] == ["system", "user"]
+    assert "never talk about yourself" in msgs[0]["content"]
+    text = msgs[1]["content"]
+    # the instruction first, the source text last (right before the answer), under its label
+    instruction, _, rest = text.partition("\n\n")
+    assert rest == f"{label}:\nFirst paragraph.\n\nSecond paragraph of the document."
     assert word in instruction and instruction.count("exactly 4") + instruction.count("Exactly 4") >= 2
     assert '"* "' in instruction
     assert parse_generation_prompt(text)[1:] == (doc, 4)
     if build is sg.title_prompt:
-        assert '"?"' in instruction and "the text" in instruction
+        assert '"?"' in instruction and "words" not in instruction.split(". Write exactly")[0].split("key words")[1]
+    else:       # the filters' word range is in the prompt
+        assert "50 to 80 words" in instruction
+
+
+def test_item_words_and_token_budget_follow_the_range():
+    assert sg.item_words("title", "a b c", (50, 500)) is None
+    assert sg.item_words("question", " ".join(["w"] * 120), (50, 500)) == (50, 120)   # capped at the source
+    assert sg.item_words("answer", " ".join(["w"] * 900), (50, 500)) == (50, 500)    # capped at --max-words
+    assert sg.item_words("answer", "too short", (50, 500)) == (50, 50)               # never below the least
+    assert sg.item_words("answer", "x", None) is None
+    # room for every full item: a long range never cuts the last one off
+    assert sg.list_max_tokens("answer", 3, (50, 500)) >= 3 * 500 * 1.5
+    assert sg.list_max_tokens("answer", 3, (50, 500)) > sg.list_max_tokens("answer", 3, (50, 100))
+    cfg = sg.SdgConfig()
+    assert cfg.item_words == (50, 500)      # the filters' default range, written once in filters.FilterConfig
+    a = sg._gen_params(cfg, 0, "answer", "off", 3, (50, 100))
+    b = sg._gen_params(cfg, 0, "answer", "off", 3, (50, 120))
+    assert a["max_tokens"] < b["max_tokens"]    # the range is in the cache key, through the budget and prompt
 
 
 def test_reward_and_judge_messages():
