@@ -296,7 +296,7 @@ _ABOUT_THE_TASK = re.compile(
     r"\b(?:paraphras\w*|rephras\w*|reword\w*)"
     r"|\bthe original (?:text|question|answer|sentence|paragraph|wording|version|post|one)\b"
     r"|\b(?:the|this) (?:text|passage|question|answer) above\b|\bthe (?:above|given|following) (?:text|passage)\b"
-    r"|\bthis (?:response|rewrite|variant|version|item|line)\b"
+    r"|\bthis (?:response|rewrite|variant|version|item|line)\b|\b(?:this|the above) post\b|\bthe post above\b"
     r"|\b(?:these|the following|two|three|four|five|\d|each|other|different) (?:variants|variations|versions|"
     r"rewrites|lines|items|bullet points|bullets)\b|\b(?:one|each) (?:item|rewrite|question|variant) per line\b"
     r"|\b(?:at least|at most|fewer than|more than|less than|no more than) (?:\d+|\w+) (?:words|sentences|lines)\b"

@@ -1,9 +1,10 @@
 """What each SDG call asks (pure functions, no I/O): the three list prompts, the reward and judge messages, each list
 item's word range and each generation call's token budget.
 
-A list prompt is a system message (what the model writes about, and that it never talks about itself or the task)
-and one user message: the instruction first, then the source text under a label, last, right before the answer
-(a small model stays closer to the text it read last). The instruction names the word range every question and
+A list prompt is one user message: the source text under a label, then a short instruction (measured on
+SmolLM2-135M, bench/RESULTS.md: a long instruction, a system message or the text after the instruction made it talk
+about the task instead of doing it). Titles are written from the question (a title written from the answer alone
+may ask something the paired question does not). The instruction names the word range every question and
 answer item must have: the filters' range (`--min-words`/`--max-words`, filters.FilterConfig), whose stage every
 synthetic row passes after the reward, so an item outside it would only be dropped there; the most is also capped at
 the source's own length (a paraphrase, not an expansion). The same range goes into the grammar or JSON schema of a
@@ -15,7 +16,7 @@ from sites import LAW_SUBJECT
 from structured import JUDGE_ATTRIBUTES
 
 PROMPT_KINDS = ("title", "question", "answer")  # one generation call each per source row
-LABELS = {"title": "ANSWER", "question": "QUESTION", "answer": "ANSWER"}   # the source text's label in the prompt
+LABELS = {"title": "QUESTION", "question": "QUESTION", "answer": "ANSWER"}   # the source text's label in the prompt
 # tokens per word a generation call may spend, and per item for the line's marker and end: English runs ~1.3
 # tokens a word; the slack covers long legal terms and other scripts, never so tight that a full item is cut off
 TOKENS_PER_WORD = 2
@@ -24,53 +25,47 @@ TITLE_TOKENS = 64            # one title line (structured.TITLE_LINE_CHARS chara
 MIN_LIST_TOKENS = 512        # a free-text answer may open with a preamble: never less than this
 
 
-def system_message(domain: str) -> dict:
-    return {"role": "system", "content": (
-        f"You write clear, factual text for {domain}. You answer with the requested lines only, and you never "
-        "talk about yourself, the instructions, the task or the text you were given.")}
-
-
 def bullets(n: int) -> str:
     """The form sentence of a list prompt (the JSON-schema mode swaps it for structured.json_instruction)."""
-    return (f'Write exactly {n} lines, one item per line, each starting with "* ", and nothing else: '
-            f"no introduction, no numbering, no closing remarks. Exactly {n} items.")
+    return f'Write exactly {n} lines, each starting with "* ", and nothing else.'
 
 
 def _length(words: tuple[int, int] | None) -> str:
-    if words is None:
-        return ""
-    return f"Each item is one paragraph of {words[0]} to {words[1]} words. "
+    return "" if words is None else f"Each version has at least {words[0]} words. "
 
 
 def _messages(kind: str, text: str, instruction: str, domain: str) -> list[dict]:
-    return [system_message(domain), {"role": "user", "content": f"{instruction}\n\n{LABELS[kind]}:\n{text.strip()}"}]
+    return [{"role": "user", "content": f"{LABELS[kind]}:\n{text.strip()}\n\n{instruction}"}]
 
 
-def title_prompt(answer: str, n: int, domain: str = LAW_SUBJECT, words: tuple[int, int] | None = None) -> list[dict]:
-    """Questions the answer text answers; they become titles. `domain`: what the site's questions are
-    (sites.site_subject, or --domain). `words` is unused (a title is no question or answer body)."""
-    return _messages("title", answer, (
-        f"Write exactly {n} questions, in the style of {domain}, that the answer below answers. Each question must "
-        f"use the answer's own key words, must be answerable from it, must be one complete sentence ending in "
-        f'"?", and must be concise. ' + bullets(n)), domain)
+def title_prompt(question: str, n: int, domain: str = LAW_SUBJECT, words: tuple[int, int] | None = None
+                 ) -> list[dict]:
+    """Titles for the source's question: short questions asking what it asks (a title written from the answer alone
+    may ask something the paired question does not). `domain`: what the site's questions are (sites.site_subject,
+    or --domain). `words` is unused (a title has its own bounds)."""
+    return _messages("title", question, (
+        f'Write {n} different short titles for the post above, in the style of {domain}: each one question that '
+        f'asks what the post asks, ending with "?". ' + bullets(n)), domain)
 
 
 def question_prompt(question: str, n: int, domain: str = LAW_SUBJECT,
                     words: tuple[int, int] | None = None) -> list[dict]:
     """Paraphrases of the question text, each within `words` (least, most) words."""
     return _messages("question", question, (
-        f"Rewrite the question below in other words, exactly {n} times, in the style of {domain}: the same person "
-        f"asking the same thing, with the same facts, names and numbers. " + _length(words) + bullets(n)), domain)
+        f"Rewrite the question above in your own words, in the style of {domain}, {n} times, keeping its facts. "
+        + _length(words)
+        + bullets(n)), domain)
 
 
 def answer_prompt(answer: str, n: int, domain: str = LAW_SUBJECT, words: tuple[int, int] | None = None) -> list[dict]:
     """Paraphrases of the answer text, each within `words` (least, most) words."""
     return _messages("answer", answer, (
-        f"Rewrite the answer below in other words, exactly {n} times, in the style of answers to {domain}: the same "
-        f"advice, with the same facts, names and numbers. " + _length(words) + bullets(n)), domain)
+        f"Rewrite the answer above in your own words, in the style of answers to {domain}, {n} times, keeping its "
+        f"facts. " + _length(words)
+        + bullets(n)), domain)
 
 
-PROMPTS = {"title": (title_prompt, "answer"), "question": (question_prompt, "question"),
+PROMPTS = {"title": (title_prompt, "question"), "question": (question_prompt, "question"),
            "answer": (answer_prompt, "answer")}
 
 

@@ -53,10 +53,14 @@ def judge_schema() -> dict:
             "properties": {a: {"type": "integer", "minimum": 0, "maximum": 4} for a in JUDGE_ATTRIBUTES}}
 
 
-# a title line opens with one of these: a small model that must start a question writes one, and ends it in "?" soon
-# ("If", "In", "Under" open real titles too, but a small model runs on from them into a paragraph of statements)
-QUESTION_WORDS = ("What", "How", "Can", "Is", "Are", "Does", "Do", "Should", "Why", "When", "Who", "Which", "Will",
-                  "May", "Must", "Could", "Would")
+# a title line opens with a question word, or with an auxiliary and its subject ("Can I", "Is it", "Does the"): a
+# small model that must start a question writes one, and ends it in "?" soon; an auxiliary alone ("Is ...") it ran on
+# into a statement ("Is not going to the law, but ..."), and "If", "In", "Under" into a paragraph
+QUESTION_WORDS = ("What", "How", "Why", "When", "Where", "Which", "Who")
+AUXILIARIES = ("Can", "Could", "Should", "Must", "May", "Will", "Would", "Do", "Does", "Did", "Has", "Have")
+BE_OPENERS = ("Is it", "Is there", "Was it", "Are there", "Am I")    # "Is the husband of ...": a statement again
+SUBJECTS = ("I", "a", "an", "the", "my", "it", "we", "you", "they", "he", "she", "this", "that", "there", "someone",
+            "anyone", "your", "our", "their", "his", "her", "police", "employers", "landlords", "courts")
 # the most characters a title line may run to before its "?": past the parser's TITLE_MAX_CHARS (150), so a line
 # the bound closed is rejected (title_length), never kept cut short; it spares the tokens of a rambling line
 TITLE_LINE_CHARS = 160
@@ -70,13 +74,15 @@ LINE_ENDS = {"question": "[.?]", "answer": "[.!]"}
 
 def items_grammar(n: int, kind: str, words: tuple[int, int] | None = None) -> str:
     """GBNF: exactly n lines "* <text>", nothing before or after, no "*" or backslash inside a line (markup and
-    written-out escapes are no text). A title line is one question: a question word, then no "?" until the one
+    written-out escapes are no text). A title line is one question: a question word (or an auxiliary and its subject), then no "?" until the one
     that ends it, within TITLE_LINE_CHARS. A question or answer line starts with a capitalised word of letters (no
     list marker: "1.", "A.", "-"), ends a sentence, and holds `words` (least, most) words of at most WORD_MAX_CHARS
     characters each; without `words` its length is left to max_tokens and the parser's gates."""
     if kind == "title":
-        qwords = " | ".join(f'"{w}"' for w in QUESTION_WORDS)
-        body = [f'item ::= "* " qword " " [^\\n?*\\\\]{{4,{TITLE_LINE_CHARS}}} "?\\n"', f"qword ::= {qwords}"]
+        alternatives = " | ".join(f'"{w}"' for w in QUESTION_WORDS)
+        aux, subj = (" | ".join(f'"{w}"' for w in words) for words in (AUXILIARIES, SUBJECTS))
+        body = [f'item ::= "* " qword " " [^\\n?*\\\\]{{4,{TITLE_LINE_CHARS}}} "?\\n"',
+                f'qword ::= {alternatives} | {" | ".join(f"{chr(34)}{w}{chr(34)}" for w in BE_OPENERS)} | ({aux}) " " ({subj})']
     elif words is None:
         body = ['item ::= "* " [^ \\n*\\\\] [^\\n*\\\\]* "\\n"']
     else:

@@ -47,7 +47,7 @@ def make_records(n: int, splits=("train",) * 8 + ("val", "test")) -> pd.DataFram
             f". Is this allowed in situation {i}?"
         a = f"Regarding case {i} where {subj} {act}: " + " ".join(_ANS[: len(_ANS) - rng.randrange(8)]) + "."
         qid = 1000 + i
-        rows.append({"id": record_id(qid), "source_id": record_id(qid), "title": f"Can {subj} do this ({i})?",
+        rows.append({"id": record_id(qid), "source_id": record_id(qid), "title": f"Can {subj} lawfully say that they {act} in case {i}?",
                      "question": q, "answer": a, "question_score": 3, "answer_score": 5, "tags": "contract-law",
                      "link": f"https://law.stackexchange.com/questions/{qid}/x", "license": "CC BY-SA 4.0",
                      "file_name": "law-stackexchange-questions-answers.json", "split": splits[i % len(splits)],
@@ -100,25 +100,23 @@ def grow(records, cfg, tmp_path, client=None, name="sdg_failures.jsonl"):
 
 
 # ---- prompts ----------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("build,word,label", [(sg.title_prompt, "questions", "ANSWER"),
+@pytest.mark.parametrize("build,word,label", [(sg.title_prompt, "titles", "QUESTION"),
                                               (sg.question_prompt, "Rewrite the question", "QUESTION"),
                                               (sg.answer_prompt, "Rewrite the answer", "ANSWER")])
 def test_prompt_shape(build, word, label):
     doc = "First paragraph.\n\nSecond paragraph of the document."
     msgs = build(doc, 4, words=(50, 80))
-    assert [m["role"] for m in msgs] == ["system", "user"]
-    assert "never talk about yourself" in msgs[0]["content"]
-    text = msgs[1]["content"]
-    # the instruction first, the source text last (right before the answer), under its label
-    instruction, _, rest = text.partition("\n\n")
-    assert rest == f"{label}:\nFirst paragraph.\n\nSecond paragraph of the document."
-    assert word in instruction and instruction.count("exactly 4") + instruction.count("Exactly 4") >= 2
-    assert '"* "' in instruction
+    assert [m["role"] for m in msgs] == ["user"]
+    text = msgs[0]["content"]
+    # the source text under its label, then one short instruction
+    assert text.startswith(f"{label}:\nFirst paragraph.\n\nSecond paragraph of the document.\n\n")
+    instruction = text.rsplit("\n\n", 1)[1]
+    assert word in instruction and "exactly 4" in instruction and '"* "' in instruction
     assert parse_generation_prompt(text)[1:] == (doc, 4)
     if build is sg.title_prompt:
-        assert '"?"' in instruction and "words" not in instruction.split(". Write exactly")[0].split("key words")[1]
-    else:       # the filters' word range is in the prompt
-        assert "50 to 80 words" in instruction
+        assert '"?"' in instruction and "words" not in instruction
+    else:       # the filters' least words are in the prompt
+        assert "at least 50 words" in instruction
 
 
 def test_item_words_and_token_budget_follow_the_range():
