@@ -409,7 +409,7 @@ def parse_list(res: llm.Result, n: int, kind: str, mode: str, sources=(), words:
 def _preflight_calls(cfg: SdgConfig) -> list[tuple[str, str, list[dict], dict]]:
     """(role, model, messages, params) of the preflight: the loop's own prompts and parameters, on a fixed text."""
     mode = cfg.output_mode()
-    calls = [("generation", cfg.model, list_messages("title", PREFLIGHT_TITLE, cfg.n_variants, mode, cfg.domain),
+    calls = [("generation", cfg.model, list_messages("title", PREFLIGHT_QUESTION, cfg.n_variants, mode, cfg.domain),
               _gen_params(cfg, 0))]
     if cfg.reward_mode == "reward":
         calls.append(("reward", cfg.reward_model,
@@ -429,7 +429,7 @@ async def _probe(client: llm.LLMClient, cfg: SdgConfig, mode: str) -> tuple[bool
     does (only a server that applies the constraint answers that count), then, in judge mode, a judge call under
     the constraint. (works, what each probe call found)."""
     n, ask = cfg.n_variants, cfg.n_variants + 1
-    calls = [("title", list_messages("title", PREFLIGHT_TITLE, n, mode, cfg.domain), ask,
+    calls = [("title", list_messages("title", PREFLIGHT_QUESTION, n, mode, cfg.domain), ask,
               lambda a: _gen_params(cfg, a, "title", mode, ask))]
     if cfg.reward_mode == "judge":
         calls.append(("judge", judge_prompt(PREFLIGHT_TITLE, PREFLIGHT_QUESTION, PREFLIGHT_ANSWER, cfg.domain), None,
