@@ -681,7 +681,10 @@ class _Round:
         lists = await asyncio.gather(*(self._ask_list(idx, row, p) for p in PROMPT_KINDS))
         if any(v is None for v in lists):
             return []
-        pairs = [(k, t, q, a) for k, (t, q, a) in enumerate(zip(*lists)) if t and q and a]
+        # the three lists are written independently, so slot k of one means nothing to slot k of another: pair the
+        # accepted items in slot order (a rejected title in slot 0 and a rejected answer in slot 1 leave one pair)
+        accepted = [[item for item in items if item] for items in lists]
+        pairs = [(k, t, q, a) for k, (t, q, a) in enumerate(zip(*accepted))]
         self.counts["pairs_generated"] += len(pairs)
         self.counts["pairs_rejected"] += self.cfg.n_variants - len(pairs)
         scored = await asyncio.gather(*(self._score(idx, row, t, q, a) for _, t, q, a in pairs))

@@ -111,6 +111,9 @@ def test_title_gate(title, problem):
     "Your request has been accepted. Thank you for asking.",
     "Question: How do I know if a news article contains libel?",
     "A landlord may keep a deposit. I hope this helps!",
+    "The rewritten answer has been edited to keep all facts as they are.",
+    "The question is a legal one, requiring careful consideration of the law.",
+    "This is a legal question that asks for more information about the request.",
 ])
 def test_about_the_task_catches_meta_talk(text):
     assert sp.is_about_the_task(text)
