@@ -316,7 +316,8 @@ yes can could would should will shall may might must if then than so such there 
 where why how all any each some more most other into about over under after before between out up down off also just
 only very too own same both few many much get got one two said says say like""".split())
 # share of an item's content words (stems: first STEM_CHARS letters) that its source text also uses, below which the
-# item is about something else: measured on SmolLM2-135M's answers (bench/RESULTS.md, issue 19)
+# item is about something else: a paraphrase reuses most of its source's names and terms; SmolLM2-135M's lines about
+# something else shared 0-16% (bench/RESULTS.md, issue 19)
 MIN_TOPIC_SHARE = 0.2
 MIN_TOPIC_WORDS = 2         # ...and at least this many shared content words
 STEM_CHARS = 5

@@ -5,8 +5,8 @@ and the judge's JSON), the `ATTR=VALUE` threshold parser; the list parser and it
 `sdg_config_from_args` validates every SDG flag; `preflight` makes one generation and one reward (or judge) call
 before any other stage and checks the answers' shapes. The loop, `grow_train`, samples unused real train rows
 (seeded, without replacement), asks the generation model for titles / question paraphrases / answer paraphrases,
-re-asks a rejected answer with a new seed (a new cache key) a bounded number of times, scores pair k (title k,
-question k, answer k) with the reward model, keeps pairs above the thresholds, runs them through the caller's
+re-asks a rejected answer with a new seed (a new cache key) a bounded number of times, scores pair k (the k-th
+accepted title, question and answer) with the reward model, keeps pairs above the thresholds, runs them through the caller's
 clean/filter stages and dedup against every existing row (val/test at the leak thresholds), and repeats until one
 stop decision says: target_reached, budget, no_progress (`patience` empty rounds in a row), max_rounds,
 sources_exhausted or endpoint_error (the endpoint failed: the rows accepted so far are kept and returned). Every
