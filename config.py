@@ -298,9 +298,11 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> RunConfig:
     from split import split_config_from_args
     from synthetic_gen import sdg_config_from_args
 
-    return RunConfig(input=_input_config(args), dump=dump_config_from_args(args), filters=_filter_config(args), split=split_config_from_args(args),
+    filters = _filter_config(args)
+    return RunConfig(input=_input_config(args), dump=dump_config_from_args(args), filters=filters, split=split_config_from_args(args),
                      dedup=dedup_config_from_args(args), decontam=decontam_config_from_args(args),
-                     sdg=replace(sdg_config_from_args(args), domain=_domain(args)),
+                     # SDG asks its items for the filters' word range: each synthetic row passes the filters too
+                     sdg=replace(sdg_config_from_args(args), domain=_domain(args), item_words=filters.word_range()),
                      cluster=_cluster_config(args), output=_output_config(args), seed=args.seed,
                      dry_run=args.dry_run, argv=list(argv), namespace=vars(args).copy())
 

@@ -144,6 +144,11 @@ class FilterConfig:
     min_question_score: int = 0
     min_answer_score: int = 0
 
+    def word_range(self) -> tuple[int, int]:
+        """(least, most) words of a question or answer: also what SDG asks of its items (synthetic rows pass
+        this stage too)."""
+        return self.min_words, self.max_words
+
 
 def default_filters(cfg: FilterConfig) -> list[ScoreFilter]:
     """The filter chain in the order drops are attributed: emptiness, word counts, then scores."""

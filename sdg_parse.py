@@ -19,8 +19,12 @@ A json-schema answer ({"items": [...]}) is read by `parse_schema_items` instead 
 Then the response gates (the caller re-asks): `empty`, `reasoning_only`, `truncated` (finish_reason "length": the last
 item may be cut off, so it is never used), `refusal`, `no_items`, `wrong_count`. Then the item gates (the pair is
 dropped): `refusal`, `not_a_question` and `title_length` (a title is one line, one question ending in "?",
-TITLE_MIN_CHARS..TITLE_MAX_CHARS characters), `echo` (near-verbatim copy of its source text), `repeated` (the
-same item again in one list: small models loop).
+TITLE_MIN_CHARS..TITLE_MAX_CHARS characters), `echo` (near-verbatim copy of its source text, or a verbatim excerpt of it),
+`repeated` (the same item again in one list: small models loop). With the word range of a question or answer list:
+`too_few_words`, `too_many_words`. Junk a small model writes in a well-formed line: `escaped_markup` (an escape
+written out: "\\n", "\\*"), `about_the_task` (talk of the rewriting, the lines, "the original text", or to the one
+who asked), `repetitive` (a loop on one phrase, or words run together), and, given the text the prompt showed,
+`off_topic` (under MIN_TOPIC_SHARE of the item's content words are the text's).
 """
 from __future__ import annotations
 
@@ -33,13 +37,18 @@ from structured import schema_items
 # response-level reasons (the whole answer is unusable: re-ask) and item-level ones (that pair is dropped)
 RESPONSE_REASONS = ("empty", "reasoning_only", "truncated", "refusal", "no_items", "wrong_count")
 SCHEMA_REASONS = ("invalid_json", "not_an_object", "not_a_string")   # response-level, json-schema answers only
-ITEM_REASONS = ("refusal", "not_a_question", "title_length", "echo", "repeated", "too_short")
+ITEM_REASONS = ("refusal", "not_a_question", "title_length", "echo", "repeated", "too_short", "too_few_words",
+                "too_many_words", "escaped_markup", "about_the_task", "repetitive", "off_topic")
 TITLE_MIN_CHARS = 10
-TITLE_MAX_CHARS = 300
+TITLE_MAX_CHARS = 150     # a Stack Exchange title is at most 150 characters
 # word-sequence similarity (difflib ratio) at or above which an item is an echo of its source: about one word in
 # fifty changed. Real paraphrases sit far below; a model that returns its input with a word dropped sits above.
 ECHO_MIN_SIMILARITY = 0.98
 QUESTION_MARKS = "?\uff1f\u061f"   # ASCII, full-width (CJK), Arabic
+# an item this long (words) of which one verbatim run of its source makes up this share is an excerpt, not a
+# paraphrase: an echo too
+EXCERPT_MIN_WORDS = 8
+EXCERPT_MIN_SHARE = 0.9
 
 
 @dataclass
@@ -281,6 +290,82 @@ def clean_item(text: str) -> str:
 
 
 # ---- gates --------------------------------------------------------------------------------------------------------
+# talk about the task instead of the task done: phrases a paraphrase or a question of the site never needs ("variation"
+# alone is a contract-law term, "this answer" and "the task of" appear in real answers: only the list's own words)
+_ABOUT_THE_TASK = re.compile(
+    r"\b(?:paraphras\w*|rephras\w*|reword\w*)"
+    r"|\bthe original (?:text|question|answer|sentence|paragraph|wording|version|post|one)\b"
+    r"|\b(?:the|this) (?:text|passage|question|answer) above\b|\bthe (?:above|given|following) (?:text|passage)\b"
+    r"|\bthe (?:rewritten|revised|paraphrased) (?:answer|question|text|version)\b"
+    r"|\b(?:this|the|that) (?:question|answer) is an? (?:legal|important|good|complex|difficult|interesting) one\b"
+    r"|\b(?:this|it) is an? (?:legal|important) question (?:that|which|about|requiring)\b"
+    r"|\bthis (?:response|rewrite|variant|version|item|line)\b|\b(?:this|the above) post\b|\bthe post above\b"
+    r"|\b(?:these|the following|two|three|four|five|\d|each|other|different) (?:variants|variations|versions|"
+    r"rewrites|lines|items|bullet points|bullets)\b|\b(?:one|each) (?:item|rewrite|question|variant) per line\b"
+    r"|\b(?:at least|at most|fewer than|more than|less than|no more than) (?:\d+|\w+) (?:words|sentences|lines)\b"
+    r"|\b(?:Question|Answer|QUESTION|ANSWER|TEXT|Title)\s*\d*\s*:\s"
+    # the assistant speaking to whoever asked (a closing remark it could not be cut from, is_closing, also counts)
+    r"|\b(?:your|the|this) request (?:has been|is|was) (?:accepted|received|completed|done)\b"
+    r"|\bthank you for (?:asking|your (?:question|request|patience))\b|\b(?:ready|here|happy|glad) to help\b"
+    r"|\bi(?:'ll|\u2019ll| will| can) (?:help you|assist you|give you|provide you)\b", re.I)
+_ESCAPE = re.compile(r"\\[nrt*_\"'`#\\]|\\u[0-9a-fA-F]{4}")    # a JSON or Markdown escape written out literally
+_LONGEST_WORD = 40          # a "word" longer than this (no URL) is words run together: "andtheresnomore..."
+_STOPWORDS = frozenset("""the a an and or but nor of to in on for with at by from as is are was were be been being it its
+this that these those i you he she we they my your our their me him her us them do does did doing have has had not no
+yes can could would should will shall may might must if then than so such there here what which who whom whose when
+where why how all any each some more most other into about over under after before between out up down off also just
+only very too own same both few many much get got one two said says say like""".split())
+# share of an item's content words (stems: first STEM_CHARS letters) that its source text also uses, below which the
+# item is about something else: a paraphrase reuses most of its source's names and terms; SmolLM2-135M's lines about
+# something else shared 0-16% (bench/RESULTS.md, issue 19)
+MIN_TOPIC_SHARE = 0.2
+MIN_TOPIC_WORDS = 2         # ...and at least this many shared content words
+STEM_CHARS = 5
+
+
+def content_stems(text: str) -> set[str]:
+    """The content words of a text (no stopwords, 3+ letters), cut to STEM_CHARS letters (tenant, tenancy)."""
+    return {w[:STEM_CHARS] for w in re.findall(r"[^\W\d_]{3,}", text.lower()) if w not in _STOPWORDS}
+
+
+def topic_share(item: str, topic: str) -> tuple[float, int]:
+    """(share of the item's content stems the topic text uses, how many it shares)."""
+    mine = content_stems(item)
+    shared = len(mine & content_stems(topic))
+    return (shared / len(mine) if mine else 0.0), shared
+
+
+def is_about_the_task(text: str) -> bool:
+    """Meta talk: the item speaks of the paraphrasing, the lines, the original text, its own length, or to the one
+    who asked for it."""
+    return bool(_ABOUT_THE_TASK.search(text)) or is_closing(text)
+
+
+def is_repetitive(text: str) -> bool:
+    """A loop: one four-word phrase three times, or one word three times in a row."""
+    words = re.findall(r"\w+", text.lower())
+    grams: dict[tuple, int] = {}
+    for i in range(len(words) - 3):
+        g = tuple(words[i:i + 4])
+        grams[g] = grams.get(g, 0) + 1
+        if grams[g] >= 3:
+            return True
+    return any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2))
+
+
+def is_garbled(text: str) -> bool:
+    """Words run together past _LONGEST_WORD characters (a URL or a path is not that)."""
+    return any(len(w) > _LONGEST_WORD and not re.match(r"(?:https?://|www\.|/)", w) for w in text.split())
+
+
+def words_problem(item: str, words: tuple[int, int] | None) -> str | None:
+    """`too_few_words` / `too_many_words` outside the (least, most) whitespace-word range (the filters' count)."""
+    if words is None:
+        return None
+    n = len(item.split())
+    return "too_few_words" if n < words[0] else "too_many_words" if n > words[1] else None
+
+
 def _tokens(text: str) -> list[str]:
     words = re.findall(r"\w+", text.lower())
     if len(text) >= 20 and len(words) * 20 < len(text):     # a script written without spaces: compare characters
@@ -299,6 +384,18 @@ def similarity(a: str, b: str) -> float:
     return SequenceMatcher(None, ta, tb, autojunk=False).ratio()
 
 
+def is_echo(item: str, source: str) -> bool:
+    """A near-verbatim copy of the source (similarity), or a verbatim excerpt of it: one run of the source's words
+    that makes up EXCERPT_MIN_SHARE of the item (a paraphrase cut down to the source's first sentences)."""
+    if similarity(item, source) >= ECHO_MIN_SIMILARITY:
+        return True
+    ti, ts = _tokens(item), _tokens(source)
+    if len(ti) < EXCERPT_MIN_WORDS:
+        return False
+    run = SequenceMatcher(None, ti, ts, autojunk=False).find_longest_match(0, len(ti), 0, len(ts)).size
+    return run >= EXCERPT_MIN_SHARE * len(ti)
+
+
 def title_problem(title: str) -> str | None:
     """Why a title is not one question, or None."""
     if "\n" in title or title[-1:] not in QUESTION_MARKS:
@@ -310,18 +407,29 @@ def title_problem(title: str) -> str | None:
     return None
 
 
-def item_problem(item: str, kind: str | None, sources: list[str]) -> str | None:
-    """The item gate's reason for rejecting one item, or None."""
+def item_problem(item: str, kind: str | None, sources: list[str], words: tuple[int, int] | None = None,
+                 topic: str | None = None) -> str | None:
+    """The item gate's reason for rejecting one item, or None. `words`: the (least, most) words of a question or
+    answer item; `topic`: the text the item must stay on (None: not checked)."""
     if not re.search(r"\w", item):
         return "too_short"          # a stray marker ("*", "- -"): no letter or digit, nothing to train on
     if is_refusal(item):
         return "refusal"
-    if kind == "title":
-        problem = title_problem(item)
-        if problem:
-            return problem
-    if any(s and similarity(item, s) >= ECHO_MIN_SIMILARITY for s in sources):
+    if _ESCAPE.search(item):
+        return "escaped_markup"
+    if is_about_the_task(item):
+        return "about_the_task"
+    problem = title_problem(item) if kind == "title" else words_problem(item, words)
+    if problem:
+        return problem
+    if is_repetitive(item) or is_garbled(item):
+        return "repetitive"
+    if any(s and is_echo(item, s) for s in sources):
         return "echo"
+    if topic is not None:
+        share, shared = topic_share(item, topic)
+        if share < MIN_TOPIC_SHARE or shared < MIN_TOPIC_WORDS:
+            return "off_topic"
     return None
 
 
@@ -330,7 +438,7 @@ def _candidates(body: str, n: int | None, kind: str | None) -> tuple[list[str], 
     """(cleaned item texts, whether a refusal was among the text that is not an item)."""
     lines = [line for line in _lines(body) if not _RULE.match(line)]  # a markdown rule separates, it is no item
     items, outside = _read_list(lines, kind)
-    texts = [clean_item(i.text()) for i in items]
+    texts = [clean_item(_unmark(i.text())) for i in items]     # "* 2. Paraphrase..": the marker inside the line
     if not items:
         texts = [clean_item(t) for t in _without_marker(lines, n)]
     texts = [t for t in texts if t]
@@ -346,12 +454,13 @@ def _candidates(body: str, n: int | None, kind: str | None) -> tuple[list[str], 
 
 
 def parse_items(text: str | None, n: int | None = None, kind: str | None = None,
-                finish_reason: str | None = None, sources: list[str] | tuple = ()) -> ParseResult:
+                finish_reason: str | None = None, sources: list[str] | tuple = (),
+                words: tuple[int, int] | None = None, topic: str | None = None) -> ParseResult:
     """Parse a generation answer into items and gate them (see the module docstring).
 
     `n`: the number of items asked for (None: any number); `kind`: "title", "question" or "answer" (None: no
     kind-specific gate); `finish_reason`: the choice's finish_reason ("length" = cut off); `sources`: texts an item
-    must not echo. `ok` is False with a response-level `reason`; otherwise `items` has n slots, None where an item
+    must not echo; `words`, `topic`: see item_problem. `ok` is False with a response-level `reason`; otherwise `items` has n slots, None where an item
     gate rejected that item (`rejected` lists them with their reason)."""
     raw = text or ""
     body, reasoning = split_reasoning(raw)
@@ -374,11 +483,11 @@ def parse_items(text: str | None, n: int | None = None, kind: str | None = None,
         if not texts:
             return fail("no_items")
         return fail("wrong_count", f"expected {n} items, got {len(texts)}", texts)
-    return gate_items(texts, kind, sources, raw, reasoning)
+    return gate_items(texts, kind, sources, raw, reasoning, words, topic)
 
 
 def gate_items(texts: list[str], kind: str | None, sources: list[str] | tuple, raw: str,
-               reasoning: str = "") -> ParseResult:
+               reasoning: str = "", words: tuple[int, int] | None = None, topic: str | None = None) -> ParseResult:
     """The item gates over a list of the right count, however it was read (free text or a schema answer): all
     refusals reject the answer; otherwise one slot per item, None where a gate rejected it."""
     if all(is_refusal(t) for t in texts):
@@ -388,7 +497,7 @@ def gate_items(texts: list[str], kind: str | None, sources: list[str] | tuple, r
     seen: set[str] = set()
     for slot, t in enumerate(texts):
         key = " ".join(_tokens(t))
-        problem = "repeated" if key in seen else item_problem(t, kind, list(sources))
+        problem = "repeated" if key in seen else item_problem(t, kind, list(sources), words, topic)
         seen.add(key)
         items.append(None if problem else t)
         if problem:
@@ -397,7 +506,8 @@ def gate_items(texts: list[str], kind: str | None, sources: list[str] | tuple, r
 
 
 def parse_schema_items(text: str | None, n: int, kind: str | None = None, finish_reason: str | None = None,
-                       sources: list[str] | tuple = ()) -> ParseResult:
+                       sources: list[str] | tuple = (), words: tuple[int, int] | None = None,
+                       topic: str | None = None) -> ParseResult:
     """Parse a json-schema answer ({"items": [n strings]}, see structured.schema_items) as strictly as free text:
     cut off (finish_reason "length"), not the object asked for, or the wrong count is a response-level failure;
     each string is cleaned like a list item (markup, a list marker or label inside the string, a glued closing
@@ -423,10 +533,16 @@ def parse_schema_items(text: str | None, n: int, kind: str | None = None, finish
         return fail("no_items")
     if len(texts) != n:
         return fail("wrong_count", f"expected {n} items, got {len(texts)}", texts)
-    return gate_items(texts, kind, sources, raw, reasoning)
+    return gate_items(texts, kind, sources, raw, reasoning, words, topic)
+
+
+_LETTER_MARK = re.compile(r"^(?:[A-H][.)]|\([a-hA-H]\)|[a-h]\))[ \t]+(?=\S)")
 
 
 def _unmark(item: str) -> str:
-    """A list marker or label a model put inside a JSON string ("* What...", "1. What...") removed."""
-    mark = _bullet(item.strip())
-    return mark[2] if mark and mark[2] else item
+    """A list marker or label inside an item ("* What...", "1. What...", "A. What..." in a JSON string or after a
+    "* " line's own marker) removed."""
+    s = item.strip()
+    mark = _bullet(s)
+    s = mark[2] if mark and mark[2] else s
+    return _LETTER_MARK.sub("", s, count=1)

@@ -31,11 +31,20 @@ JSON_INSTRUCTION = ('Return only a JSON object {{"{key}": [...]}} whose "{key}" 
 
 
 # ---- schemas and grammars ---------------------------------------------------------------------------------------
-def items_schema(n: int) -> dict:
-    """An object with an array of exactly n non-empty strings."""
+def items_schema(n: int, words: tuple[int, int] | None = None) -> dict:
+    """An object with an array of exactly n non-empty strings; with `words` (least, most), each string is that many
+    space-separated words (a `pattern`)."""
+    item: dict = {"type": "string", "minLength": 1}
+    if words is not None:
+        least, most = _word_bounds(words)
+        item["pattern"] = f"^\\S+(?: \\S+){{{least - 1},{most - 1}}}$"
     return {"type": "object", "additionalProperties": False, "required": [ITEMS_KEY],
-            "properties": {ITEMS_KEY: {"type": "array", "minItems": n, "maxItems": n,
-                                       "items": {"type": "string", "minLength": 1}}}}
+            "properties": {ITEMS_KEY: {"type": "array", "minItems": n, "maxItems": n, "items": item}}}
+
+
+def _word_bounds(words: tuple[int, int]) -> tuple[int, int]:
+    least = max(1, int(words[0]))
+    return least, max(least, int(words[1]))
 
 
 def judge_schema() -> dict:
@@ -44,23 +53,45 @@ def judge_schema() -> dict:
             "properties": {a: {"type": "integer", "minimum": 0, "maximum": 4} for a in JUDGE_ATTRIBUTES}}
 
 
-# a title line opens with one of these: a small model that must start a question writes one, and ends it in "?" soon
-QUESTION_WORDS = ("What", "How", "Can", "Is", "Are", "Does", "Do", "Should", "Why", "When", "Who", "Which", "Will",
-                  "May", "Must", "Could", "Would", "If", "In", "Under")
-# the most characters a title line may run to before its "?": past the parser's TITLE_MAX_CHARS (300), so a line
+# a title line opens with a question word, or with an auxiliary and its subject ("Can I", "Is it", "Does the"): a
+# small model that must start a question writes one, and ends it in "?" soon; an auxiliary alone ("Is ...") it ran on
+# into a statement ("Is not going to the law, but ..."), and "If", "In", "Under" into a paragraph
+QUESTION_WORDS = ("What", "How", "Why", "When", "Where", "Which", "Who")
+AUXILIARIES = ("Can", "Could", "Should", "Must", "May", "Will", "Would", "Do", "Does", "Did", "Has", "Have")
+BE_OPENERS = ("Is it", "Is there", "Was it", "Are there", "Am I")    # "Is the husband of ...": a statement again
+SUBJECTS = ("I", "a", "an", "the", "my", "it", "we", "you", "they", "he", "she", "this", "that", "there", "someone",
+            "anyone", "your", "our", "their", "his", "her", "police", "employers", "landlords", "courts")
+# the most characters a title line may run to before its "?": past the parser's TITLE_MAX_CHARS (150), so a line
 # the bound closed is rejected (title_length), never kept cut short; it spares the tokens of a rambling line
-TITLE_LINE_CHARS = 320
+TITLE_LINE_CHARS = 160
 
 
-def items_grammar(n: int, kind: str) -> str:
-    """GBNF: exactly n lines "* <text>", nothing before or after. A title line is one question: a question word,
-    then no "?" until the one that ends it, within TITLE_LINE_CHARS. Other lines start with a non-space character;
-    their length is left to max_tokens and the parser's gates (a bound would cut a paraphrase mid-sentence)."""
+# the longest word a grammar line may hold: a longer run of characters without a space is words run together
+WORD_MAX_CHARS = 40
+# what a line ends in: a question paraphrase may end in its question or in a sentence, an answer in a sentence
+LINE_ENDS = {"question": "[.?]", "answer": "[.!]"}
+
+
+def items_grammar(n: int, kind: str, words: tuple[int, int] | None = None) -> str:
+    """GBNF: exactly n lines "* <text>", nothing before or after, no "*" or backslash inside a line (markup and
+    written-out escapes are no text). A title line is one question: a question word (or an auxiliary and its subject), then no "?" until the one
+    that ends it, within TITLE_LINE_CHARS. A question or answer line starts with a capitalised word of letters (no
+    list marker: "1.", "A.", "-"), ends a sentence, and holds `words` (least, most) words of at most WORD_MAX_CHARS
+    characters each; without `words` its length is left to max_tokens and the parser's gates."""
     if kind == "title":
-        words = " | ".join(f'"{w}"' for w in QUESTION_WORDS)
-        body = [f'item ::= "* " qword " " [^\\n?]{{4,{TITLE_LINE_CHARS}}} "?\\n"', f"qword ::= {words}"]
+        alternatives = " | ".join(f'"{w}"' for w in QUESTION_WORDS)
+        aux, subj = (" | ".join(f'"{w}"' for w in words) for words in (AUXILIARIES, SUBJECTS))
+        body = [f'item ::= "* " qword " " [^\\n?*\\\\]{{4,{TITLE_LINE_CHARS}}} "?\\n"',
+                f'qword ::= {alternatives} | {" | ".join(f"{chr(34)}{w}{chr(34)}" for w in BE_OPENERS)} | ({aux}) " " ({subj})']
+    elif words is None:
+        body = ['item ::= "* " [^ \\n*\\\\] [^\\n*\\\\]* "\\n"']
     else:
-        body = ['item ::= "* " [^ \\n] [^\\n]* "\\n"']
+        least, most = _word_bounds(words)
+        middle = f'(" " word){{{max(0, least - 2)},{max(0, most - 2)}}}'
+        body = [f'item ::= "* " first {middle} " " last "\\n"' if most >= 2 else 'item ::= "* " first "\\n"',
+                f"first ::= [A-Z] [a-zA-Z'\u2019-]{{0,{WORD_MAX_CHARS - 2}}} \",\"?",
+                f"word ::= [^ \\n*\\\\]{{1,{WORD_MAX_CHARS}}}",
+                f"last ::= [^ \\n*\\\\]{{1,{WORD_MAX_CHARS - 1}}} {LINE_ENDS.get(kind, '[.?!]')}"]
     return "\n".join([f"root ::= {' '.join(['item'] * n)}", *body])
 
 
@@ -70,9 +101,9 @@ def judge_grammar() -> str:
     return "\n".join([f'root ::= "{{" {fields} "}}"', "score ::= [0-4]"])
 
 
-def constraint_params(mode: str, kind: str, n: int | None = None) -> dict:
-    """The request parameters that constrain one call: kind is "title", "question", "answer" (n items) or
-    "judge"; {} for mode "off"."""
+def constraint_params(mode: str, kind: str, n: int | None = None, words: tuple[int, int] | None = None) -> dict:
+    """The request parameters that constrain one call: kind is "title", "question", "answer" (n items of `words`
+    (least, most) words each when given) or "judge"; {} for mode "off"."""
     if mode == "off":
         return {}
     if kind not in (*LIST_KINDS, "judge"):
@@ -80,11 +111,12 @@ def constraint_params(mode: str, kind: str, n: int | None = None) -> dict:
     if kind != "judge" and (not isinstance(n, int) or n < 1):
         raise ValueError("a list call needs n >= 1")
     if mode == "json-schema":
-        schema, name = (judge_schema(), "scores") if kind == "judge" else (items_schema(n), f"{kind}_items")
+        schema, name = (judge_schema(), "scores") if kind == "judge" else (items_schema(n, words),
+                                                                                   f"{kind}_items")
         return {"response_format": {"type": "json_schema",
                                     "json_schema": {"name": name, "strict": True, "schema": schema}}}
     if mode == "grammar":
-        return {"grammar": judge_grammar() if kind == "judge" else items_grammar(n, kind)}
+        return {"grammar": judge_grammar() if kind == "judge" else items_grammar(n, kind, words)}
     raise ValueError(f"unknown structured-output mode {mode!r}; choose from {', '.join(MODES)}")
 
 

@@ -5,8 +5,8 @@ and the judge's JSON), the `ATTR=VALUE` threshold parser; the list parser and it
 `sdg_config_from_args` validates every SDG flag; `preflight` makes one generation and one reward (or judge) call
 before any other stage and checks the answers' shapes. The loop, `grow_train`, samples unused real train rows
 (seeded, without replacement), asks the generation model for titles / question paraphrases / answer paraphrases,
-re-asks a rejected answer with a new seed (a new cache key) a bounded number of times, scores pair k (title k,
-question k, answer k) with the reward model, keeps pairs above the thresholds, runs them through the caller's
+re-asks a rejected answer with a new seed (a new cache key) a bounded number of times, scores pair k (the k-th
+accepted title, question and answer) with the reward model, keeps pairs above the thresholds, runs them through the caller's
 clean/filter stages and dedup against every existing row (val/test at the leak thresholds), and repeats until one
 stop decision says: target_reached, budget, no_progress (`patience` empty rounds in a row), max_rounds,
 sources_exhausted or endpoint_error (the endpoint failed: the rows accepted so far are kept and returned). Every
@@ -32,19 +32,21 @@ import pandas as pd
 
 import llm
 import structured
+from filters import FilterConfig
 from outputs import atomic_write
 from records import COLUMNS, conform, empty_frame, synthetic_id
 from sdg_parse import ParseResult, parse_items, parse_schema_items  # noqa: F401  (parse_items: this module's API)
+from sdg_prompts import (PROMPT_KINDS, PROMPTS, answer_prompt, bullets, item_words, judge_prompt,  # noqa: F401
+                         list_max_tokens, question_prompt, reward_messages, title_prompt)
 from sites import LAW_SUBJECT
 
 DEFAULT_ENDPOINT = "https://integrate.api.nvidia.com/v1"
 DEFAULT_MODEL = "nvidia/nemotron-4-340b-instruct"
 DEFAULT_REWARD_MODEL = "nvidia/nemotron-4-340b-reward"
-ATTRIBUTES = ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]
+ATTRIBUTES = list(structured.JUDGE_ATTRIBUTES)
 DEFAULT_THRESHOLDS = {"helpfulness": 2.0}
 REWARD_MODES = ("reward", "judge", "none")
 STOP_REASONS = ("target_reached", "budget", "no_progress", "max_rounds", "sources_exhausted", "endpoint_error")
-PROMPT_KINDS = ("title", "question", "answer")  # one generation call each per source row
 # a call that failed this way (after the client's retries) says the endpoint is down, not that one prompt is bad;
 # this many in a row without a success in between stop SDG with stop_reason "endpoint_error"
 ENDPOINT_FAILURE_PREFIXES = ("connection error", "timeout", "http 5", "http 429", "http 404", "invalid response")
@@ -66,56 +68,6 @@ class RewardAttributeMissing(SdgError):
 class EndpointError(SdgError, llm.EndpointError):
     """The endpoint failed past the client's retries (unreachable, 5xx, unknown model): an llm.EndpointError found
     by SDG's own checks."""
-
-
-# ---- prompts ----------------------------------------------------------------------------------------------------
-def _bullets(n: int) -> str:
-    return (f'Write exactly {n} lines, one item per line, each starting with "* ", and nothing else: '
-            f"no introduction, no numbering, no closing remarks. Exactly {n} items.")
-
-
-def _message(document: str, instruction: str) -> list[dict]:
-    return [{"role": "user", "content": f"TEXT:\n{document.strip()}\n\n{instruction}"}]
-
-
-def title_prompt(answer: str, n: int, domain: str = LAW_SUBJECT) -> list[dict]:
-    """Questions the answer text answers; they become titles. `domain`: what the site's questions are
-    (sites.site_subject, or --domain)."""
-    return _message(answer, (
-        f"Write exactly {n} questions that the text above answers, in the style of {domain}. Each question must be "
-        f'relevant to the text and answerable from it, must not mention "the text", must be a complete sentence '
-        f'ending in "?", and must be concise. ' + _bullets(n)))
-
-
-def question_prompt(question: str, n: int, domain: str = LAW_SUBJECT) -> list[dict]:
-    return _message(question, (
-        f"Paraphrase the question above into exactly {n} variants, in the style of {domain}. Each variant must be "
-        f"shorter than the original, factually faithful to it and relevant. " + _bullets(n)))
-
-
-def answer_prompt(answer: str, n: int, domain: str = LAW_SUBJECT) -> list[dict]:
-    return _message(answer, (
-        f"Paraphrase the answer above into exactly {n} variants, in the style of answers to {domain}. Each variant "
-        f"must be shorter than the original, factually faithful to it and relevant. " + _bullets(n)))
-
-
-PROMPTS = {"title": (title_prompt, "answer"), "question": (question_prompt, "question"),
-           "answer": (answer_prompt, "answer")}
-
-
-def reward_messages(title: str, question: str, answer: str) -> list[dict]:
-    return [{"role": "user", "content": f"{title}\n\n{question}"}, {"role": "assistant", "content": answer}]
-
-
-def judge_prompt(title: str, question: str, answer: str, domain: str = LAW_SUBJECT) -> list[dict]:
-    keys = ", ".join(ATTRIBUTES)
-    return [{"role": "user", "content": (
-        f"You rate answers to {domain}.\n\n"
-        f"QUESTION TITLE: {title}\n\nQUESTION:\n{question}\n\nANSWER:\n{answer}\n\n"
-        f"Rate the answer on five attributes, each an integer from 0 (worst) to 4 (best): {keys}. "
-        "(complexity: intellectual depth needed to write it; verbosity: amount of detail relative to what was "
-        'asked.) Return only a JSON object, e.g. {"helpfulness": 3, "correctness": 3, "coherence": 4, '
-        '"complexity": 2, "verbosity": 2}.')}]
 
 
 # ---- reward parsing ---------------------------------------------------------------------------------------------
@@ -235,7 +187,10 @@ class SdgConfig:
     seed: int = 42                     # sampling seed
     gen_seed: int = 1234               # generation parameters (the tutorial's)
     top_p: float = 0.7
-    gen_max_tokens: int = 1024
+    gen_max_tokens: int | None = None  # None: per call, from its item count and word range (list_max_tokens)
+    # the (least, most) words of a question or answer item: the filters' range (config.py passes --min-words and
+    # --max-words); None: no range
+    item_words: tuple | None = field(default_factory=lambda: FilterConfig().word_range())
     max_reasks: int = 2
     progress: bool = True
     domain: str = LAW_SUBJECT          # what the site's questions are, in the prompts (config.py: --domain or the site)
@@ -419,10 +374,12 @@ PREFLIGHT_RETRIES = 1   # a dead endpoint must fail the preflight in seconds, no
 
 
 def _gen_params(cfg: SdgConfig, attempt: int, kind: str = "title", mode: str | None = None,
-                n: int | None = None) -> dict:
-    """A generation call's parameters, the structured-output constraint included (part of the cache key)."""
-    return {"top_p": cfg.top_p, "max_tokens": cfg.gen_max_tokens, "seed": cfg.gen_seed + attempt,
-            **structured.constraint_params(mode or cfg.output_mode(), kind, n or cfg.n_variants)}
+                n: int | None = None, words: tuple[int, int] | None = None) -> dict:
+    """A generation call's parameters, the structured-output constraint (with the items' word range) included (part
+    of the cache key); max_tokens from the item count and word range unless cfg.gen_max_tokens fixes it."""
+    n = n or cfg.n_variants
+    return {"top_p": cfg.top_p, "max_tokens": cfg.gen_max_tokens or list_max_tokens(kind, n, words),
+            "seed": cfg.gen_seed + attempt, **structured.constraint_params(mode or cfg.output_mode(), kind, n, words)}
 
 
 def _judge_params(cfg: SdgConfig, attempt: int, mode: str | None = None) -> dict:
@@ -430,27 +387,29 @@ def _judge_params(cfg: SdgConfig, attempt: int, mode: str | None = None) -> dict
             **structured.constraint_params(mode or cfg.output_mode(), "judge")}
 
 
-def list_messages(kind: str, text: str, n: int, mode: str, domain: str = LAW_SUBJECT) -> list[dict]:
+def list_messages(kind: str, text: str, n: int, mode: str, domain: str = LAW_SUBJECT,
+                  words: tuple[int, int] | None = None) -> list[dict]:
     """The prompt of a list call (title / question / answer) for a structured-output mode: json-schema asks for the
     JSON object in place of "* " lines (the rest of the prompt is the builder's)."""
-    messages = PROMPTS[kind][0](text, n, domain)
+    messages = PROMPTS[kind][0](text, n, domain, words)
     if mode != "json-schema":
         return messages
     last = dict(messages[-1])
-    last["content"] = last["content"].replace(_bullets(n), structured.json_instruction(n))
+    last["content"] = last["content"].replace(bullets(n), structured.json_instruction(n))
     return [*messages[:-1], last]
 
 
-def parse_list(res: llm.Result, n: int, kind: str, mode: str, sources=()) -> ParseResult:
+def parse_list(res: llm.Result, n: int, kind: str, mode: str, sources=(), words: tuple[int, int] | None = None,
+               topic: str | None = None) -> ParseResult:
     """A list call's answer through the strict parser of its mode (a schema answer, or free text / grammar lines)."""
     parse = parse_schema_items if mode == "json-schema" else parse_items
-    return parse(res.content, n, kind, finish_reason_of(res), sources)
+    return parse(res.content, n, kind, finish_reason_of(res), sources, words, topic)
 
 
 def _preflight_calls(cfg: SdgConfig) -> list[tuple[str, str, list[dict], dict]]:
     """(role, model, messages, params) of the preflight: the loop's own prompts and parameters, on a fixed text."""
     mode = cfg.output_mode()
-    calls = [("generation", cfg.model, list_messages("title", PREFLIGHT_ANSWER, cfg.n_variants, mode, cfg.domain),
+    calls = [("generation", cfg.model, list_messages("title", PREFLIGHT_QUESTION, cfg.n_variants, mode, cfg.domain),
               _gen_params(cfg, 0))]
     if cfg.reward_mode == "reward":
         calls.append(("reward", cfg.reward_model,
@@ -470,7 +429,7 @@ async def _probe(client: llm.LLMClient, cfg: SdgConfig, mode: str) -> tuple[bool
     does (only a server that applies the constraint answers that count), then, in judge mode, a judge call under
     the constraint. (works, what each probe call found)."""
     n, ask = cfg.n_variants, cfg.n_variants + 1
-    calls = [("title", list_messages("title", PREFLIGHT_ANSWER, n, mode, cfg.domain), ask,
+    calls = [("title", list_messages("title", PREFLIGHT_QUESTION, n, mode, cfg.domain), ask,
               lambda a: _gen_params(cfg, a, "title", mode, ask))]
     if cfg.reward_mode == "judge":
         calls.append(("judge", judge_prompt(PREFLIGHT_TITLE, PREFLIGHT_QUESTION, PREFLIGHT_ANSWER, cfg.domain), None,
@@ -678,15 +637,15 @@ class _Round:
 
     async def _ask_list(self, idx: int, row, kind: str) -> list | None:
         column = PROMPTS[kind][1]
-        n, sources = self.cfg.n_variants, [str(row[ECHO_SOURCE[kind]])]
+        n, sources, text = self.cfg.n_variants, [str(row[ECHO_SOURCE[kind]])], str(row[column])
+        mode, words = self.cfg.output_mode(), item_words(kind, text, self.cfg.item_words)
 
-        mode = self.cfg.output_mode()
-
-        def parse(res: llm.Result):
-            parsed = parse_list(res, n, kind, mode, sources)
+        def parse(res: llm.Result):     # each item stays on the text its prompt showed (`topic`)
+            parsed = parse_list(res, n, kind, mode, sources, words, topic=text)
             return parsed, parsed.reason, parsed.detail
-        parsed = await self._ask(idx, row, kind, self.cfg.model, list_messages(kind, str(row[column]), n, mode, self.cfg.domain),
-                                 parse, self.cfg.max_reasks + 1, lambda a: _gen_params(self.cfg, a, kind))
+        parsed = await self._ask(idx, row, kind, self.cfg.model,
+                                 list_messages(kind, text, n, mode, self.cfg.domain, words), parse,
+                                 self.cfg.max_reasks + 1, lambda a: _gen_params(self.cfg, a, kind, words=words))
         if parsed is None:
             return None
         for slot, reason, text in parsed.rejected:
@@ -722,7 +681,10 @@ class _Round:
         lists = await asyncio.gather(*(self._ask_list(idx, row, p) for p in PROMPT_KINDS))
         if any(v is None for v in lists):
             return []
-        pairs = [(k, t, q, a) for k, (t, q, a) in enumerate(zip(*lists)) if t and q and a]
+        # the three lists are written independently, so slot k of one means nothing to slot k of another: pair the
+        # accepted items in slot order (a rejected title in slot 0 and a rejected answer in slot 1 leave one pair)
+        accepted = [[item for item in items if item] for items in lists]
+        pairs = [(k, t, q, a) for k, (t, q, a) in enumerate(zip(*accepted))]
         self.counts["pairs_generated"] += len(pairs)
         self.counts["pairs_rejected"] += self.cfg.n_variants - len(pairs)
         scored = await asyncio.gather(*(self._score(idx, row, t, q, a) for _, t, q, a in pairs))

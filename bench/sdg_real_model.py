@@ -51,8 +51,8 @@ LLAMA_PYTHON_VAR = "LLAMA_PYTHON"     # the server venv's python, when --llama-p
 MODEL_NAME = "smollm2-135m-instruct"
 # what the pipeline's prompts say, to name the kind of each recorded request (judged from the prompt text only,
 # so the proxy needs nothing from the pipeline's modules)
-KIND_MARKERS = (("title", "questions that the text above answers"), ("question", "paraphrase the question above"),
-                ("answer", "paraphrase the answer above"), ("judge", "you rate answers"))
+KIND_MARKERS = (("title", "short titles for the post above"), ("question", "rewrite the question above"),
+                ("answer", "rewrite the answer above"), ("judge", "you rate answers"))
 KEY_VARS = ("NVIDIA_API_KEY", "OPENAI_API_KEY", "NGC_API_KEY")
 
 

@@ -5,7 +5,7 @@
 In pytest:  `srv = start_server(latency=0.01, log_path=tmp_path / "log.jsonl")`, then `srv.base_url`, `srv.stop()`.
 
 What it answers on POST /v1/chat/completions (everything derived deterministically from the request):
-- a generation prompt (one user message starting with "TEXT:" and ending in an instruction naming "exactly N")
+- a generation prompt (the last user message: the source text under a label, then an instruction naming "exactly N")
   -> exactly N `* ` bullets: questions ending in "?" for a "questions" instruction, shorter paraphrases of the
   document (words dropped deterministically, varied by `seed` and k) for a "paraphrase" instruction;
 - a judge prompt (mentions "JSON" and "helpfulness") -> a JSON object of five 0-4 ratings;
@@ -104,18 +104,20 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
+_SOURCE_LABEL = re.compile(r"(?:TEXT|TITLE|QUESTION|ANSWER):\n")
+
+
 def parse_generation_prompt(content: str):
-    """(kind, document, n) for a generation prompt, else None."""
-    if not content.startswith("TEXT:"):
+    """(kind, document, n) for a generation prompt (the source text under a "TITLE:" / "QUESTION:" / "ANSWER:" label,
+    a blank line, then an instruction naming "exactly N"), else None."""
+    label = _SOURCE_LABEL.match(content)
+    if not label:
         return None
-    body = content[len("TEXT:"):].lstrip("\n ")
-    doc, sep, instr = body.rpartition("\n\n")
-    if not sep:
-        return None
+    doc, sep, instr = content[label.end():].rpartition("\n\n")
     m = re.search(r"exactly (\d+)", instr)
-    if not m:
+    if not sep or not m:
         return None
-    kind = "paraphrase" if re.search(r"paraphrase", instr, re.I) else "questions"
+    kind = "paraphrase" if re.search(r"paraphrase|rewrite the (?:question|answer)", instr, re.I) else "questions"
     return kind, doc.strip(), int(m.group(1))
 
 

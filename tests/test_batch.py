@@ -108,7 +108,8 @@ def test_batch_run_equals_online_run_and_shares_its_cache(server, batch_server, 
     assert cache_keys(tmp_path / "ca") == cache_keys(tmp_path / "cb")                 # the same keys as online
     probes = len(rep_b["structured_output"]["probes"])   # online, as the preflight's (no preflight ran here)
     assert probes >= 1 and srv.counts["requests"] == probes                          # no other online chat call
-    assert {w["label"] for w in rep_b["batch"]["waves"]} == {"round 1"}              # the probes sent no batch
+    rounds = {f"round {r['round']}" for r in rep_b["rounds"]}
+    assert {w["label"] for w in rep_b["batch"]["waves"]} == rounds                 # the probes sent no batch
     assert not completed_twice(read_log(srv.cfg.log_path))
     batch = rep_b["batch"]
     assert len(batch["batches"]) == len(srv.batches) >= 4 and batch["failed"] == 0

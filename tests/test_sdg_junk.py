@@ -27,7 +27,7 @@ def assert_rows_are_clean_items(new, records, cfg: sg.SdgConfig, items_of, junk_
     by_id = records.set_index("id")
     for _, row in new.iterrows():
         src = by_id.loc[row["source_id"]]
-        assert row["title"] in items_of(src["answer"], "title", cfg), row["title"]
+        assert row["title"] in items_of(src["question"], "title", cfg), row["title"]
         assert row["question"] in items_of(src["question"], "question", cfg), row["question"]
         assert row["answer"] in items_of(src["answer"], "answer", cfg), row["answer"]
         for text in (row["title"], row["question"], row["answer"]):

@@ -35,7 +35,8 @@ def test_corpus_is_big_and_covers_every_reason():
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_corpus_case(path):
     case = load(path)
-    r = sp.parse_items(case["raw"], case["n"], case["kind"], case["finish_reason"], case["sources"])
+    r = sp.parse_items(case["raw"], case["n"], case["kind"], case["finish_reason"], case["sources"],
+                       tuple(case["words"]) if case.get("words") else None, case.get("topic"))
     expect = case["expect"]
     assert r.raw == case["raw"]
     if "reason" in expect:
@@ -100,3 +101,63 @@ def test_echo_similarity_line():
 ])
 def test_title_gate(title, problem):
     assert sp.title_problem(title) == problem
+
+
+# ---- the junk gates: what they catch and what they leave alone ----------------------------------------------------
+@pytest.mark.parametrize("text", [
+    "This response includes a paraphrase of the answer in three parts.",
+    "The original text was rewritten as an explanation of the legal process.",
+    "Each item is one paragraph of at least 50 words, one item per line.",
+    "Your request has been accepted. Thank you for asking.",
+    "Question: How do I know if a news article contains libel?",
+    "A landlord may keep a deposit. I hope this helps!",
+    "The rewritten answer has been edited to keep all facts as they are.",
+    "The question is a legal one, requiring careful consideration of the law.",
+    "This is a legal question that asks for more information about the request.",
+])
+def test_about_the_task_catches_meta_talk(text):
+    assert sp.is_about_the_task(text)
+
+
+@pytest.mark.parametrize("text", [
+    "A variation of the contract needs the consent of both parties.",
+    "The task of proving the statement true lies on the person who made it.",
+    "Can the website be made to delete the post, or disclose who posted it?",
+    "The court may deny your request if it is late; the original lease still applies.",
+    "In other words, the tenant may reduce the rent until the lamp is fixed.",
+])
+def test_about_the_task_leaves_legal_text_alone(text):
+    assert not sp.is_about_the_task(text)
+
+
+def test_off_topic_repetitive_and_escapes():
+    source = "My landlord kept the security deposit after I moved out of the flat; the carpet was already worn."
+    on = "Can a landlord keep a tenant's security deposit for a carpet that was worn before the tenancy?"
+    off = "How do I make sure my account is protected from unauthorized access?"
+    assert sp.item_problem(on, "title", [], topic=source) is None
+    assert sp.item_problem(off, "title", [], topic=source) == "off_topic"
+    assert sp.item_problem(off, "title", []) is None                  # no topic given: not checked
+    assert sp.item_problem("Is it legal to keep a deposit, a deposit, a deposit, a deposit?", "title", []) == \
+        "repetitive"
+    assert sp.is_repetitive("no no no, the landlord may not") and not sp.is_repetitive(on)
+    assert sp.is_garbled("the original text andcitetheresnomorefurtherexplanationhere at all")
+    assert not sp.is_garbled("see https://example.org/a/very/long/path/that/is/not/words/run/together/at/all")
+    assert sp.item_problem("Can a landlord keep the \\*whole\\* deposit?", "title", []) == "escaped_markup"
+    assert sp.item_problem("Can a landlord keep the deposit?\\n", "title", []) == "escaped_markup"
+
+
+def test_word_range_gates_and_excerpt_echo():
+    src = " ".join(f"w{i}" for i in range(80))
+    assert sp.words_problem("a b c", (5, 10)) == "too_few_words"
+    assert sp.words_problem(" ".join("a" * 11), (5, 10)) == "too_many_words"
+    assert sp.words_problem("a b c d e", (5, 10)) is None and sp.words_problem("a", None) is None
+    assert sp.is_echo(" ".join(f"w{i}" for i in range(10, 40)), src)          # a verbatim excerpt
+    mixed = " ".join(f"w{i}" if i % 4 else f"x{i}" for i in range(10, 40))     # a quarter of the words changed
+    assert not sp.is_echo(mixed, src)
+
+
+def test_a_marker_inside_a_line_is_stripped():
+    r = sp.parse_items("* 2. Can a landlord keep a deposit?\n* A. Is a deposit refundable at the end?\n"
+                       "* - May a tenant ask for the deposit back?", 3, "title")
+    assert r.items == ["Can a landlord keep a deposit?", "Is a deposit refundable at the end?",
+                       "May a tenant ask for the deposit back?"]

@@ -238,7 +238,7 @@ def _markers():
 
 def test_prompts_name_the_domain_and_the_bench_still_tells_their_kind():
     bench = _markers()
-    built = {"title": sg.title_prompt("An answer.", 3, AI_SUBJECT),
+    built = {"title": sg.title_prompt("Q?", 3, AI_SUBJECT),
              "question": sg.question_prompt("Q?", 3, AI_SUBJECT),
              "answer": sg.answer_prompt("An answer.", 3, AI_SUBJECT),
              "judge": sg.judge_prompt("T?", "Q", "A", AI_SUBJECT)}
@@ -267,7 +267,7 @@ def test_the_loop_and_preflight_send_the_domain_to_the_endpoint(server, tmp_path
     sg.preflight(cfg, client=client)
     sg.grow_train(make_records(20), cfg, curate, dedup_against, tmp_path / "failures.jsonl", client=client)
     judged = [p for p in sent if p.startswith("You rate answers")]
-    generated = [p for p in sent if p.startswith("TEXT:")]
+    generated = [p for p in sent if p.startswith(("QUESTION:", "ANSWER:"))]
     assert len(judged) >= 2 and len(generated) >= 4 and len(judged) + len(generated) == len(sent)
     assert all(p.startswith(f"You rate answers to {AI_SUBJECT}.") for p in judged)
     assert all(f"in the style of {AI_SUBJECT}" in p or f"in the style of answers to {AI_SUBJECT}" in p

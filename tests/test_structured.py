@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -47,7 +48,7 @@ def test_the_cache_key_covers_the_constraint():
     keys = {mode: llm.cache_key(cfg.model, msgs, sg._gen_params(cfg, 0, "title", mode)) for mode in st.MODES}
     assert len(set(keys.values())) == 3       # a cached free-text answer is never served to a constrained call
     # and the json-schema prompt asks for the object instead of "* " lines, with the same count
-    text = sg.list_messages("title", "Some answer text.", 3, "json-schema")[0]["content"]
+    text = sg.list_messages("title", "Some answer text.", 3, "json-schema")[-1]["content"]
     assert '"items"' in text and "exactly 3 strings" in text and 'starting with "* "' not in text
     assert sg.list_messages("title", "Some answer text.", 3, "grammar") == msgs
 
@@ -269,3 +270,33 @@ def test_the_choice_reaches_the_report_line_and_the_card():
     assert "structured_output=grammar" in report.section_brief("sdg", sdg)
     lines = card.sdg_summary(sdg, {})
     assert "- structured output: **grammar** (grammar: the endpoint's answers followed it)" in lines
+
+
+# ---- the filters' word range in the constraint ---------------------------------------------------------------------
+def test_word_range_in_the_schema_and_the_grammar():
+    pattern = st.items_schema(3, (50, 60))["properties"]["items"]["items"]["pattern"]
+    import re
+    assert re.fullmatch(pattern, " ".join(["word"] * 55)) and re.fullmatch(pattern, " ".join(["w"] * 50))
+    assert not re.fullmatch(pattern, " ".join(["word"] * 49)) and not re.fullmatch(pattern, " ".join(["w"] * 61))
+    assert "pattern" not in st.items_schema(3)["properties"]["items"]["items"]       # no range: no pattern
+    g = st.constraint_params("grammar", "answer", 3, (50, 120))["grammar"]
+    # first word + 48..118 middle words + the last word = 50..120 words; no "*" or backslash in a line; words
+    # of at most 40 characters; the first a capitalised word of letters (no list marker); the line ends a sentence
+    assert '(" " word){48,118}' in g and "word ::= [^ \\n*\\\\]{1,40}" in g
+    assert "first ::= [A-Z] [a-zA-Z" in g and g.count("item") == 4 and "[.!]" in g
+    assert "[.?]" in st.items_grammar(1, "question", (50, 60))
+    title = st.items_grammar(2, "title")
+    assert '"Is it"' in title and '"Is" ' not in title and "[^\\n?*\\\\]{4,160}" in title
+    # the cache key covers the range: another --min-words asks again
+    cfg = sg.SdgConfig()
+    key = lambda words: llm.cache_key(cfg.model, [{"role": "user", "content": "x"}],  # noqa: E731
+                                      sg._gen_params(cfg, 0, "answer", "grammar", 3, words))
+    assert key((50, 120)) != key((10, 120)) != key(None)
+
+
+def test_config_passes_the_filters_word_range_to_sdg():
+    from config import parse_args
+    sample = str(Path(__file__).resolve().parent.parent / "data" / "sample" / "law-stackexchange-questions-answers.json")
+    cfg = parse_args(["--input", sample, "--min-words", "12", "--max-words", "300"])
+    assert cfg.sdg.item_words == (12, 300) and cfg.filters.word_range() == (12, 300)
+    assert parse_args(["--input", sample]).sdg.item_words == sg.SdgConfig().item_words == (50, 500)

@@ -47,7 +47,7 @@ def make_records(n: int, splits=("train",) * 8 + ("val", "test")) -> pd.DataFram
             f". Is this allowed in situation {i}?"
         a = f"Regarding case {i} where {subj} {act}: " + " ".join(_ANS[: len(_ANS) - rng.randrange(8)]) + "."
         qid = 1000 + i
-        rows.append({"id": record_id(qid), "source_id": record_id(qid), "title": f"Can {subj} do this ({i})?",
+        rows.append({"id": record_id(qid), "source_id": record_id(qid), "title": f"Can {subj} lawfully say that they {act} in case {i}?",
                      "question": q, "answer": a, "question_score": 3, "answer_score": 5, "tags": "contract-law",
                      "link": f"https://law.stackexchange.com/questions/{qid}/x", "license": "CC BY-SA 4.0",
                      "file_name": "law-stackexchange-questions-answers.json", "split": splits[i % len(splits)],
@@ -100,20 +100,39 @@ def grow(records, cfg, tmp_path, client=None, name="sdg_failures.jsonl"):
 
 
 # ---- prompts ----------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("build,word", [(sg.title_prompt, "questions"), (sg.question_prompt, "Paraphrase the question"),
-                                        (sg.answer_prompt, "Paraphrase the answer")])
-def test_prompt_shape(build, word):
+@pytest.mark.parametrize("build,word,label", [(sg.title_prompt, "titles", "QUESTION"),
+                                              (sg.question_prompt, "Rewrite the question", "QUESTION"),
+                                              (sg.answer_prompt, "Rewrite the answer", "ANSWER")])
+def test_prompt_shape(build, word, label):
     doc = "First paragraph.\n\nSecond paragraph of the document."
-    msgs = build(doc, 4)
-    assert len(msgs) == 1 and msgs[0]["role"] == "user"
+    msgs = build(doc, 4, words=(50, 80))
+    assert [m["role"] for m in msgs] == ["user"]
     text = msgs[0]["content"]
-    assert text.startswith("TEXT:\nFirst paragraph.\n\nSecond paragraph of the document.\n\n")
+    # the source text under its label, then one short instruction
+    assert text.startswith(f"{label}:\nFirst paragraph.\n\nSecond paragraph of the document.\n\n")
     instruction = text.rsplit("\n\n", 1)[1]
-    assert word in instruction and instruction.count("exactly 4") + instruction.count("Exactly 4") >= 2
-    assert '"* "' in instruction
+    assert word in instruction and "exactly 4" in instruction and '"* "' in instruction
     assert parse_generation_prompt(text)[1:] == (doc, 4)
     if build is sg.title_prompt:
-        assert '"?"' in instruction and "the text" in instruction
+        assert '"?"' in instruction and "words" not in instruction
+    else:       # the filters' least words are in the prompt
+        assert "at least 50 words" in instruction
+
+
+def test_item_words_and_token_budget_follow_the_range():
+    assert sg.item_words("title", "a b c", (50, 500)) is None
+    assert sg.item_words("question", " ".join(["w"] * 120), (50, 500)) == (50, 120)   # capped at the source
+    assert sg.item_words("answer", " ".join(["w"] * 900), (50, 500)) == (50, 500)    # capped at --max-words
+    assert sg.item_words("answer", "too short", (50, 500)) == (50, 50)               # never below the least
+    assert sg.item_words("answer", "x", None) is None
+    # room for every full item: a long range never cuts the last one off
+    assert sg.list_max_tokens("answer", 3, (50, 500)) >= 3 * 500 * 1.5
+    assert sg.list_max_tokens("answer", 3, (50, 500)) > sg.list_max_tokens("answer", 3, (50, 100))
+    cfg = sg.SdgConfig()
+    assert cfg.item_words == (50, 500)      # the filters' default range, written once in filters.FilterConfig
+    a = sg._gen_params(cfg, 0, "answer", "off", 3, (50, 100))
+    b = sg._gen_params(cfg, 0, "answer", "off", 3, (50, 120))
+    assert a["max_tokens"] < b["max_tokens"]    # the range is in the cache key, through the budget and prompt
 
 
 def test_reward_and_judge_messages():
