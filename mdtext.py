@@ -756,6 +756,9 @@ _RULE = re.compile(r"^(?:-{3,}|\*{3,}|_{3,})[ \t]*$")
 _TABLE_DELIMITER = re.compile(r"^\|(?:[ \t]*:?-+:?[ \t]*\|)+[ \t]*$")
 _CONTAINER = re.compile(r"^(?:[ \t]*>[ \t]?)*[ \t]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+)?")
 _AUTOLINK = re.compile(r"<([A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*)>")
+# what a line's first character must be for _CONTAINER, _FENCE_OPEN, _HEADING, _RULE or _TABLE_DELIMITER to match
+# there (and a digit: a numbered item)
+_BLOCK_START = frozenset(" \t>-+*#`~_|")
 
 
 def visible_text(markdown: str) -> str:
@@ -765,6 +768,10 @@ def visible_text(markdown: str) -> str:
     out: list[tuple[str, int]] = []  # (line, quote depth of its container)
     fence, fence_depth = None, 0
     for line in markdown.split("\n"):
+        if fence is None and (not line or line[0] not in _BLOCK_START and not line[0].isdigit()):
+            # most lines: blank, or a paragraph's text with no container, block mark or fence in front of it
+            out.append((_inline_visible(line).replace("\x00", "|"), 0))
+            continue
         prefix = _CONTAINER.match(line).group()
         body = line[len(prefix):]
         if fence is not None:
@@ -807,74 +814,95 @@ def _merge_blank_lines(lines: list[tuple[str, int]]) -> list[str]:
     return out
 
 
+# where _inline_visible has something to decide; every other character is visible as it is
+_INLINE_MARKUP = re.compile(r"[\\`$<\[\]*|]|!\[")
+
+
 def _inline_visible(text: str) -> str:
-    """The visible characters of one line's inline Markdown (escaped pipes come back as \\x00 for the caller)."""
+    """The visible characters of one line's inline Markdown (escaped pipes come back as \\x00 for the caller).
+    Jumps from one markup character to the next (a regex search) and copies the text between them whole."""
+    found = _INLINE_MARKUP.search(text)
+    if found is None:
+        return text
     out: list[str] = []
     openers: list[int] = []
     i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\\" and i + 1 < n and text[i + 1] in _ASCII_PUNCT:
-            out.append("|" if text[i + 1] == "|" else text[i + 1])
-            i += 2
-        elif ch == "\\" and i + 1 == n:
-            i += 1  # a hard line break
-        elif ch == "`":
-            j = i
-            while j < n and text[j] == "`":
-                j += 1
-            run = text[i:j]
-            close = re.compile(r"(?<!`)" + run + r"(?!`)").search(text, j)
-            if close is None:
-                out.append(run)
-                i = j
-                continue
-            code = text[j:close.start()]
-            if len(code) > 2 and code.startswith(" ") and code.endswith(" ") and code.strip():
-                code = code[1:-1]
-            out.append(code)
-            i = close.end()
-        elif ch == "$" and _MATH.match(text, i):
-            math = _MATH.match(text, i).group()
-            out.append(math)
-            i += len(math)
-        elif ch == "<" and _AUTOLINK.match(text, i):
-            link = _AUTOLINK.match(text, i)
-            out.append(link.group(1))
-            i = link.end()
-        elif ch == "!" and text.startswith("![", i):
-            openers.append(len(out))
-            out.append("![")
-            i += 2
-        elif ch == "[":
-            openers.append(len(out))
-            out.append("[")
-            i += 1
-        elif ch == "]" and openers:
-            opener = openers.pop()
-            end = _destination_end(text, i + 1)
-            if end is None:
-                out.append("]")
-                i += 1
-            else:
-                image = out[opener] == "!["
-                shown = image and "".join(out[opener + 1:]).strip()
-                out[opener] = " " if shown else ""  # the plain text sets alt text apart: " alt "
-                if shown:
-                    out.append(" ")
-                i = end
-        elif ch == "*":
-            j = i
-            while j < n and text[j] == "*":
-                j += 1
-            before, after = text[i - 1] if i else " ", text[j] if j < n else " "
-            if before.isspace() and after.isspace():
-                out.append(text[i:j])
-            i = j
-        else:
-            out.append("\x00" if ch == "|" else ch)
-            i += 1
+    while found is not None:
+        start = found.start()
+        if start > i:
+            out.append(text[i:start])
+        i = _inline_markup(text, start, n, out, openers)
+        found = _INLINE_MARKUP.search(text, i)
+    if i < n:
+        out.append(text[i:])
     return "".join(out)
+
+
+def _inline_markup(text: str, i: int, n: int, out: list[str], openers: list[int]) -> int:
+    """One markup character at text[i] (or `![`): its visible part appended to `out`; returns where to go on."""
+    ch = text[i]
+    if ch == "\\":
+        if i + 1 < n and text[i + 1] in _ASCII_PUNCT:
+            out.append(text[i + 1])
+            return i + 2
+        if i + 1 == n:
+            return n  # a hard line break
+        out.append(ch)
+        return i + 1
+    if ch == "`":
+        j = i
+        while j < n and text[j] == "`":
+            j += 1
+        run = text[i:j]
+        close = re.compile(r"(?<!`)" + run + r"(?!`)").search(text, j)
+        if close is None:
+            out.append(run)
+            return j
+        code = text[j:close.start()]
+        if len(code) > 2 and code.startswith(" ") and code.endswith(" ") and code.strip():
+            code = code[1:-1]
+        out.append(code)
+        return close.end()
+    if ch == "$":
+        math = _MATH.match(text, i)
+        out.append(math.group() if math else ch)
+        return math.end() if math else i + 1
+    if ch == "<":
+        link = _AUTOLINK.match(text, i)
+        out.append(link.group(1) if link else ch)
+        return link.end() if link else i + 1
+    if ch == "!" or ch == "[":
+        openers.append(len(out))
+        out.append("![" if ch == "!" else "[")
+        return i + (2 if ch == "!" else 1)
+    if ch == "]" and openers:
+        return _close_bracket(text, i, out, openers)
+    if ch == "*":
+        j = i
+        while j < n and text[j] == "*":
+            j += 1
+        before, after = text[i - 1] if i else " ", text[j] if j < n else " "
+        if before.isspace() and after.isspace():
+            out.append(text[i:j])
+        return j
+    out.append("\x00" if ch == "|" else ch)  # "|", or "]" with no opener
+    return i + 1
+
+
+def _close_bracket(text: str, i: int, out: list[str], openers: list[int]) -> int:
+    """A `]` closing the last `[` or `![`: with a `(destination)` after it the brackets and the destination go
+    (an image's alt text set apart by spaces, as the plain text has it); without one the `]` stays."""
+    opener = openers.pop()
+    end = _destination_end(text, i + 1)
+    if end is None:
+        out.append("]")
+        return i + 1
+    image = out[opener] == "!["
+    shown = image and "".join(out[opener + 1:]).strip()
+    out[opener] = " " if shown else ""  # the plain text sets alt text apart: " alt "
+    if shown:
+        out.append(" ")
+    return end
 
 
 def _destination_end(text: str, i: int) -> int | None:

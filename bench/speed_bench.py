@@ -39,13 +39,13 @@ def data_digests(final: Path) -> dict[str, str]:
             if p.is_file() and p.name not in REPORT_ONLY and p.suffix != ".png"}
 
 
-def run_ours(repo: Path, path: Path, out: Path, cache: Path) -> dict:
-    """`python main.py --input path` in `repo` (default flags, a fresh embedding cache), measured."""
+def run_ours(repo: Path, path: Path, out: Path, cache: Path, extra: list[str]) -> dict:
+    """`python main.py --input path` in `repo` (default flags plus `extra`, a fresh embedding cache), measured."""
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(cache, ignore_errors=True)
     load, cpu = os.getloadavg()[0], cpu_seconds_of_children()
     r = measure([PY, "main.py", "--input", str(path), "--output-dir", str(out), "--quiet",
-                 "--embedding-cache", str(cache)], cwd=repo)
+                 "--embedding-cache", str(cache), *extra], cwd=repo)
     cpu = cpu_seconds_of_children() - cpu
     if r["rc"] != 0:
         raise SystemExit(f"pipeline failed in {repo} ({r['rc']}):\n{r['stderr'][-3000:]}")
@@ -94,24 +94,26 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--before", type=Path, default=None, help="a checkout of the code before the speed work")
     ap.add_argument("--json", type=Path, default=None, help="also write every measure here")
+    ap.add_argument("--ours-args", default="", help="more flags for both of our runs, e.g. '--text-format plain'")
     a = ap.parse_args()
     cpu = cpu_info()
     print(f"CPU: {cpu['model']}, {cpu['cores']} cores; commit {commit()}; load {os.getloadavg()[0]:.1f}", flush=True)
     path = corpus(a.questions, a.seed)
+    extra = a.ours_args.split()
     work = Path(tempfile.mkdtemp(prefix="lawqa-speed-"))
     rounds = []
     try:
         for i in range(a.rounds):
-            r = {"tutorial": run_tutorial(path), "after": run_ours(REPO, path, work / "after", work / "cache-a")}
+            r = {"tutorial": run_tutorial(path), "after": run_ours(REPO, path, work / "after", work / "cache-a", extra)}
             if a.before:
-                r["before"] = run_ours(a.before.resolve(), path, work / "before", work / "cache-b")
+                r["before"] = run_ours(a.before.resolve(), path, work / "before", work / "cache-b", extra)
             rounds.append(r)
             msg = f"round {i + 1}: tutorial {r['tutorial']['wall']:.1f}s, ours {r['after']['wall']:.1f}s"
             print(msg + (f", before {r['before']['wall']:.1f}s" if a.before else ""), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     lines = [f"CPU: {cpu['model']}, {cpu['cores']} cores; commit {commit()}; {a.questions:,} questions "
-             f"(seed {a.seed})", ""] + table(rounds, bool(a.before))
+             f"(seed {a.seed})" + (f"; ours with {a.ours_args}" if extra else ""), ""] + table(rounds, bool(a.before))
     ratios = [r["after"]["wall"] / r["tutorial"]["wall"] for r in rounds]
     lines += ["", f"median ours / tutorial: {statistics.median(ratios):.2f} (rounds: "
               + ", ".join(f"{x:.2f}" for x in ratios) + ")"]

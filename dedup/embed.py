@@ -365,13 +365,16 @@ class ChunkTokenizer:
         self.ids: dict[str, list[int]] = {}
 
     def __call__(self, sentences) -> list[list[int]]:
+        from itertools import chain, islice
+
         tokenizer = self.model.tokenizer
         chunked = [_TOKENIZER_SPACE.split(s) for s in sentences]
         ids = self.ids
-        new = sorted({c for chunks in chunked for c in chunks if c not in ids})
+        distinct = set().union(*chunked)  # set and list operations in C, not a Python loop over every word
+        new = sorted(distinct - ids.keys())
         if len(ids) + len(new) > self.MAX_CACHED:
             ids.clear()
-            new = sorted({c for chunks in chunked for c in chunks})
+            new = sorted(distinct)
         if new:
             for chunk, enc in zip(new, tokenizer.encode_batch_fast(new, add_special_tokens=False)):
                 ids[chunk] = enc.ids
@@ -379,10 +382,8 @@ class ChunkTokenizer:
         unk = self.model.unk_token_id
         out = []
         for chunks in chunked:
-            row = [i for c in chunks for i in ids[c]]
-            if limit is not None:
-                del row[limit:]
-            out.append(row if unk is None else [i for i in row if i != unk])
+            row = list(islice(chain.from_iterable(map(ids.__getitem__, chunks)), limit))  # limit None: all
+            out.append(row if unk is None or unk not in row else [i for i in row if i != unk])
         return out
 
 

@@ -45,19 +45,28 @@ def spherical_kmeans(emb: np.ndarray, k: int, seed: int, iters: int = 20) -> tup
 
 
 def _top_neighbours_numpy(emb: np.ndarray):
-    def top(q: np.ndarray, db: np.ndarray, k: int):
+    def top(q: np.ndarray, db: np.ndarray, k: int, threshold: float):
         sims = emb[q] @ emb[db].T
         sims[q[:, None] == db[None, :]] = -np.inf  # a row is not its own neighbour
-        if sims.shape[1] > k:
-            cols = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        else:
-            cols = np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
-        return cols, np.take_along_axis(sims, cols, axis=1)
+        hit = sims >= threshold
+        # a row with at most k hits has all of them among its k nearest: only rows with more need the top k
+        # (np.argpartition over every row cost most of the search)
+        over = np.nonzero(hit.sum(axis=1) > k)[0]
+        hit[over] = False
+        ii, jj = np.nonzero(hit)
+        if len(over):
+            cols = np.argpartition(-sims[over], k - 1, axis=1)[:, :k]
+            oi, oj = np.nonzero(np.take_along_axis(sims[over], cols, axis=1) >= threshold)
+            ii, jj = np.concatenate([ii, over[oi]]), np.concatenate([jj, cols[oi, oj]])
+            order = np.argsort(ii, kind="stable")  # query order, as if every row had been taken in turn
+            ii, jj = ii[order], jj[order]
+        return ii, jj, sims[ii, jj], sims.max(axis=1)
     return top
 
 
 def _top_neighbours(emb: np.ndarray, device: str):
-    """top(query idx, db idx, k) -> (db columns, similarities) of each query's k most similar db rows.
+    """top(query idx, db idx, k, threshold) -> (query positions, db columns, similarities) of the pairs at or
+    above `threshold` among each query's k most similar db rows, and each query's best similarity.
     On --device gpu the embeddings go to the GPU once and only the top-k come back."""
     if device == "gpu":
         import torch
@@ -65,12 +74,14 @@ def _top_neighbours(emb: np.ndarray, device: str):
         if torch.cuda.is_available():
             et = torch.from_numpy(np.ascontiguousarray(emb)).cuda()
 
-            def top(q: np.ndarray, db: np.ndarray, k: int):
+            def top(q: np.ndarray, db: np.ndarray, k: int, threshold: float):
                 qt, dt = torch.from_numpy(q).cuda(), torch.from_numpy(db).cuda()
                 sims = et[qt] @ et[dt].T
                 sims[qt[:, None] == dt[None, :]] = -float("inf")
                 vals, cols = torch.topk(sims, min(k, sims.shape[1]), dim=1)
-                return cols.cpu().numpy(), vals.float().cpu().numpy()
+                cols, vals = cols.cpu().numpy(), vals.float().cpu().numpy()
+                ii, jj = np.nonzero(vals >= threshold)
+                return ii, cols[ii, jj], vals[ii, jj], np.max(vals, axis=1)
             return top
     return _top_neighbours_numpy(emb)
 
@@ -110,12 +121,11 @@ def semantic_pairs(emb: np.ndarray, threshold: float, clusters: int, probe: int,
         qs = np.nonzero((primary == c) & qmask)[0]
         for s in range(0, len(qs) if len(db) > 1 else 0, block):
             q = qs[s: s + block]
-            cols, sims = search(q, db, max_neighbours)
-            nearest[q] = np.max(sims, axis=1)
-            ii, jj = np.nonzero(sims >= threshold)
+            ii, cols, sims, best = search(q, db, max_neighbours, threshold)
+            nearest[q] = best
             found_a.append(q[ii])
-            found_b.append(db[cols[ii, jj]])
-            found_s.append(sims[ii, jj])
+            found_b.append(db[cols])
+            found_s.append(sims)
     pairs, sims = _unique_pairs(found_a, found_b, found_s, n)
     return pairs, sims, {"cluster_s": cluster_s, "search_s": time.perf_counter() - t1, "clusters": int(k),
                          "nearest": nearest}

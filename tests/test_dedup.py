@@ -373,6 +373,46 @@ def test_semantic_pairs_match_brute_force():
     assert {tuple(p) for p in pairs} == set(zip(ii, jj))
 
 
+def _reference_top_neighbours(emb):
+    """The search's top-k as it was: every query row's k most similar db rows by np.argpartition, then the pairs at
+    or above the threshold among them (what the faster search must reproduce pair for pair, bit for bit)."""
+    def top(q, db, k, threshold):
+        sims = emb[q] @ emb[db].T
+        sims[q[:, None] == db[None, :]] = -np.inf
+        if sims.shape[1] > k:
+            cols = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        else:
+            cols = np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
+        sims = np.take_along_axis(sims, cols, axis=1)
+        ii, jj = np.nonzero(sims >= threshold)
+        return ii, cols[ii, jj], sims[ii, jj], np.max(sims, axis=1)
+    return top
+
+
+@pytest.mark.parametrize("max_neighbours, block", [(32, 2048), (4, 50), (200, 2048)])
+def test_semantic_pairs_equal_the_argpartition_search(monkeypatch, max_neighbours, block):
+    """Groups of near copies larger than max_neighbours (where the top-k cuts) beside small groups and lone rows:
+    the same pairs, similarities and nearest-neighbour similarities as the search that took every row's top k."""
+    from dedup import search
+
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=(60, 48)).astype(np.float32)
+    sizes = rng.choice([1, 2, 3, 5, 6, 33, 34, 35, 36, 70], size=len(base))
+    pts = np.concatenate([b + rng.normal(scale=0.08, size=(n, 48)).astype(np.float32) for b, n in zip(base, sizes)])
+    emb = dedup.embed.l2norm(pts)
+    query = rng.random(len(emb)) < 0.7
+    for thr in (0.9, 0.97):
+        for mask in (None, query):
+            args = (emb, thr, 6, 2, 0, "cpu", mask, max_neighbours, block)
+            pairs, sims, stats = search.semantic_pairs(*args)
+            with monkeypatch.context() as m:
+                m.setattr(search, "_top_neighbours_numpy", _reference_top_neighbours)
+                ref_pairs, ref_sims, ref_stats = search.semantic_pairs(*args)
+            assert len(ref_pairs) > 100 and np.array_equal(pairs, ref_pairs)
+            assert sims.tobytes() == ref_sims.tobytes()
+            np.testing.assert_array_equal(stats["nearest"], ref_stats["nearest"])
+
+
 def test_dedup_against_drops_new_duplicates_only(cache_dir):
     rng = random.Random(2021)
     existing = frame(make_rows(50, seed=21))
