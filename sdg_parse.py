@@ -296,7 +296,9 @@ _ABOUT_THE_TASK = re.compile(
     r"\b(?:paraphras\w*|rephras\w*|reword\w*)"
     r"|\bthe original (?:text|question|answer|sentence|paragraph|wording|version|post|one)\b"
     r"|\b(?:the|this) (?:text|passage|question|answer) above\b|\bthe (?:above|given|following) (?:text|passage)\b"
-    r"|\bthe (?:rewritten|revised|paraphrased) (?:answer|question|text|version)\b"
+    r"|\bthe (?:rewritten|revised|paraphrased|requested) (?:answer|question|text|version|lines?)\b"
+    r"|\bwhat you asked\b|\bthe prompt\b|\bi am not a human\b|\b(?:my|this|the|a) legal question\b"
+    r"|\b(?:my|our) (?:responses|services|team|website|blog)\b|\b(?:this|the) answer (?:includes|contains)\b"
     r"|\b(?:this|the|that) (?:question|answer) is an? (?:legal|important|good|complex|difficult|interesting) one\b"
     r"|\b(?:this|it) is an? (?:legal|important) question (?:that|which|about|requiring)\b"
     r"|\bthis (?:response|rewrite|variant|version|item|line)\b|\b(?:this|the above) post\b|\bthe post above\b"
@@ -396,12 +398,16 @@ def is_echo(item: str, source: str) -> bool:
     return run >= EXCERPT_MIN_SHARE * len(ti)
 
 
+# a sentence ends inside a title ("... yet. How does it work?", "Thank you! Is ..."), not after an initial ("U.S. law")
+_SENTENCE_INSIDE = re.compile(r"(?<![A-Z])(?<!\b[a-z])[.!]\s+[A-Z]")
+
+
 def title_problem(title: str) -> str | None:
     """Why a title is not one question, or None."""
     if "\n" in title or title[-1:] not in QUESTION_MARKS:
         return "not_a_question"
-    if re.search(rf"[{QUESTION_MARKS}]\s+\S", title):
-        return "not_a_question"          # two questions (or a question and a remark) in one title
+    if re.search(rf"[{QUESTION_MARKS}]\s+\S", title) or _SENTENCE_INSIDE.search(title):
+        return "not_a_question"          # two questions, or a remark and a question, in one title
     if not TITLE_MIN_CHARS <= len(title) <= TITLE_MAX_CHARS:
         return "title_length"
     return None
