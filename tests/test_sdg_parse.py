@@ -174,3 +174,13 @@ def test_a_marker_inside_a_line_is_stripped():
 ])
 def test_a_title_is_one_sentence(title, problem):
     assert sp.title_problem(title) == problem
+
+
+def test_new_facts_are_numbers_and_names_the_source_lacks():
+    src = "My landlord in Leeds kept my deposit of $1,200 after 2 years. Is that allowed under the Housing Act?"
+    assert sp.new_facts("Can my landlord in Leeds keep a $1200 deposit after 2 years under the Housing Act?", src) == []
+    assert sp.new_facts("Marta Patel from Dayton, Illinois paid $1,910 to my landlord.", src) == \
+        ["1,910", "Patel", "Dayton", "Illinois"]
+    keeps = "Can my landlord in Leeds keep my deposit of $1,200 after 2 years under the Housing Act?"
+    assert sp.item_problem(keeps, "title", [], topic=src) is None
+    assert sp.item_problem(keeps.replace("Leeds", "York"), "title", [], topic=src) == "new_facts"
