@@ -339,7 +339,7 @@ def topic_share(item: str, topic: str) -> tuple[float, int]:
 
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_NAME = re.compile(r"(?<=[\w,;)\"\u201d] )[A-Z][\w'\u2019-]*")    # a capitalised word inside a sentence
+_NAME = re.compile(r"(?<=[\w,;] )[A-Z][\w'\u2019-]*")    # a capitalised word inside a sentence
 
 
 def new_facts(item: str, source: str) -> list[str]:
