@@ -24,7 +24,8 @@ TITLE_MIN_CHARS..TITLE_MAX_CHARS characters), `echo` (near-verbatim copy of its 
 `too_few_words`, `too_many_words`. Junk a small model writes in a well-formed line: `escaped_markup` (an escape
 written out: "\\n", "\\*"), `about_the_task` (talk of the rewriting, the lines, "the original text", or to the one
 who asked), `repetitive` (a loop on one phrase, or words run together), and, given the text the prompt showed,
-`off_topic` (under MIN_TOPIC_SHARE of the item's content words are the text's).
+`off_topic` (under MIN_TOPIC_SHARE of the item's content words are the text's) and `new_facts` (a number or a name
+the text does not have).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from structured import schema_items
 RESPONSE_REASONS = ("empty", "reasoning_only", "truncated", "refusal", "no_items", "wrong_count")
 SCHEMA_REASONS = ("invalid_json", "not_an_object", "not_a_string")   # response-level, json-schema answers only
 ITEM_REASONS = ("refusal", "not_a_question", "title_length", "echo", "repeated", "too_short", "too_few_words",
-                "too_many_words", "escaped_markup", "about_the_task", "repetitive", "off_topic")
+                "too_many_words", "escaped_markup", "about_the_task", "repetitive", "off_topic", "new_facts")
 TITLE_MIN_CHARS = 10
 TITLE_MAX_CHARS = 150     # a Stack Exchange title is at most 150 characters
 # word-sequence similarity (difflib ratio) at or above which an item is an echo of its source: about one word in
@@ -296,7 +297,9 @@ _ABOUT_THE_TASK = re.compile(
     r"\b(?:paraphras\w*|rephras\w*|reword\w*)"
     r"|\bthe original (?:text|question|answer|sentence|paragraph|wording|version|post|one)\b"
     r"|\b(?:the|this) (?:text|passage|question|answer) above\b|\bthe (?:above|given|following) (?:text|passage)\b"
-    r"|\bthe (?:rewritten|revised|paraphrased) (?:answer|question|text|version)\b"
+    r"|\bthe (?:rewritten|revised|paraphrased|requested) (?:answer|question|text|version|lines?)\b"
+    r"|\bwhat you asked\b|\bthe prompt\b|\bi am not a human\b|\b(?:my|this|the|a) legal question\b"
+    r"|\b(?:my|our) (?:responses|services|team|website|blog)\b|\b(?:this|the) answer (?:includes|contains)\b"
     r"|\b(?:this|the|that) (?:question|answer) is an? (?:legal|important|good|complex|difficult|interesting) one\b"
     r"|\b(?:this|it) is an? (?:legal|important) question (?:that|which|about|requiring)\b"
     r"|\bthis (?:response|rewrite|variant|version|item|line)\b|\b(?:this|the above) post\b|\bthe post above\b"
@@ -316,9 +319,9 @@ yes can could would should will shall may might must if then than so such there 
 where why how all any each some more most other into about over under after before between out up down off also just
 only very too own same both few many much get got one two said says say like""".split())
 # share of an item's content words (stems: first STEM_CHARS letters) that its source text also uses, below which the
-# item is about something else: a paraphrase reuses most of its source's names and terms; SmolLM2-135M's lines about
-# something else shared 0-16% (bench/RESULTS.md, issue 19)
-MIN_TOPIC_SHARE = 0.2
+# item is about something else: a paraphrase reuses most of its source's names and terms (SmolLM2-135M's faithful
+# lines: 47-89%); its lines about something else, or generic filler, shared 0-29% (bench/RESULTS.md, issue 19)
+MIN_TOPIC_SHARE = 0.3
 MIN_TOPIC_WORDS = 2         # ...and at least this many shared content words
 STEM_CHARS = 5
 
@@ -333,6 +336,22 @@ def topic_share(item: str, topic: str) -> tuple[float, int]:
     mine = content_stems(item)
     shared = len(mine & content_stems(topic))
     return (shared / len(mine) if mine else 0.0), shared
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_NAME = re.compile(r"(?<=[\w,;] )[A-Z][\w'\u2019-]*")    # a capitalised word inside a sentence
+
+
+def new_facts(item: str, source: str) -> list[str]:
+    """Numbers and names (capitalised words inside a sentence) the item states and its source does not: a
+    paraphrase or a title keeps the source's facts, a small model invents others ("Marta Patel from Dayton",
+    "$1,910", "The Law of Tort")."""
+    numbers = {n.replace(",", "") for n in _NUMBER.findall(source)}
+    words = {w.lower() for w in re.findall(r"\w+", source)}
+    new = [n for n in _NUMBER.findall(item) if n.replace(",", "") not in numbers]
+    new += [w for w in _NAME.findall(item) if w != "I" and not w.startswith(("I'", "I\u2019"))
+            and w.lower().rstrip("'\u2019s") not in words and w.lower() not in words]
+    return new
 
 
 def is_about_the_task(text: str) -> bool:
@@ -396,12 +415,16 @@ def is_echo(item: str, source: str) -> bool:
     return run >= EXCERPT_MIN_SHARE * len(ti)
 
 
+# a sentence ends inside a title ("... yet. How does it work?", "Thank you! Is ..."), not after an initial ("U.S. law")
+_SENTENCE_INSIDE = re.compile(r"(?<![A-Z])(?<!\b[a-z])[.!]\s+[A-Z]")
+
+
 def title_problem(title: str) -> str | None:
     """Why a title is not one question, or None."""
     if "\n" in title or title[-1:] not in QUESTION_MARKS:
         return "not_a_question"
-    if re.search(rf"[{QUESTION_MARKS}]\s+\S", title):
-        return "not_a_question"          # two questions (or a question and a remark) in one title
+    if re.search(rf"[{QUESTION_MARKS}]\s+\S", title) or _SENTENCE_INSIDE.search(title):
+        return "not_a_question"          # two questions, or a remark and a question, in one title
     if not TITLE_MIN_CHARS <= len(title) <= TITLE_MAX_CHARS:
         return "title_length"
     return None
@@ -430,6 +453,8 @@ def item_problem(item: str, kind: str | None, sources: list[str], words: tuple[i
         share, shared = topic_share(item, topic)
         if share < MIN_TOPIC_SHARE or shared < MIN_TOPIC_WORDS:
             return "off_topic"
+        if new_facts(item, topic):
+            return "new_facts"
     return None
 
 

@@ -114,6 +114,9 @@ def test_title_gate(title, problem):
     "The rewritten answer has been edited to keep all facts as they are.",
     "The question is a legal one, requiring careful consideration of the law.",
     "This is a legal question that asks for more information about the request.",
+    "This is the requested answer. It contains 3 times of what you asked.",
+    "I will ensure that the law is applied to all of my responses.",
+    "What are the details of my legal question?",
 ])
 def test_about_the_task_catches_meta_talk(text):
     assert sp.is_about_the_task(text)
@@ -161,3 +164,23 @@ def test_a_marker_inside_a_line_is_stripped():
                        "* - May a tenant ask for the deposit back?", 3, "title")
     assert r.items == ["Can a landlord keep a deposit?", "Is a deposit refundable at the end?",
                        "May a tenant ask for the deposit back?"]
+
+
+@pytest.mark.parametrize("title,problem", [
+    ("Are there are no answers yet. How does it work?", "not_a_question"),
+    ("Is there a refund for a camera on my driveway! Thank you! Is this possible?", "not_a_question"),
+    ("Does U.S. law let a landlord keep the deposit?", None),
+    ("Can a landlord keep a deposit for wear and tear, e.g. a worn carpet?", None),
+])
+def test_a_title_is_one_sentence(title, problem):
+    assert sp.title_problem(title) == problem
+
+
+def test_new_facts_are_numbers_and_names_the_source_lacks():
+    src = "My landlord in Leeds kept my deposit of $1,200 after 2 years. Is that allowed under the Housing Act?"
+    assert sp.new_facts("Can my landlord in Leeds keep a $1200 deposit after 2 years under the Housing Act?", src) == []
+    assert sp.new_facts("Marta Patel from Dayton, Illinois paid $1,910 to my landlord.", src) == \
+        ["1,910", "Patel", "Dayton", "Illinois"]
+    keeps = "Can my landlord in Leeds keep my deposit of $1,200 after 2 years under the Housing Act?"
+    assert sp.item_problem(keeps, "title", [], topic=src) is None
+    assert sp.item_problem(keeps.replace("Leeds", "York"), "title", [], topic=src) == "new_facts"
