@@ -194,8 +194,7 @@ class LLMClient:
         self._pending[key] = fut
         try:
             body = orjson.dumps({"model": model, "messages": messages, **params})
-            # calls of one model and max_tokens cost alike: the limiter compares their latencies to learn queueing
-            res = await self._fetch(key, model, body, (model, params.get("max_tokens")))
+            res = await self._fetch(key, model, body, cost_class(model, params.get("max_tokens")))
         except BaseException as e:
             if not fut.done():
                 fut.set_exception(e)
@@ -357,6 +356,15 @@ class LLMClient:
         self.limiter.on_success(latency, ct, cost_class, started)
         self._give_ups_in_a_row = 0
         return Result(ok=True, data=data, key=key), None, 0.0
+
+
+def cost_class(model: str, max_tokens) -> tuple:
+    """The kind of call whose latencies the limiter compares to learn queueing: one model, max_tokens within a power
+    of two. Exact max_tokens would not do: SDG sizes each call's max_tokens from its source's length, and the first
+    answer of a new kind has nothing to be compared with."""
+    if not isinstance(max_tokens, int) or max_tokens <= 0:
+        return model, None
+    return model, 1 << (max_tokens - 1).bit_length()
 
 
 def _quiet_on_interrupt(loop, context: dict) -> None:

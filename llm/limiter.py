@@ -7,9 +7,10 @@ low and grows only while latency does not grow with it (slow start: +1 per succe
 the first sign of a limit), and a call whose latency is QUEUE_RATIO times the unqueued latency of its kind, by at
 least `min_queue_seconds`, says the server queued it: the limit is cut to what the server serves (calls in flight /
 that ratio) and grows past that level QUEUE_PROBE_SLOWDOWN times slower. The unqueued latency of a kind of call
-(`cost_class`: model and max_tokens) is the least seen, both per call and per completion token (plus a fixed
-overhead): a call is judged by the smaller of the two ratios, so neither a long answer on a decode-bound server nor
-a short one on a fixed-latency server reads as queueing. The median of the last three calls decides a cut (one slow
+(`cost_class`: the model and max_tokens within a power of two, see llm.client.cost_class) is the least seen, both
+per call and per completion token (plus a fixed overhead): a call is judged by the smaller of the two ratios, so
+neither a long answer on a decode-bound server nor a short one on a fixed-latency server reads as queueing; the first
+answer of a kind grows the limit only if it was alone in flight. The median of the last three calls decides a cut (one slow
 call is no queue); any call at or above GROW_RATIO stops growth.
 """
 from __future__ import annotations
@@ -107,7 +108,11 @@ class AdaptiveLimiter:
         """A call answered; `latency` (seconds from send) and its completion `tokens` feed the queue signal."""
         queued = False
         if latency is not None:
+            # the first answer of its kind is measured against nothing: evidence for growth only if it was alone
+            unknown_kind = cost_class not in self._unqueued and self.inflight > 1
             ratio, waited = self.queue_signal(latency, tokens, cost_class)
+            if unknown_kind:
+                return
             self._recent.append((ratio, waited))
             queued = ratio >= GROW_RATIO and waited >= self.min_queue_seconds
             if len(self._recent) == self._recent.maxlen and started >= self.last_cut:

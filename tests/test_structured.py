@@ -224,6 +224,21 @@ def test_one_slot_server_no_retries_no_queue_timeouts(server, tmp_path):
     assert time.monotonic() - t0 < 24 * 0.15 * 2 + 2      # not serialised into waits: about 24 service times
 
 
+def test_one_slot_server_calls_of_many_sizes_do_not_flood_it(server, tmp_path):
+    # SDG sizes each call's max_tokens from its source: with one latency class per exact max_tokens every call was
+    # the first of its kind, read as unqueued, and grew the limit (7-8 in flight at a one-slot llama.cpp server)
+    srv = server(latency=0.15, slots=1)
+    c = llm.LLMClient(srv.base_url, cache_dir=None, max_concurrency=16, timeout=2.0)
+    c.limiter.min_queue_seconds = 0.1
+    reqs = [llm.ChatRequest("m", [{"role": "user", "content": f"say hello {i}"}], {"max_tokens": 300 + 7 * i})
+            for i in range(24)]
+    res = c.run_batch(reqs)
+    assert all(r.ok for r in res)
+    assert c.stats.retries == 0 and c.stats.timeouts == 0 and c.stats.requests == 24
+    assert srv.counts["max_inflight"] <= 4 and c.concurrency == 1
+    assert {llm.client.cost_class("m", r.params["max_tokens"]) for r in reqs} == {("m", 512)}
+
+
 def test_parallel_server_still_gets_full_concurrency(server, tmp_path):
     srv = server(latency=0.05)
     c = llm.LLMClient(srv.base_url, cache_dir=None, max_concurrency=32, timeout=5.0)
@@ -253,11 +268,16 @@ def test_limiter_queue_signal_cuts_to_what_the_server_serves():
         grew_after += 1
     assert grew_after >= llm.limiter.QUEUE_PROBE_SLOWDOWN
     # a long answer is no queue: judged per token too (and a short one on a fixed-latency server per call)
-    lim2 = llm.AdaptiveLimiter(32, initial=4)
-    lim2.inflight = 4
-    for latency, tokens in ((1.0, 20), (10.0, 300), (9.0, 280), (11.0, 320)):
+    lim2 = llm.AdaptiveLimiter(32, initial=1)
+    lim2.inflight = 1                          # alone: the first answer of its kind may grow the limit
+    lim2.on_success(1.0, 20, "gen", started=time.monotonic())
+    assert lim2.current == 2
+    lim2.inflight = 2
+    for latency, tokens in ((10.0, 300), (9.0, 280), (11.0, 320)):
         lim2.on_success(latency, tokens, "gen", started=time.monotonic())
-    assert lim2.queue_cuts == 0 and lim2.current > 4
+    assert lim2.queue_cuts == 0 and lim2.current == 2
+    lim2.on_success(1.0, 20, "judge", started=time.monotonic())     # a new kind among others: measured, no growth
+    assert lim2.current == 2 and "judge" in lim2._unqueued
 
 
 def test_the_choice_reaches_the_report_line_and_the_card():
