@@ -41,9 +41,12 @@ def dask_client(cfg):
         cluster.close()
 
 
-# what every record task imports: loaded when the cluster starts, so no stage's time includes a first import
-# (dask.dataframe alone takes ~1 s in each process)
-TASK_MODULES = ("dask.dataframe", "modifiers", "filters", "card", "dedup.features")
+# what the clean + filter tasks import: loaded when the cluster starts, so no stage's time includes a first import
+TASK_MODULES = ("modifiers", "filters", "card", "dedup.features")
+# what the later stages' tasks import (dask.dataframe's partition functions: dedup's kept rows, the split; ~0.5 s of
+# CPU a process): loaded once the clean tasks are done, while the driver gathers their results and deduplicates,
+# not at the start, where the workers' CPU is what the clean of the first partitions waits for
+LATER_MODULES = ("dask.dataframe",)
 
 
 def _import_modules(names: tuple[str, ...]) -> None:
@@ -53,14 +56,19 @@ def _import_modules(names: tuple[str, ...]) -> None:
         importlib.import_module(name)
 
 
-def warm_up(client) -> None:
-    """Import TASK_MODULES in each worker (a task of its own, not waited for: the workers are idle until convert's
-    first partition, which queues behind it) and dask.dataframe in this process meanwhile."""
+def preload(client, modules: tuple[str, ...]) -> None:
+    """Import `modules` in each worker: a task of its own, not waited for (a worker's next task queues behind it)."""
     from distributed import fire_and_forget
 
     for worker in client.scheduler_info()["workers"]:
-        fire_and_forget(client.submit(_import_modules, TASK_MODULES, workers=[worker], allow_other_workers=False,
+        fire_and_forget(client.submit(_import_modules, modules, workers=[worker], allow_other_workers=False,
                                       pure=False))
+
+
+def warm_up(client) -> None:
+    """Import TASK_MODULES in each worker (the workers are idle until convert's first partition, which queues
+    behind it) and dask.dataframe in this process meanwhile."""
+    preload(client, TASK_MODULES)
     import dask.dataframe  # noqa: F401
 
 

@@ -174,7 +174,7 @@ class Filter:
         from collections import Counter
 
         from card import word_count_section
-        from cluster import split_results
+        from cluster import LATER_MODULES, preload, split_results
         from records import empty_frame
 
         # the clean tasks filtered each partition too: gather their drop counts, word-count histograms and the
@@ -184,6 +184,7 @@ class Filter:
             from dedup.embed import release_models
 
             ctx.client.run(release_models)
+        preload(ctx.client, LATER_MODULES)  # the workers are idle from here until dedup's first task
         ctx.data["records"] = records
         ctx.data["features"] = [features for _, _, features, _ in extras]
         ctx.report.sections["word_counts"] = word_count_section([histograms for _, histograms, _, _ in extras])

@@ -819,8 +819,9 @@ _INLINE_MARKUP = re.compile(r"[\\`$<\[\]*|]|!\[")
 
 
 def _inline_visible(text: str) -> str:
-    """The visible characters of one line's inline Markdown (escaped pipes come back as \\x00 for the caller).
-    Jumps from one markup character to the next (a regex search) and copies the text between them whole."""
+    """The visible characters of one line's inline Markdown (unescaped pipes, a table's cell separators, come back
+    as \\x00 for the caller). Jumps from one markup character to the next (a regex search) and copies the text
+    between them whole."""
     found = _INLINE_MARKUP.search(text)
     if found is None:
         return text

@@ -2,6 +2,7 @@
 
     python bench/speed_bench.py                          # 24,370 questions, 3 rounds
     python bench/speed_bench.py --before DIR --rounds 3  # also a checkout of the code before the speed work
+    python bench/speed_bench.py --ours-args "--text-format plain"  # more flags for our runs (both checkouts)
 
 Each round runs, one after the other on the same file: the tutorial's method (bench/baseline_tutorial.py
 --double-clean --workers 2: HTML cleaned twice as the tutorial did, on both cores), our pipeline with default
