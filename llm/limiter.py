@@ -4,7 +4,7 @@ that learns how many calls a server really serves at once.
 Why latency: a server that answers one call at a time (a llama.cpp server with one slot) never says 429; it queues
 what it cannot serve, and a call that waits behind fifteen others times out and is paid again. So the limit starts
 low and grows only while latency does not grow with it (slow start: +1 per success, doubling per round trip, until
-the first sign of a limit), and a call whose latency is QUEUE_RATIO times the unqueued latency of its kind, by at
+the first sign of a limit: a 429, an error, or one call that queued), and a call whose latency is QUEUE_RATIO times the unqueued latency of its kind, by at
 least `min_queue_seconds`, says the server queued it: the limit is cut to what the server serves (calls in flight /
 that ratio) and grows past that level QUEUE_PROBE_SLOWDOWN times slower. The unqueued latency of a kind of call
 (`cost_class`: the model and max_tokens within a power of two, see llm.client.cost_class) is the least seen, both
@@ -124,7 +124,12 @@ class AdaptiveLimiter:
         # grow only when the limit is actually in use (otherwise there is no evidence it could be higher) and the
         # call did not queue; at or above the level where the server last said 429 (or queued), probe
         # PROBE_SLOWDOWN (QUEUE_PROBE_SLOWDOWN) times slower: each probe past its capacity costs a call a wait
-        if queued or self.inflight < self.current - 1 or self.limit >= self.ceiling:
+        if queued:
+            # the first queued call ends the doubling: from here the limit grows by one per round trip, so a
+            # one-slot server sees at most a call or two more than it serves before the median says "cut"
+            self.slow_start = False
+            return
+        if self.inflight < self.current - 1 or self.limit >= self.ceiling:
             return
         if self.slow_start:
             step = 1.0

@@ -219,7 +219,7 @@ def test_one_slot_server_no_retries_no_queue_timeouts(server, tmp_path):
     res = c.run_batch(_chat_reqs(24))
     assert all(r.ok for r in res)
     assert c.stats.retries == 0 and c.stats.timeouts == 0 and c.stats.requests == 24
-    # the slow start reaches 3-4 before three latencies say "queued" (one slow call is no queue); then 1
+    # the slow start stops at the first queued call (3 in flight), three latencies then say "cut"; then 1
     assert srv.counts["max_inflight"] <= 4 and c.concurrency == 1 and c.limiter.queue_cuts >= 1
     assert time.monotonic() - t0 < 24 * 0.15 * 2 + 2      # not serialised into waits: about 24 service times
 
