@@ -242,7 +242,9 @@ def _simple_post(root, base: str, html: str) -> tuple[str, str] | None:
     languages, pres, quotes = None, 0, 0
     for block in blocks:
         tag = block.tag
-        if tag in _MARKDOWN_PARAGRAPHS:
+        if tag == "p" and len(block) and all(br.tag == "br" and not len(br) and not br.text for br in block):
+            pair = _broken_paragraph(block)
+        elif tag in _MARKDOWN_PARAGRAPHS:
             pair = _simple_paragraph(block, base)
             if pair is not None and pair[0]:
                 heading = _HEADING_MARKS.get(tag)
@@ -291,7 +293,7 @@ def _simple_paragraph(block, base: str) -> tuple[str, str] | None:
     A paragraph of one text node is one add_text for the plain builder: its text collapsed and trimmed, whatever
     spaces it holds, unless that leaves only ">" and spaces (a line the builder counts as empty)."""
     if len(block):
-        text = _plain_text(block)
+        text = _inline_plain_text(block)
         if text is None:
             return None
         collapsed = collapse_spaces(text)
@@ -308,6 +310,41 @@ def _simple_paragraph(block, base: str) -> tuple[str, str] | None:
     if visible[:1] == ">" and not visible.strip(" >"):
         return None
     return markdown, visible
+
+
+def _inline_plain_text(block) -> str | None:
+    """_plain_text, less strict about Unicode spaces: a text with one counts for a single add_text unless a text
+    node of it is only spaces and holds one (the builder makes such a node " "; the collapse keeps it)."""
+    for element in block.iterdescendants():
+        if element.tag not in _INLINE_TAGS:
+            return None
+    text = etree.tostring(block, method="text", encoding=str, with_tail=False)
+    if _QUOTE_START.match(text):
+        return None
+    if _UNICODE_ONLY_SPACE.search(text):
+        nodes = [block.text] + [node for element in block.iterdescendants() for node in (element.text, element.tail)]
+        if any(node and node.isspace() and node.strip(" \t\r\n\f\v") for node in nodes):
+            return None
+    return text
+
+
+def _broken_paragraph(block) -> tuple[str, str] | None:
+    """A paragraph of text lines split by <br> (no other markup): a line each in both texts, the Markdown's ending
+    in a backslash (a hard break) but the last. None when a line is empty or holds other markup."""
+    markdown_lines, visible_lines = [], []
+    for segment in [block.text] + [br.tail for br in block]:
+        if not segment or segment.isspace():
+            return None
+        collapsed = collapse_spaces(segment).lstrip(" ")
+        visible = collapsed.rstrip()
+        if not visible.strip(" >"):
+            return None
+        if markdown_lines:
+            markdown_lines[-1] = (markdown_lines[-1] + "\\").rstrip()
+        markdown_lines.append(escape_line_start(escape_text(collapsed)))
+        visible_lines.append(visible)
+    markdown_lines[-1] = markdown_lines[-1].rstrip()
+    return "\n".join(markdown_lines), "\n".join(visible_lines)
 
 
 def _simple_quote(quote, base: str) -> tuple[str, str] | None:
