@@ -67,7 +67,8 @@ _ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 _NEEDS_ESCAPE = re.compile(r"[\\`*_\[\]<&]|!\[")
 _LINE_START_HAZARD = re.compile(r"^(?:#{1,6}(?=\s|$)|[-+](?=\s|$)|\d{1,9}(?=[.)](?:\s|$))|>|=+\s*$|-{2,}\s*$|~~~|\|)")
 _MAY_NEED_ESCAPE = re.compile(r"[\\`*_\[\]<&]").search
-_HAZARD_FIRST = frozenset("#-+0123456789>=~|[")  # the first characters _LINE_START_HAZARD and _REFERENCE_DEF need
+# The first characters a line start needs to be escaped (_LINE_START_HAZARD, _REFERENCE_DEF): a set test first.
+LINE_START_FIRST_CHARS = frozenset("#-+0123456789>=~|[")
 _ENTITY_LIKE = re.compile(r"&#?[A-Za-z0-9]+;")
 _REFERENCE_DEF = re.compile(r"^\[[^\]]*\]:")
 
@@ -141,7 +142,7 @@ def escape_text(text: str, in_link: bool = False) -> str:
 def escape_line_start(text: str) -> str:
     """`text` beginning a line: a backslash before what would start a block (heading, list item, quote, rule,
     setext underline, fence, table row, link reference definition)."""
-    if text[:1] not in _HAZARD_FIRST:
+    if text[:1] not in LINE_START_FIRST_CHARS:
         return text
     match = _LINE_START_HAZARD.match(text)
     if match:

@@ -19,8 +19,8 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from textrepair import collapse_spaces, finish_text, normalise_whitespace, repair_unicode
-from mdtext import (PLACEHOLDER, block_break, drop_placeholder_markup, escape_line_start, escape_text, fenced_code,
-                    inline_markdown, pre_languages, walk_markdown)
+from mdtext import (LINE_START_FIRST_CHARS, PLACEHOLDER, block_break, drop_placeholder_markup, escape_line_start,
+                    escape_text, fenced_code, inline_markdown, pre_languages, walk_markdown)
 
 
 class DocumentModifier:
@@ -235,20 +235,23 @@ def _simple_post(root, base: str, html: str) -> tuple[str, str] | None:
     if root.text and not root.text.isspace():
         return None
     blocks = list(root)
-    for block in blocks:
-        if block.tag not in _SIMPLE_BLOCKS or (block.tail and not block.tail.isspace()):
+    tags = [block.tag for block in blocks]  # lxml makes a new string at each .tag
+    for block, tag in zip(blocks, tags):
+        if tag not in _SIMPLE_BLOCKS or (block.tail and not block.tail.isspace()):
             return None
     markdown_blocks, visible_blocks = [], []
     languages, pres, quotes = None, 0, 0
-    for block in blocks:
-        tag = block.tag
-        if tag == "p" and len(block) and all(br.tag == "br" and not len(br) and not br.text for br in block):
-            pair = _broken_paragraph(block)
-        elif tag in _MARKDOWN_PARAGRAPHS:
+    for block, tag in zip(blocks, tags):
+        if tag in _MARKDOWN_PARAGRAPHS:
             pair = _simple_paragraph(block, base)
-            if pair is not None and pair[0]:
+            if pair is None and tag == "p" and all(br.tag == "br" and not len(br) and not br.text for br in block):
+                pair = _broken_paragraph(block)
+            elif pair is not None and pair[0]:
                 heading = _HEADING_MARKS.get(tag)
-                pair = (heading + pair[0] if heading else escape_line_start(pair[0]), pair[1])
+                if heading:
+                    pair = (heading + pair[0], pair[1])
+                elif pair[0][0] in LINE_START_FIRST_CHARS:
+                    pair = (escape_line_start(pair[0]), pair[1])
         elif tag == "blockquote":
             pair = _simple_quote(block, base)
             quotes += 1
