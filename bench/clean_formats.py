@@ -7,7 +7,8 @@ Loads the JSON dump's rows (question and chosen answer, as docbuilder converts t
 `modifiers.clean_partition` over partitions of 4,096 rows: the reference commit's (its modifiers.py, taken with
 `git show REF:modifiers.py`; a commit from before Markdown, whose modifiers.py stands alone: 5f55f71 is the last),
 this tree's with text_format="plain" and with "markdown". Each round runs the three in turn (so load on a shared
-machine hits all alike) and prints its CPU seconds and ratios; the summary takes the best of --repeat rounds.
+machine hits all alike) and prints its CPU seconds and ratios; the summary gives the best of --repeat rounds for
+each and the median of the rounds' ratios (load that drifts between rounds moves the first, not the second).
 Checks: plain's title, question and answer equal the reference's, string for string; with --markdown-ref (a
 checkout of another commit, e.g. main), the sha256 of the Markdown and visible-text columns equals that
 checkout's (run there in a subprocess).
@@ -18,6 +19,7 @@ import argparse
 import hashlib
 import importlib.util
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,12 +107,15 @@ def main() -> None:
                "?")
     print(f"cpu: {cpu}; {rows:,} rows; CPU seconds per round (reference, plain, markdown) and ratios")
     best = {name: float("inf") for name in runs}
+    ratios = {"plain": [], "markdown": []}
     outputs = {}
     for round_no in range(1, args.repeat + 1):
         seconds = {}
         for name, fn in runs.items():
             seconds[name], outputs[name] = timed(fn, chunks)
             best[name] = min(best[name], seconds[name])
+        for name in ratios:
+            ratios[name].append(seconds[name] / seconds["reference"])
         print(f"  round {round_no}: load {os.getloadavg()[0]:.2f}; " + ", ".join(f"{s:.2f}" for s in seconds.values())
               + f"; plain {seconds['plain'] / seconds['reference']:.3f}x, markdown "
               f"{seconds['markdown'] / seconds['reference']:.3f}x")
@@ -118,7 +123,9 @@ def main() -> None:
                for col in ("title", "question", "answer"))
     print(f"best of {args.repeat}; load average (1 min) now: {os.getloadavg()[0]:.2f}")
     for name in runs:
-        print(f"  {name:<10} {best[name]:7.2f} s   {best[name] / best['reference']:.3f}x the reference ({args.ref})")
+        median = f", median of rounds {statistics.median(ratios[name]):.3f}x" if name in ratios else ""
+        print(f"  {name:<10} {best[name]:7.2f} s   {best[name] / best['reference']:.3f}x the reference ({args.ref})"
+              + median)
     print(f"  plain's title/question/answer equal the reference's: {same}")
     ours = markdown_digest(outputs["markdown"])
     print(f"  markdown + visible columns sha256: {ours}")
