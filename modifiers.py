@@ -18,9 +18,9 @@ import pandas as pd
 from lxml import etree
 from lxml import html as lxml_html
 
+from mdescape import LINE_START_FIRST_CHARS, PLACEHOLDER, drop_placeholder_markup, escape_line_start, escape_text
+from mdtext import block_break, fenced_code, inline_markdown, pre_languages, walk_markdown
 from textrepair import collapse_spaces, finish_text, normalise_whitespace, repair_unicode
-from mdtext import (LINE_START_FIRST_CHARS, PLACEHOLDER, block_break, drop_placeholder_markup, escape_line_start,
-                    escape_text, fenced_code, inline_markdown, pre_languages, walk_markdown)
 
 
 class DocumentModifier:
