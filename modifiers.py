@@ -5,8 +5,11 @@ list items and code into one line. Here paragraphs stay separated by a blank lin
 line, quotes keep a `> ` prefix, `<pre>` code is kept verbatim, and scripts/styles are dropped. Parsing is
 lxml's HTML parser with network access off; the tree is walked iteratively (no recursion), so 10,000
 levels of nesting cannot blow the stack. A paragraph or heading that holds only inline markup (most of a
-post) goes to the line builder as one text instead of element by element, and lines that ftfy provably
-leaves alone skip it; tests/test_clean_regression.py and tests/test_clean_fastpath.py pin both shortcuts.
+post) goes to the line builder as one text instead of element by element (tests/test_clean_regression.py pins
+it). Unicode repair and whitespace tidying are textrepair's.
+
+With --text-format markdown the same parse feeds mdtext's walk as well; a post made only of simple blocks (most)
+gets both texts in one pass over its blocks instead (`_simple_post`; tests/test_markdown.py pins it to the walks).
 
 Interface as NeMo Curator's DocumentModifier: `modify_document(text) -> text`.
 """
