@@ -5,8 +5,11 @@ list items and code into one line. Here paragraphs stay separated by a blank lin
 line, quotes keep a `> ` prefix, `<pre>` code is kept verbatim, and scripts/styles are dropped. Parsing is
 lxml's HTML parser with network access off; the tree is walked iteratively (no recursion), so 10,000
 levels of nesting cannot blow the stack. A paragraph or heading that holds only inline markup (most of a
-post) goes to the line builder as one text instead of element by element, and lines that ftfy provably
-leaves alone skip it; tests/test_clean_regression.py and tests/test_clean_fastpath.py pin both shortcuts.
+post) goes to the line builder as one text instead of element by element (tests/test_clean_regression.py pins
+it). Unicode repair and whitespace tidying are textrepair's.
+
+With --text-format markdown the same parse feeds mdtext's walk as well; a post made only of simple blocks (most)
+gets both texts in one pass over its blocks instead (`_simple_post`; tests/test_markdown.py pins it to the walks).
 
 Interface as NeMo Curator's DocumentModifier: `modify_document(text) -> text`.
 """
@@ -18,9 +21,9 @@ import pandas as pd
 from lxml import etree
 from lxml import html as lxml_html
 
+from mdescape import LINE_START_FIRST_CHARS, PLACEHOLDER, drop_placeholder_markup, escape_line_start, escape_text
+from mdtext import block_break, fenced_code, inline_markdown, pre_languages, walk_markdown
 from textrepair import collapse_spaces, finish_text, normalise_whitespace, repair_unicode
-from mdtext import (PLACEHOLDER, block_break, drop_placeholder_markup, escape_line_start, escape_text, fenced_code,
-                    inline_markdown, pre_languages, walk_markdown)
 
 
 class DocumentModifier:
@@ -235,18 +238,23 @@ def _simple_post(root, base: str, html: str) -> tuple[str, str] | None:
     if root.text and not root.text.isspace():
         return None
     blocks = list(root)
-    for block in blocks:
-        if block.tag not in _SIMPLE_BLOCKS or (block.tail and not block.tail.isspace()):
+    tags = [block.tag for block in blocks]  # lxml makes a new string at each .tag
+    for block, tag in zip(blocks, tags):
+        if tag not in _SIMPLE_BLOCKS or (block.tail and not block.tail.isspace()):
             return None
     markdown_blocks, visible_blocks = [], []
     languages, pres, quotes = None, 0, 0
-    for block in blocks:
-        tag = block.tag
+    for block, tag in zip(blocks, tags):
         if tag in _MARKDOWN_PARAGRAPHS:
             pair = _simple_paragraph(block, base)
-            if pair is not None and pair[0]:
+            if pair is None and tag == "p" and all(br.tag == "br" and not len(br) and not br.text for br in block):
+                pair = _broken_paragraph(block)
+            elif pair is not None and pair[0]:
                 heading = _HEADING_MARKS.get(tag)
-                pair = (heading + pair[0] if heading else escape_line_start(pair[0]), pair[1])
+                if heading:
+                    pair = (heading + pair[0], pair[1])
+                elif pair[0][0] in LINE_START_FIRST_CHARS:
+                    pair = (escape_line_start(pair[0]), pair[1])
         elif tag == "blockquote":
             pair = _simple_quote(block, base)
             quotes += 1
@@ -291,7 +299,7 @@ def _simple_paragraph(block, base: str) -> tuple[str, str] | None:
     A paragraph of one text node is one add_text for the plain builder: its text collapsed and trimmed, whatever
     spaces it holds, unless that leaves only ">" and spaces (a line the builder counts as empty)."""
     if len(block):
-        text = _plain_text(block)
+        text = _inline_plain_text(block)
         if text is None:
             return None
         collapsed = collapse_spaces(text)
@@ -308,6 +316,41 @@ def _simple_paragraph(block, base: str) -> tuple[str, str] | None:
     if visible[:1] == ">" and not visible.strip(" >"):
         return None
     return markdown, visible
+
+
+def _inline_plain_text(block) -> str | None:
+    """_plain_text, less strict about Unicode spaces: a text with one counts for a single add_text unless a text
+    node of it is only spaces and holds one (the builder makes such a node " "; the collapse keeps it)."""
+    for element in block.iterdescendants():
+        if element.tag not in _INLINE_TAGS:
+            return None
+    text = etree.tostring(block, method="text", encoding=str, with_tail=False)
+    if _QUOTE_START.match(text):
+        return None
+    if _UNICODE_ONLY_SPACE.search(text):
+        nodes = [block.text] + [node for element in block.iterdescendants() for node in (element.text, element.tail)]
+        if any(node and node.isspace() and node.strip(" \t\r\n\f\v") for node in nodes):
+            return None
+    return text
+
+
+def _broken_paragraph(block) -> tuple[str, str] | None:
+    """A paragraph of text lines split by <br> (no other markup): a line each in both texts, the Markdown's ending
+    in a backslash (a hard break) but the last. None when a line is empty or holds other markup."""
+    markdown_lines, visible_lines = [], []
+    for segment in [block.text] + [br.tail for br in block]:
+        if not segment or segment.isspace():
+            return None
+        collapsed = collapse_spaces(segment).lstrip(" ")
+        visible = collapsed.rstrip()
+        if not visible.strip(" >"):
+            return None
+        if markdown_lines:
+            markdown_lines[-1] = (markdown_lines[-1] + "\\").rstrip()
+        markdown_lines.append(escape_line_start(escape_text(collapsed)))
+        visible_lines.append(visible)
+    markdown_lines[-1] = markdown_lines[-1].rstrip()
+    return "\n".join(markdown_lines), "\n".join(visible_lines)
 
 
 def _simple_quote(quote, base: str) -> tuple[str, str] | None:

@@ -266,6 +266,8 @@ def test_simple_posts_shortcut_is_the_general_walks():
         "<p>\u00a0x\u00a0</p><p>&gt; q</p>", "<blockquote><p>a</p></blockquote><blockquote><p>b</p><p>c</p></blockquote>",
         "<pre><code>&gt; x\n\n  y  \n</code></pre><blockquote><p>q</p></blockquote><hr><ol start='3'><li>- i</li></ol>",
         "<ul>\n<li> 1. a </li>\n<li>b\u00a0</li></ul><script>x</script><p>*e*</p>",
+        "<p>a <br>\n# b<br/>c\u00a0</p><p>x\u00a0<em>y</em> <strong>\u00a0z</strong></p><blockquote><p>q<em>r</em></p></blockquote>",
+        "<p>a<br><br>b</p>", "<p>x <em>y</em>\u00a0<strong>z</strong></p>",
         "<p>x</p><ul><li>y <em>z</em></li></ul>", "<p><img src='a.png' alt='b'></p>", "<p>&gt;</p>", "<div>x</div>"]
     taken = 0
     for html in bodies:
