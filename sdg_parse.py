@@ -29,6 +29,8 @@ the text does not have).
 """
 from __future__ import annotations
 
+import collections
+import functools
 import re
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -97,7 +99,7 @@ _CLOSING = re.compile(
     r"|would you like me|do you want me|need more (?:variants|questions|paraphrases)"
     r"|(?:these|the above|all of these|each of these) (?:\d+ |three |five )?(?:questions|paraphrases|variants|"
     r"versions|titles|options|rephrasings)|^\W*(?:thank you|thanks|good luck|cheers)\b"
-    r"|^\W*note:?\s.*\b(?:these|paraphras|variant|versions?|shorter|original)", re.I)
+    r"|^\W*note:?\s.*\b(?:these|paraphras|variant|versions?|shorter|original)")   # searched in lower case
 _REFUSAL_START = re.compile(
     r"^\W*(?:i['\u2019]?m sorry|i am sorry|sorry,|i apologi[sz]e|my apologies|i must decline|i (?:do not|don['\u2019]t) "
     r"feel comfortable|i can(?:no|['\u2019])?t (?:help|assist|provide|comply|fulfil|do that|generate|create|write|"
@@ -119,7 +121,7 @@ def is_refusal(text: str) -> bool:
 
 def is_closing(text: str) -> bool:
     """A remark about the list itself ("I hope these help!", "Let me know if you need more")."""
-    return bool(_CLOSING.search(text.replace("**", "")))
+    return bool(_CLOSING.search(text.replace("**", "").lower()))
 
 
 def is_preamble(text: str) -> bool:
@@ -293,6 +295,7 @@ def clean_item(text: str) -> str:
 # ---- gates --------------------------------------------------------------------------------------------------------
 # talk about the task instead of the task done: phrases a paraphrase or a question of the site never needs ("variation"
 # alone is a contract-law term, "this answer" and "the task of" appear in real answers: only the list's own words)
+# searched in lower case: an ignore-case search of these many alternatives costs three times as much
 _ABOUT_THE_TASK = re.compile(
     r"\b(?:paraphras\w*|rephras\w*|reword\w*)"
     r"|\bthe original (?:text|question|answer|sentence|paragraph|wording|version|post|one)\b"
@@ -306,11 +309,11 @@ _ABOUT_THE_TASK = re.compile(
     r"|\b(?:these|the following|two|three|four|five|\d|each|other|different) (?:variants|variations|versions|"
     r"rewrites|lines|items|bullet points|bullets)\b|\b(?:one|each) (?:item|rewrite|question|variant) per line\b"
     r"|\b(?:at least|at most|fewer than|more than|less than|no more than) (?:\d+|\w+) (?:words|sentences|lines)\b"
-    r"|\b(?:Question|Answer|QUESTION|ANSWER|TEXT|Title)\s*\d*\s*:\s"
+    r"|\b(?:question|answer|text|title)\s*\d*\s*:\s"
     # the assistant speaking to whoever asked (a closing remark it could not be cut from, is_closing, also counts)
     r"|\b(?:your|the|this) request (?:has been|is|was) (?:accepted|received|completed|done)\b"
     r"|\bthank you for (?:asking|your (?:question|request|patience))\b|\b(?:ready|here|happy|glad) to help\b"
-    r"|\bi(?:'ll|\u2019ll| will| can) (?:help you|assist you|give you|provide you)\b", re.I)
+    r"|\bi(?:'ll|\u2019ll| will| can) (?:help you|assist you|give you|provide you)\b")
 _ESCAPE = re.compile(r"\\[nrt*_\"'`#\\]|\\u[0-9a-fA-F]{4}")    # a JSON or Markdown escape written out literally
 _LONGEST_WORD = 40          # a "word" longer than this (no URL) is words run together: "andtheresnomore..."
 _STOPWORDS = frozenset("""the a an and or but nor of to in on for with at by from as is are was were be been being it its
@@ -326,9 +329,14 @@ MIN_TOPIC_WORDS = 2         # ...and at least this many shared content words
 STEM_CHARS = 5
 
 
-def content_stems(text: str) -> set[str]:
+# the gates compare each of a call's items with the same source texts: what they read of a source is kept (cached)
+_SOURCE_CACHE = 1024
+
+
+@functools.lru_cache(maxsize=_SOURCE_CACHE)
+def content_stems(text: str) -> frozenset[str]:
     """The content words of a text (no stopwords, 3+ letters), cut to STEM_CHARS letters (tenant, tenancy)."""
-    return {w[:STEM_CHARS] for w in re.findall(r"[^\W\d_]{3,}", text.lower()) if w not in _STOPWORDS}
+    return frozenset(w[:STEM_CHARS] for w in re.findall(r"[^\W\d_]{3,}", text.lower()) if w not in _STOPWORDS)
 
 
 def topic_share(item: str, topic: str) -> tuple[float, int]:
@@ -346,30 +354,32 @@ def new_facts(item: str, source: str) -> list[str]:
     """Numbers and names (capitalised words inside a sentence) the item states and its source does not: a
     paraphrase or a title keeps the source's facts, a small model invents others ("Marta Patel from Dayton",
     "$1,910", "The Law of Tort")."""
-    numbers = {n.replace(",", "") for n in _NUMBER.findall(source)}
-    words = {w.lower() for w in re.findall(r"\w+", source)}
+    numbers, words = _stated_facts(source)
     new = [n for n in _NUMBER.findall(item) if n.replace(",", "") not in numbers]
     new += [w for w in _NAME.findall(item) if w != "I" and not w.startswith(("I'", "I\u2019"))
             and w.lower().rstrip("'\u2019s") not in words and w.lower() not in words]
     return new
 
 
+@functools.lru_cache(maxsize=_SOURCE_CACHE)
+def _stated_facts(source: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(the numbers, the lower-cased words) a source states."""
+    return (frozenset(n.replace(",", "") for n in _NUMBER.findall(source)),
+            frozenset(w.lower() for w in re.findall(r"\w+", source)))
+
+
 def is_about_the_task(text: str) -> bool:
     """Meta talk: the item speaks of the paraphrasing, the lines, the original text, its own length, or to the one
     who asked for it."""
-    return bool(_ABOUT_THE_TASK.search(text)) or is_closing(text)
+    return bool(_ABOUT_THE_TASK.search(text.lower())) or is_closing(text)
 
 
 def is_repetitive(text: str) -> bool:
     """A loop: one four-word phrase three times, or one word three times in a row."""
     words = re.findall(r"\w+", text.lower())
-    grams: dict[tuple, int] = {}
-    for i in range(len(words) - 3):
-        g = tuple(words[i:i + 4])
-        grams[g] = grams.get(g, 0) + 1
-        if grams[g] >= 3:
-            return True
-    return any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2))
+    if len(words) >= 4 and max(collections.Counter(zip(words, words[1:], words[2:], words[3:])).values()) >= 3:
+        return True
+    return any(a == b == c for a, b, c in zip(words, words[1:], words[2:]))
 
 
 def is_garbled(text: str) -> bool:
@@ -385,11 +395,18 @@ def words_problem(item: str, words: tuple[int, int] | None) -> str | None:
     return "too_few_words" if n < words[0] else "too_many_words" if n > words[1] else None
 
 
-def _tokens(text: str) -> list[str]:
+@functools.lru_cache(maxsize=_SOURCE_CACHE)
+def _tokens(text: str) -> tuple[str, ...]:
     words = re.findall(r"\w+", text.lower())
     if len(text) >= 20 and len(words) * 20 < len(text):     # a script written without spaces: compare characters
-        return list(re.sub(r"\W+", "", text.lower()))
-    return words
+        return tuple(re.sub(r"\W+", "", text.lower()))
+    return tuple(words)
+
+
+@functools.lru_cache(maxsize=_SOURCE_CACHE)
+def _excerpt_matcher(source: str) -> SequenceMatcher:
+    """A matcher holding the source's tokens as its second sequence (indexed once; set_seq1 per item)."""
+    return SequenceMatcher(None, (), _tokens(source), autojunk=False)
 
 
 def similarity(a: str, b: str) -> float:
@@ -411,7 +428,9 @@ def is_echo(item: str, source: str) -> bool:
     ti, ts = _tokens(item), _tokens(source)
     if len(ti) < EXCERPT_MIN_WORDS:
         return False
-    run = SequenceMatcher(None, ti, ts, autojunk=False).find_longest_match(0, len(ti), 0, len(ts)).size
+    matcher = _excerpt_matcher(source)
+    matcher.set_seq1(ti)
+    run = matcher.find_longest_match(0, len(ti), 0, len(ts)).size
     return run >= EXCERPT_MIN_SHARE * len(ti)
 
 
