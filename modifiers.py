@@ -604,27 +604,21 @@ TEXT_FORMATS = ("markdown", "plain")
 ANSWER_IMAGE = "_answer_image"  # a working column of the clean + filter task: the answer shows an image
 
 
-def _finish(text: str, memo: dict | None = None) -> str:
-    """Unicode repair and whitespace: what BODY_CLEANER does after its HTML step (`memo`: one per post, see
-    textrepair.finish_text)."""
-    return finish_text(text, memo)
-
-
 def _clean_bodies(htmls: pd.Series, text_format: str, base: str) -> tuple[list, list]:
     """(written texts, visible texts) of a column of post bodies. The visible text is the plain text without
     Stack Exchange's image placeholder; where the two agree it is the same string object (no copy)."""
     texts, visible = [], []
     if text_format == "plain":
         for html in htmls:
-            text = _finish(html_to_text(html))  # BODY_CLEANER's text
+            text = finish_text(html_to_text(html))  # BODY_CLEANER's text
             texts.append(text)
             visible.append(_visible_text(html) if _may_show_placeholder(html or "", text) else text)
         return texts, visible
     for html in htmls:
         markdown, shown = html_to_markdown(html, base)
         memo = {}
-        shown_text = _finish(shown, memo)
-        texts.append(shown_text if markdown == shown else _finish(markdown, memo))
+        shown_text = finish_text(shown, memo)
+        texts.append(shown_text if markdown == shown else finish_text(markdown, memo))  # memo: one per post
         visible.append(shown_text)
     return texts, visible
 
@@ -637,7 +631,7 @@ def _may_show_placeholder(html: str, text: str) -> bool:
 
 def _visible_text(html: str) -> str:
     """The plain text without the image placeholder: what the filters read in either format."""
-    return _finish(drop_placeholder_markup(html_to_text(html, True)))
+    return finish_text(drop_placeholder_markup(html_to_text(html, True)))
 
 
 def site_address(site: str | None) -> str:

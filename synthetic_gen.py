@@ -648,8 +648,8 @@ class _Round:
                                  self.cfg.max_reasks + 1, lambda a: _gen_params(self.cfg, a, kind, words=words))
         if parsed is None:
             return None
-        for slot, reason, text in parsed.rejected:
-            self._record(idx, row, kind, "item", reason, self.client.scrub(text), slot=slot)
+        for slot, reason, item in parsed.rejected:
+            self._record(idx, row, kind, "item", reason, self.client.scrub(item), slot=slot)
         return parsed.items
 
     @staticmethod

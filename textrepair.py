@@ -27,7 +27,6 @@ def collapse_spaces(text: str) -> str:
     return text
 
 
-
 # Invisible or space-like characters that survive ftfy but break word counts and dedup hashing.
 _ZERO_WIDTH_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _SPACE_LIKE = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
@@ -151,8 +150,6 @@ def normalise_whitespace(text: str, keep_lines: bool = True) -> str:
     if "\n\n\n" in text:  # the substring test is a C scan; the regex search alone costs 3x the whole function
         text = _MANY_BLANK_LINES.sub("\n\n", text)
     return text.strip()
-
-
 
 
 _PRINTABLE_ASCII = bytes([9, 10]) + bytes(range(0x20, 0x7F))  # as bytes: what _FTFY_SENSITIVE does not match

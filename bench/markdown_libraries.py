@@ -59,13 +59,13 @@ def fidelity(name: str, convert, posts: list[tuple[str, str]], site: str) -> tup
 
     counts = {k: 0 for k in ("pre_question", "pre_question_kept", "pre_answer", "pre_answer_kept", "code",
                              "code_kept", "links", "links_kept", "placeholder", "images")}
-    from modifiers import _finish
+    from textrepair import finish_text
 
     t0 = time.process_time()
     texts = [convert(html) for _, html in posts]
     seconds = time.process_time() - t0
     for (kind, html), md in zip(posts, texts):
-        md = _finish(md)  # Unicode repaired as the clean stage does; a library gives no visible text of its own
+        md = finish_text(md)  # Unicode repaired as the clean stage does; a library gives no visible text of its own
         check_post(html, md, md, site, counts, kind)
     return counts, seconds
 
