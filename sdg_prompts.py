@@ -34,7 +34,7 @@ def _length(words: tuple[int, int] | None) -> str:
     return "" if words is None else f"Each version has at least {words[0]} words. "
 
 
-def _messages(kind: str, text: str, instruction: str, domain: str) -> list[dict]:
+def _messages(kind: str, text: str, instruction: str) -> list[dict]:
     return [{"role": "user", "content": f"{LABELS[kind]}:\n{text.strip()}\n\n{instruction}"}]
 
 
@@ -45,7 +45,7 @@ def title_prompt(question: str, n: int, domain: str = LAW_SUBJECT, words: tuple[
     or --domain). `words` is unused (a title has its own bounds)."""
     return _messages("title", question, (
         f'Write {n} different short titles for the post above, in the style of {domain}: each one question that '
-        f'asks what the post asks, ending with "?". ' + bullets(n)), domain)
+        f'asks what the post asks, ending with "?". ' + bullets(n)))
 
 
 def question_prompt(question: str, n: int, domain: str = LAW_SUBJECT,
@@ -54,7 +54,7 @@ def question_prompt(question: str, n: int, domain: str = LAW_SUBJECT,
     return _messages("question", question, (
         f"Rewrite the question above in your own words, in the style of {domain}, {n} times, keeping its facts. "
         + _length(words)
-        + bullets(n)), domain)
+        + bullets(n)))
 
 
 def answer_prompt(answer: str, n: int, domain: str = LAW_SUBJECT, words: tuple[int, int] | None = None) -> list[dict]:
@@ -62,7 +62,7 @@ def answer_prompt(answer: str, n: int, domain: str = LAW_SUBJECT, words: tuple[i
     return _messages("answer", answer, (
         f"Rewrite the answer above in your own words, in the style of answers to {domain}, {n} times, keeping its "
         f"facts. " + _length(words)
-        + bullets(n)), domain)
+        + bullets(n)))
 
 
 PROMPTS = {"title": (title_prompt, "question"), "question": (question_prompt, "question"),

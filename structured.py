@@ -74,15 +74,14 @@ LINE_ENDS = {"question": "[.?]", "answer": "[.!]"}
 
 def items_grammar(n: int, kind: str, words: tuple[int, int] | None = None) -> str:
     """GBNF: exactly n lines "* <text>", nothing before or after, no "*" or backslash inside a line (markup and
-    written-out escapes are no text). A title line is one question: a question word (or an auxiliary and its subject), then no "?" until the one
-    that ends it, within TITLE_LINE_CHARS. A question or answer line starts with a capitalised word of letters (no
+    written-out escapes are no text). A title line is one question: a question word (or an auxiliary and its
+    subject), then no "?" until the one that ends it, within TITLE_LINE_CHARS. A question or answer line starts with a capitalised word of letters (no
     list marker: "1.", "A.", "-"), ends a sentence, and holds `words` (least, most) words of at most WORD_MAX_CHARS
     characters each; without `words` its length is left to max_tokens and the parser's gates."""
     if kind == "title":
-        alternatives = " | ".join(f'"{w}"' for w in QUESTION_WORDS)
-        aux, subj = (" | ".join(f'"{w}"' for w in words) for words in (AUXILIARIES, SUBJECTS))
         body = [f'item ::= "* " qword " " [^\\n?*\\\\]{{4,{TITLE_LINE_CHARS}}} "?\\n"',
-                f'qword ::= {alternatives} | {" | ".join(f"{chr(34)}{w}{chr(34)}" for w in BE_OPENERS)} | ({aux}) " " ({subj})']
+                f'qword ::= {_one_of(QUESTION_WORDS + BE_OPENERS)} | ({_one_of(AUXILIARIES)}) " " '
+                f'({_one_of(SUBJECTS)})']
     elif words is None:
         body = ['item ::= "* " [^ \\n*\\\\] [^\\n*\\\\]* "\\n"']
     else:
@@ -93,6 +92,11 @@ def items_grammar(n: int, kind: str, words: tuple[int, int] | None = None) -> st
                 f"word ::= [^ \\n*\\\\]{{1,{WORD_MAX_CHARS}}}",
                 f"last ::= [^ \\n*\\\\]{{1,{WORD_MAX_CHARS - 1}}} {LINE_ENDS.get(kind, '[.?!]')}"]
     return "\n".join([f"root ::= {' '.join(['item'] * n)}", *body])
+
+
+def _one_of(literals: tuple[str, ...]) -> str:
+    """A GBNF alternation of string literals."""
+    return " | ".join(f'"{literal}"' for literal in literals)
 
 
 def judge_grammar() -> str:
