@@ -418,25 +418,33 @@ class Write:
         return f"{ctx.cfg.output.final_dir}/: " + describe_files(ctx.cfg.output.formats)
 
     def run(self, ctx: Context) -> StageResult:
+        from functools import partial
+
+        import dask
         import pandas as pd
 
-        from outputs import write_final, write_removed
+        from outputs import encode_partition, write_final, write_removed
         from split import SPLITS
 
+        out = ctx.cfg.output
         kept = ctx.data.get("kept_posts")  # a site's dump: what its rows do not carry (dates, inferred licences)
+        # each worker encodes the partitions it holds (JSON lines of every file), in parallel with the leak check
+        # here; this process only writes the bytes, in partition order
+        encode = partial(encode_partition, formats=out.formats, system_prompt=out.system_prompt)
+        encoded = ctx.client.compute([dask.delayed(encode)(part) for part in ctx.data["records"].to_delayed()])
 
         def partitions():
-            for index, part in enumerate(ctx.data["records"].to_delayed()):
+            for index, future in enumerate(encoded):
                 checkpoint(self.name, "partition", index)
-                part = part.compute()
+                part = future.result()
                 if kept is not None:
-                    kept.add(part)
+                    kept.add(part.keys)
                 yield part
+            synthetic = encode(ctx.data["synthetic"])
             if kept is not None:
-                kept.add(ctx.data["synthetic"])
-            yield ctx.data["synthetic"]
+                kept.add(synthetic.keys)
+            yield synthetic
 
-        out = ctx.cfg.output
         written = ctx.data["written"] = write_final(out.final_dir, partitions(), out.formats, out.system_prompt)
         write_removed(out.final_dir / "removed.jsonl", pd.concat(ctx.data["removed"], ignore_index=True))
         ctx.report.splits = {s: written["rows"].get(s, 0) for s in SPLITS}

@@ -145,16 +145,57 @@ def describe_files(formats: tuple[str, ...]) -> str:
             + ", removed.jsonl")
 
 
+@dataclass
+class EncodedPartition:
+    """One partition's rows as the bytes each output file gets, and what the writer counts of them: made where the
+    partition lives (a Dask worker encodes while the driver writes), so only bytes and counts travel."""
+
+    formats: tuple[str, ...]
+    chunks: dict[str, dict[str, bytes]]  # format ("jsonl" = the tutorial files) -> split -> JSONL bytes
+    rows: dict[str, int]  # split -> rows
+    licenses: dict[str, int]
+    by_round: dict[str, int]  # synthetic rows by SDG round
+    rewards: list[dict]  # the synthetic rows' reward dicts
+    keys: pd.DataFrame  # source_id and license of each row (sedump.KeptPosts reads them)
+
+
+def encode_partition(df: pd.DataFrame, formats: tuple[str, ...] = tuple(FORMATS),
+                     system_prompt: str | None = None) -> EncodedPartition:
+    """A partition's rows encoded for every file they go to (the tutorial JSONL and each fine-tuning format, by
+    split), with the counts `write_final` reports. Raises ValueError for a row of an unknown split."""
+    from split import SPLITS
+
+    chunks: dict[str, dict[str, bytes]] = {fmt: {} for fmt in ("jsonl", *formats)}
+    rows: dict[str, int] = {}
+    if len(df):
+        for split, group in df.groupby("split", sort=False):
+            if split not in SPLITS:
+                raise ValueError(f"row with unknown split {split!r}")
+            chunks["jsonl"][split] = jsonl_bytes(group)
+            for fmt in formats:
+                chunks[fmt][split] = FORMATS[fmt].encode(group, system_prompt)
+            rows[split] = len(group)
+    licenses = {str(k): int(n) for k, n in df["license"].value_counts().items()} if len(df) else {}
+    synthetic = df[df["synthetic"].astype(bool)] if len(df) else df
+    by_round = {str(k): int(n) for k, n in synthetic["round"].value_counts().items()} if len(synthetic) else {}
+    rewards = [orjson.loads(r) for r in synthetic["reward"] if r] if len(synthetic) else []
+    keys = df[["source_id", "license"]].reset_index(drop=True) if len(df) else pd.DataFrame(
+        {"source_id": [], "license": []})
+    return EncodedPartition(tuple(formats), chunks, rows, licenses, by_round, rewards, keys)
+
+
 def write_final(final_dir: Path, partitions, formats: tuple[str, ...] = tuple(FORMATS),
                 system_prompt: str | None = None, remove_stale: bool = True) -> dict:
     """Stream partitions (in order) into the tutorial files and each fine-tuning format, all atomically.
 
-    Each partition is read once; its rows go to their split's file in every format. No file appears
+    A partition is a DataFrame (encoded here) or an `EncodedPartition` made for the same `formats` (e.g. by the
+    worker holding it); each is read once and its rows go to their split's file in every format. No file appears
     until every partition has been written, and then all appear together (a failure leaves the previous
     files). Files of formats not asked for this time are removed so the folder never mixes two runs.
     Returns {"rows": {split: n}, "licenses": {license: n}, "files": {format: {split: relative path}},
     "synthetic": {"rows": n, "by_round": {round: n}}, "synthetic_rewards": [reward dict per synthetic row]}.
     """
+    from collections import Counter
     from contextlib import ExitStack
 
     from split import SPLITS
@@ -165,36 +206,30 @@ def write_final(final_dir: Path, partitions, formats: tuple[str, ...] = tuple(FO
             raise ValueError(f"unknown format {fmt!r}")
     files = {"jsonl": {s: split_file_name(s) for s in SPLITS}}
     files.update({fmt: {s: format_file_name(fmt, s) for s in SPLITS} for fmt in formats})
-    counts = {s: 0 for s in SPLITS}
-    licenses: dict[str, int] = {}
-    by_round: dict[str, int] = {}
+    counts, licenses, by_round = Counter({s: 0 for s in SPLITS}), Counter(), Counter()
     rewards: list[dict] = []
     with ExitStack() as stack:
         handles = {fmt: {s: stack.enter_context(atomic_write(final_dir / rel, "wb")) for s, rel in by_split.items()}
                    for fmt, by_split in files.items()}
-        for df in partitions:
-            if not len(df):
-                continue
-            for split, group in df.groupby("split", sort=False):
-                if split not in counts:
-                    raise ValueError(f"row with unknown split {split!r}")
-                handles["jsonl"][split].write(jsonl_bytes(group))
-                for fmt in formats:
-                    handles[fmt][split].write(FORMATS[fmt].encode(group, system_prompt))
-                counts[split] += len(group)
-            for license_name, n in df["license"].value_counts().items():
-                licenses[str(license_name)] = licenses.get(str(license_name), 0) + int(n)
-            synthetic = df[df["synthetic"].astype(bool)]
-            for round_no, n in synthetic["round"].value_counts().items():
-                by_round[str(round_no)] = by_round.get(str(round_no), 0) + int(n)
-            rewards += [orjson.loads(r) for r in synthetic["reward"] if r]
+        for part in partitions:
+            if not isinstance(part, EncodedPartition):
+                part = encode_partition(part, formats, system_prompt)
+            elif part.formats != tuple(formats):
+                raise ValueError(f"a partition encoded for {part.formats}, written as {tuple(formats)}")
+            for fmt, by_split in part.chunks.items():
+                for split, data in by_split.items():
+                    handles[fmt][split].write(data)
+            counts.update(part.rows)
+            licenses.update(part.licenses)
+            by_round.update(part.by_round)
+            rewards += part.rewards
     for fmt in FORMATS if remove_stale else ():
         if fmt not in formats:
             for s in SPLITS:
                 stale = final_dir / format_file_name(fmt, s)
                 if stale.exists():
                     stale.unlink()
-    return {"rows": counts, "licenses": dict(sorted(licenses.items())), "files": files,
+    return {"rows": {s: counts[s] for s in SPLITS}, "licenses": dict(sorted(licenses.items())), "files": files,
             "synthetic": {"rows": sum(by_round.values()),
                           "by_round": dict(sorted(by_round.items(), key=lambda kv: int(kv[0])))},
             "synthetic_rewards": rewards}
