@@ -6,7 +6,8 @@ import json
 import pandas as pd
 import pytest
 
-from outputs import (FORMATS, chat_jsonl_bytes, nemo_jsonl_bytes, parse_formats, write_final, write_removed)
+from outputs import (FORMATS, chat_jsonl_bytes, encode_partition, nemo_jsonl_bytes, parse_formats, write_final,
+                     write_removed)
 from records import conform, empty_frame
 
 SPLITS = ("train", "val", "test")
@@ -148,3 +149,28 @@ def test_write_removed(tmp_path):
     removed = pd.DataFrame([{"id": "a", "kind": "exact", "duplicate_of": "b", "similarity": 1.0}])
     assert write_removed(tmp_path / "removed.jsonl", removed) == 1
     assert json.loads((tmp_path / "removed.jsonl").read_text()) == removed.iloc[0].to_dict()
+
+
+def test_partitions_encoded_elsewhere_write_the_same_files_and_counts(tmp_path, partitions):
+    """The pipeline's workers encode their partitions (encode_partition) and the driver writes the bytes: the
+    files and counts must be those of writing the frames themselves, synthetic rows and empty partitions included."""
+    parts = partitions + [frame(range(70, 74), lambda i: "train", synthetic=True)]
+    prompt = "You are a careful legal assistant."
+    from_frames = write_final(tmp_path / "frames", iter(parts), FORMATS, system_prompt=prompt)
+    encoded = [encode_partition(p, tuple(FORMATS), prompt) for p in parts]
+    from_bytes = write_final(tmp_path / "encoded", iter(encoded), FORMATS, system_prompt=prompt)
+    assert from_bytes == from_frames and from_frames["synthetic"]["rows"] == 4
+    files = sorted(p.relative_to(tmp_path / "frames") for p in (tmp_path / "frames").rglob("*.jsonl"))
+    assert len(files) == 3 * (1 + len(FORMATS))
+    for rel in files:
+        assert (tmp_path / "encoded" / rel).read_bytes() == (tmp_path / "frames" / rel).read_bytes()
+    assert list(encoded[0].keys.columns) == ["source_id", "license"] and len(encoded[0].keys) == 40
+
+
+def test_a_partition_encoded_for_other_formats_is_refused(tmp_path, partitions):
+    encoded = encode_partition(partitions[0], ("chat",))
+    with pytest.raises(ValueError, match="encoded for"):
+        write_final(tmp_path, iter([encoded]), FORMATS)
+    assert not list(tmp_path.rglob("*.jsonl"))
+    with pytest.raises(ValueError, match="unknown split"):
+        encode_partition(frame(range(3), lambda i: "dev"))
