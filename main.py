@@ -210,16 +210,15 @@ class Dedup:
         return ", ".join(kinds) + model + f" on {cfg.device}"
 
     def run(self, ctx: Context) -> StageResult:
-        from distributed import wait
-
         from dedup import deduplicate
         from sedump import links_caught_by_dedup
 
         links = ctx.data["duplicate_links"]
         deduped = deduplicate(ctx.data["records"], ctx.cfg.dedup, ctx.client, extra_links=links,
                               features=ctx.data.pop("features"))
-        records = ctx.data["records"] = deduped.kept.persist()  # still partitioned in source order
-        wait(records)
+        # still partitioned in source order, and lazy: the split stage persists it with each row's split, one
+        # pass of tasks over the partitions instead of two
+        ctx.data["records"] = deduped.kept
         ctx.data["families"] = deduped.families.to_dict()
         # the leak check reads only ids and splits for these rows, and reuses their embeddings
         ctx.data["dedup_reuse"] = {"known_features": deduped.features, "embedder": deduped.embedder}
