@@ -645,8 +645,10 @@ def _shell_quote(token: str) -> str:
     return shlex.quote(str(token))
 
 
-def write_card(final_dir: Path, report: dict, accepted_rewards: list[dict] | None = None) -> dict[str, str]:
-    """Draw the PNGs and write README.md into `final_dir`; returns {"card": name, picture: name, ...}.
+def draw_pictures(final_dir: Path, report: dict, accepted_rewards: list[dict] | None = None) -> dict[str, str]:
+    """Draw the card's PNGs into `final_dir` (the funnel, the word counts, the rewards where there are any) and
+    remove a picture an earlier run left that this one does not draw; returns {picture: file name}. They depend
+    on the row stages, word counts and SDG section only, so they can be drawn while the audit runs.
 
     `accepted_rewards`: reward dicts of the synthetic rows written (for the reward plot when the "sdg"
     section does not carry the scores itself)."""
@@ -669,6 +671,16 @@ def write_card(final_dir: Path, report: dict, accepted_rewards: list[dict] | Non
     for name, stale in (("words", WORDS_PNG), ("rewards", REWARDS_PNG)):
         if name not in images and (final_dir / stale).exists():
             (final_dir / stale).unlink()  # a picture from an earlier run would not match this card
+    return images
+
+
+def write_card(final_dir: Path, report: dict, accepted_rewards: list[dict] | None = None,
+               images: dict[str, str] | None = None) -> dict[str, str]:
+    """Write README.md into `final_dir`, with the PNGs `draw_pictures` drew (`images`; drawn here when None);
+    returns {"card": name, picture: name, ...}."""
+    final_dir = Path(final_dir)
+    if images is None:
+        images = draw_pictures(final_dir, report, accepted_rewards)
     with atomic_write(final_dir / "README.md", "w") as f:
         f.write(render_card(report, images))
     return {"card": "README.md", **images}

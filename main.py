@@ -389,14 +389,6 @@ class LeakCheck:
 
         ctx.data["leaks"] = result
         threading.Thread(target=check, name="leak-check", daemon=True).start()
-        # matplotlib's import (a third of the card's time) while this process mostly waits for the writes
-        threading.Thread(target=_import_pyplot, name="pyplot-import", daemon=True).start()
-
-
-def _import_pyplot() -> None:
-    from card import _pyplot  # the card's own backend and settings, applied early
-
-    _pyplot()
 
 
 def finish_leak_check(ctx: Context) -> None:
@@ -469,6 +461,8 @@ class Audit:
     def run(self, ctx: Context) -> None:
         from audit import AuditError, audit_dataset
 
+        # the card's pictures need nothing the audit finds: another process draws them meanwhile
+        ctx.data["pictures"] = draw_pictures_soon(ctx)
         cfg = ctx.cfg
         if cfg.output.audit == "off":
             audit = {"verdict": "not run", "checks": {}}
@@ -497,10 +491,28 @@ class Card:
         from card import write_card
 
         final_dir = ctx.cfg.output.final_dir
-        card = write_card(final_dir, ctx.report.to_dict(), accepted_rewards=ctx.data["written"]["synthetic_rewards"])
+        pictures = ctx.data.pop("pictures", None)
+        card = write_card(final_dir, ctx.report.to_dict(), accepted_rewards=ctx.data["written"]["synthetic_rewards"],
+                          images=pictures.result() if pictures is not None else None)
         ctx.report.sections["outputs"]["card"] = card.pop("card")
         ctx.report.sections["outputs"]["plots"] = sorted(card.values())
         ctx.report.write(final_dir / "report.json")
+
+
+def draw_pictures_soon(ctx: Context):
+    """A future of card.draw_pictures run in a second process (forked from the workers' forkserver where there is
+    one), so that the card's matplotlib work overlaps the audit on the other core; the card stage waits for it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from card import draw_pictures
+
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context(method))
+    future = pool.submit(draw_pictures, ctx.cfg.output.final_dir, ctx.report.to_dict(),
+                         ctx.data["written"]["synthetic_rewards"])
+    pool.shutdown(wait=False)  # the process exits once it has drawn them
+    return future
 
 
 STAGES = [Download(), StartCluster(), Convert(), Clean(), Filter(), Dedup(), Decontaminate(), Split(), Synthesize(),
