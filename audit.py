@@ -596,18 +596,43 @@ def filter_thresholds(report: dict | None) -> dict | None:
     return {k: args[k] for k in keys}
 
 
+_ASCII_BLANK = bytes(chr(c).isspace() for c in range(128)) + bytes(128)  # str.isspace of each byte; none >= 128
+
+
+def word_counts(texts: list[str]):
+    """len(text.split()) of every text (an int64 array), from one pass over one buffer: a word starts at each
+    character that is not whitespace (str.isspace) and follows one that is, or starts its text."""
+    import numpy as np
+
+    encoded = []
+    for text in texts:
+        if not text.isascii():  # the few non-ASCII whitespace characters become spaces, so bytes can be tested
+            for ch in set(_NON_ASCII.findall(text)):
+                if ch.isspace():
+                    text = text.replace(ch, " ")
+        encoded.append(text.encode("utf-8", "surrogatepass"))
+    buf = np.frombuffer(b" ".join(encoded), np.uint8)  # a space between two texts keeps their words apart
+    blank = np.frombuffer(_ASCII_BLANK, np.bool_)[buf]
+    starts = ~blank
+    starts[1:] &= blank[:-1]
+    ends = np.cumsum(np.fromiter((len(e) + 1 for e in encoded), np.int64, count=len(encoded))) - 1
+    before = np.concatenate([[0], np.cumsum(starts, dtype=np.int64)])
+    return before[ends] - before[ends - np.fromiter((len(e) for e in encoded), np.int64, count=len(encoded))]
+
+
 def check_filters(rows: list[dict], thresholds: dict | None) -> dict:
     if thresholds is None:
         return _check("SKIP", 0, "no filter thresholds in report.json (run.args)")
     lo, hi = thresholds["min_words"], thresholds["max_words"]
+    words = {field: word_counts([str(r.get(field) or "") for r in rows]).tolist() for field in ("question", "answer")}
     bad = []
-    for r in rows:
+    for k, r in enumerate(rows):
         why = []
         for field in ("title", "question", "answer"):
             if not str(r.get(field) or "").strip():
                 why.append(f"{field} empty")
         for field in ("question", "answer"):
-            n = len(str(r.get(field) or "").split())
+            n = words[field][k]
             if not lo <= n <= hi:
                 why.append(f"{field} has {n} words")
         for field, key in (("question_score", "min_question_score"), ("answer_score", "min_answer_score")):

@@ -355,3 +355,15 @@ def test_jaccard_check_with_signatures_made_beside_it_equals_the_plain_one():
     plain, beside = audit.check_jaccard(rows, codes), audit.check_jaccard(rows, codes, signed=signed)
     assert plain["status"] == "LEAK" and plain["count"] == 1
     assert {k: v for k, v in plain.items() if k != "seconds"} == {k: v for k, v in beside.items() if k != "seconds"}
+
+
+def test_word_counts_equal_str_split():
+    import random
+
+    rng = random.Random(11)
+    soup = ["a", "bb", " ", "\n", "\t", "\x1c", "\x1f", "\x85", "\u00a0", "\u2028", "\u3000", "\u00e9", "\U0001F600",
+            "\x00", ".", "\ud800", "\u200b", "\r\n"]
+    texts = ["", " ", "a", " a ", "\x1ca\x1d", "\u00a0"] + [
+        "".join(rng.choice(soup) for _ in range(rng.randint(0, 80))) for _ in range(2000)]
+    assert audit.word_counts(texts).tolist() == [len(t.split()) for t in texts]
+    assert audit.word_counts([]).tolist() == []
