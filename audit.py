@@ -596,9 +596,6 @@ def filter_thresholds(report: dict | None) -> dict | None:
     return {k: args[k] for k in keys}
 
 
-_ASCII_BLANK = bytes(chr(c).isspace() for c in range(128)) + bytes(128)  # str.isspace of each byte; none >= 128
-
-
 def word_counts(texts: list[str]):
     """len(text.split()) of every text (an int64 array), from one pass over one buffer: a word starts at each
     character that is not whitespace (str.isspace) and follows one that is, or starts its text."""
@@ -612,12 +609,14 @@ def word_counts(texts: list[str]):
                     text = text.replace(ch, " ")
         encoded.append(text.encode("utf-8", "surrogatepass"))
     buf = np.frombuffer(b" ".join(encoded), np.uint8)  # a space between two texts keeps their words apart
-    blank = np.frombuffer(_ASCII_BLANK, np.bool_)[buf]
+    # the ASCII whitespace of str.isspace: \t \n \v \f \r, the separators \x1c-\x1f, the space
+    blank = (buf == 0x20) | ((buf >= 0x09) & (buf <= 0x0D)) | ((buf >= 0x1C) & (buf <= 0x1F))
     starts = ~blank
     starts[1:] &= blank[:-1]
-    ends = np.cumsum(np.fromiter((len(e) + 1 for e in encoded), np.int64, count=len(encoded))) - 1
-    before = np.concatenate([[0], np.cumsum(starts, dtype=np.int64)])
-    return before[ends] - before[ends - np.fromiter((len(e) for e in encoded), np.int64, count=len(encoded))]
+    lengths = np.fromiter((len(e) for e in encoded), np.int64, count=len(encoded))
+    ends = np.cumsum(lengths + 1) - 1  # text k is buf[ends[k] - lengths[k]:ends[k]]
+    first_letters = np.flatnonzero(starts)
+    return np.searchsorted(first_letters, ends) - np.searchsorted(first_letters, ends - lengths)
 
 
 def check_filters(rows: list[dict], thresholds: dict | None) -> dict:
