@@ -101,14 +101,46 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 def normalise(text) -> str:
     """NFKC, case-folded, punctuation dropped, whitespace collapsed: the words (\\w+) joined by one space."""
-    text = unicodedata.normalize("NFKC", str(text or "")).casefold()
-    if not text.isascii():
-        for ch in set(_NON_ASCII.findall(text)):
-            if not (ch.isalnum() or ch == "_"):
-                text = text.replace(ch, " ")
-    # same words as " ".join(_WORD.findall(text)), several times faster: bytes.translate + split
-    return b" ".join(text.encode("utf-8", "surrogatepass").translate(_ASCII_SPACES).split()).decode(
-        "utf-8", "surrogatepass")
+    return normalise_all([text])[0].decode("utf-8", "surrogatepass")
+
+
+def normalise_all(texts: list) -> list[bytes]:
+    """`normalise` of every text, UTF-8 encoded. Each text is case-folded and its ASCII punctuation turned into
+    spaces on its own; the spaces of all of them are then collapsed in one pass over one buffer (numpy), which is
+    several times faster than splitting every text into words and joining them again."""
+    import numpy as np
+
+    if not texts:
+        return []
+    translated = []
+    for text in texts:
+        text = unicodedata.normalize("NFKC", str(text or "")).casefold()
+        if not text.isascii():
+            for ch in set(_NON_ASCII.findall(text)):
+                if not (ch.isalnum() or ch == "_"):
+                    text = text.replace(ch, " ")
+        # \\w in ASCII is [A-Za-z0-9_]: every other ASCII byte becomes a space, so no text has a newline left
+        translated.append(text.encode("utf-8", "surrogatepass").translate(_ASCII_SPACES))
+    buf = np.frombuffer(b"\n".join(translated), np.uint8)
+    return bytes(buf[_collapsed(buf)]).split(b"\n")
+
+
+def _collapsed(buf):
+    """Which bytes of newline-separated texts of words and spaces to keep so that every text is its words joined
+    by one space: the words, the newlines, and the first space of each run of spaces with a word on both sides."""
+    import numpy as np
+
+    space = buf == 0x20
+    word = ~space & (buf != 0x0A)
+    keep = ~space
+    after_space, before_space = np.zeros_like(space), np.zeros_like(space)
+    after_space[1:], before_space[:-1] = space[:-1], space[1:]
+    firsts = np.flatnonzero(space & ~after_space)  # runs of spaces: firsts[r] .. lasts[r]
+    lasts = np.flatnonzero(space & ~before_space)
+    inner = (firsts > 0) & (lasts < len(buf) - 1)
+    inner[inner] = word[firsts[inner] - 1] & word[lasts[inner] + 1]
+    keep[firsts[inner]] = True
+    return keep
 
 
 def doc_of(row: dict) -> str:
@@ -129,25 +161,53 @@ def _mix(x):
         return x ^ (x >> np.uint64(31))
 
 
-def shingle_hashes(normalised_docs: list[str], k: int = SHINGLE, block: int = 512):
+def shingle_hashes(normalised_docs: list, k: int = SHINGLE, block: int = 512):
     """(hashes, offsets): the uint64 hashes of every k-word shingle of every `normalise`d doc, doc i's at
     hashes[offsets[i]:offsets[i + 1]] (in text order, repeats kept; a doc shorter than k is one shingle, padded
-    with zeros). Words are numbered in order of first appearance. `block` docs at a time are hashed in whole-array
-    passes, so that only one block's words and temporaries are in memory besides the result."""
+    with zeros). Words are numbered in order of first appearance (`word_ids`). `block` docs at a time are hashed
+    in whole-array passes, so that only one block's temporaries are in memory besides the result."""
     import numpy as np
 
+    ids, lengths = word_ids(normalised_docs)
     n = len(normalised_docs)
-    lengths = np.fromiter((doc.count(" ") + 1 if doc else 0 for doc in normalised_docs), np.int64, count=n)
     counts = np.maximum(lengths, k) - k + 1  # the windows that start and end inside their doc
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    word_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     hashes = np.empty(int(offsets[-1]), np.uint64)
-    vocab: dict[str, int] = {}
     for first in range(0, n, block):
         last = min(n, first + block)
-        words = " ".join(normalised_docs[first:last]).split()
-        ids = np.fromiter((vocab.setdefault(w, len(vocab) + 1) for w in words), np.uint64, count=len(words))
-        hashes[offsets[first]:offsets[last]] = _block_shingles(ids, lengths[first:last], counts[first:last], k)
+        hashes[offsets[first]:offsets[last]] = _block_shingles(ids[word_offsets[first]:word_offsets[last]],
+                                                               lengths[first:last], counts[first:last], k)
     return hashes, offsets
+
+
+def word_ids(normalised_docs: list):
+    """(ids, lengths): every word of every `normalise`d doc (str, or bytes from `normalise_all`), docs one after
+    another,
+    as uint64 numbers 1, 2, ... in order of first appearance; and each doc's number of words. The words are cut
+    out of one byte buffer and numbered by Arrow's dictionary encoding (first appearance order), so no Python
+    object is made per word."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    docs = [doc if isinstance(doc, bytes) else doc.encode("utf-8", "surrogatepass") for doc in normalised_docs]
+    lengths = np.fromiter((doc.count(b" ") + 1 if doc else 0 for doc in docs), np.int64, count=len(docs))
+    total = int(lengths.sum())
+    text = np.frombuffer(b" ".join(doc for doc in docs if doc), np.uint8)
+    space = text == 0x20
+    gaps = np.flatnonzero(space)  # one between two words, none elsewhere (what normalise makes)
+    if total == 0:
+        return np.zeros(0, np.uint64), lengths
+    if len(gaps) != total - 1 or space[0] or space[-1] or (len(gaps) > 1 and (np.diff(gaps) == 1).any()):
+        raise ValueError("word_ids: a doc is not normalised (leading, trailing or repeated spaces)")
+    starts = np.empty(total + 1, np.int64)  # word w is chars[starts[w]:starts[w + 1]] once the spaces are out
+    starts[0], starts[-1] = 0, len(text) - len(gaps)
+    starts[1:-1] = gaps - np.arange(len(gaps))
+    words = pa.Array.from_buffers(pa.large_binary(), total,
+                                  [None, pa.py_buffer(starts), pa.py_buffer(np.ascontiguousarray(text[~space]))])
+    codes = pc.dictionary_encode(words).indices.to_numpy(zero_copy_only=False)
+    return codes.astype(np.uint64) + np.uint64(1), lengths
 
 
 def _block_shingles(ids, lengths, counts, k: int):
@@ -173,7 +233,7 @@ def shingle_sets(docs: list[str], k: int = SHINGLE) -> list:
     """Per document: the sorted unique uint64 hashes of its k-word shingles (a short doc is one shingle)."""
     import numpy as np
 
-    hashes, offsets = shingle_hashes([normalise(doc) for doc in docs], k)
+    hashes, offsets = shingle_hashes(normalise_all(docs), k)
     return [np.unique(hashes[offsets[i]:offsets[i + 1]]) for i in range(len(docs))]
 
 
@@ -202,17 +262,26 @@ def minhash(sets: list, num_perm: int = BANDS * ROWS, seed: int = 7):
     return minhash_flat(np.concatenate(sets) if sets else np.zeros(0, np.uint64), offsets, num_perm, seed)
 
 
-def minhash_flat(flat, offsets, num_perm: int = BANDS * ROWS, seed: int = 7, block: int = 1 << 16):
+def minhash_flat(flat, offsets, num_perm: int = BANDS * ROWS, seed: int = 7, block: int = 1 << 15,
+                 threads: int | None = None):
     """`minhash` of the sets flat[offsets[i]:offsets[i + 1]] (none empty). The sets are taken in blocks of about
-    `block` hashes, each run through every permutation while it is in the CPU's cache, with no temporaries."""
+    `block` hashes, each run through every permutation while it is in the CPU's cache, with no temporaries; the
+    blocks are shared among `threads` threads (default: the CPUs this process may use, at most 4), which numpy
+    lets run at once."""
     import numpy as np
 
     n = len(offsets) - 1
     seeds = _mix(np.arange(1, num_perm + 1, dtype=np.uint64) * np.uint64(seed + 1))
     sig = np.empty((n, num_perm), np.uint64)
+    bounds = []
     first = 0
     while first < n:  # sets [first, last): at least one, and as many more as fit in `block` hashes
         last = min(n, max(first + 1, int(np.searchsorted(offsets, offsets[first] + block, side="right")) - 1))
+        bounds.append((first, last))
+        first = last
+
+    def sign(bound: tuple[int, int]) -> None:
+        first, last = bound
         chunk = flat[offsets[first]:offsets[last]]
         local = offsets[first:last] - offsets[first]
         x, tmp = np.empty_like(chunk), np.empty_like(chunk)
@@ -220,8 +289,24 @@ def minhash_flat(flat, offsets, num_perm: int = BANDS * ROWS, seed: int = 7, blo
             np.bitwise_xor(chunk, seeds[p], out=x)
             _mix_in_place(x, tmp)
             sig[first:last, p] = np.minimum.reduceat(x, local)
-        first = last
+
+    threads = min(len(bounds), threads or _cpus())
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads, thread_name_prefix="audit-minhash") as pool:
+            list(pool.map(sign, bounds))
+    else:
+        for bound in bounds:
+            sign(bound)
     return sig
+
+
+def _cpus(most: int = 4) -> int:
+    try:
+        return max(1, min(most, len(os.sched_getaffinity(0))))
+    except AttributeError:  # no sched_getaffinity (macOS, Windows)
+        return max(1, min(most, os.cpu_count() or 1))
 
 
 def lsh_cross_split_candidates(sig, split_codes, bands: int = BANDS, rows: int = ROWS,
@@ -360,16 +445,16 @@ def _where(row: dict) -> str:
     return f"{row.get('id')} ({row['_file']}:{row['_line']})"
 
 
-def check_exact(rows: list[dict], dedup_exact_on: bool, normalised: list[str] | None = None) -> tuple[dict, dict]:
+def check_exact(rows: list[dict], dedup_exact_on: bool, normalised: list | None = None) -> tuple[dict, dict]:
     """(within-split duplicates, cross-split duplicates) by normalised title+question+answer (`normalised`: each
-    row's `normalise(doc_of(row))`, when the caller has them)."""
+    row's `normalise_all` bytes, or its `normalise(doc_of(row))`, when the caller has them)."""
     import hashlib
 
     if normalised is None:
-        normalised = [normalise(doc_of(row)) for row in rows]
+        normalised = normalise_all([doc_of(row) for row in rows])
     groups: dict[bytes, list[int]] = {}
     for i, text in enumerate(normalised):
-        key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+        key = hashlib.blake2b(text if isinstance(text, bytes) else text.encode(), digest_size=16).digest()
         groups.setdefault(key, []).append(i)
     within, across, ex_w, ex_a = 0, 0, [], []
     for members in groups.values():
@@ -393,14 +478,19 @@ def check_exact(rows: list[dict], dedup_exact_on: bool, normalised: list[str] | 
 
 
 def check_jaccard(rows: list[dict], split_codes, threshold: float = JACCARD,
-                  normalised: list[str] | None = None) -> dict:
+                  normalised: list | None = None, signed: tuple | None = None) -> dict:
+    """Cross-split near duplicates by MinHash-LSH, verified by the exact Jaccard of the shingle sets. `signed`:
+    (hashes, offsets, signatures, start time) when the caller has made them (shingle_hashes, minhash_flat)."""
     import numpy as np
 
-    t0 = time.perf_counter()
-    if normalised is None:
-        normalised = [normalise(doc_of(row)) for row in rows]
-    hashes, offsets = shingle_hashes(normalised)
-    sig = minhash_flat(hashes, offsets)
+    if signed is None:
+        t0 = time.perf_counter()
+        if normalised is None:
+            normalised = normalise_all([doc_of(row) for row in rows])
+        hashes, offsets = shingle_hashes(normalised)
+        sig = minhash_flat(hashes, offsets)
+    else:
+        hashes, offsets, sig, t0 = signed
     cand, capped = lsh_cross_split_candidates(sig, split_codes)
 
     def shingles(i: int):
@@ -506,18 +596,42 @@ def filter_thresholds(report: dict | None) -> dict | None:
     return {k: args[k] for k in keys}
 
 
+def word_counts(texts: list[str]):
+    """len(text.split()) of every text (an int64 array), from one pass over one buffer: a word starts at each
+    character that is not whitespace (str.isspace) and follows one that is, or starts its text."""
+    import numpy as np
+
+    encoded = []
+    for text in texts:
+        if not text.isascii():  # the few non-ASCII whitespace characters become spaces, so bytes can be tested
+            for ch in set(_NON_ASCII.findall(text)):
+                if ch.isspace():
+                    text = text.replace(ch, " ")
+        encoded.append(text.encode("utf-8", "surrogatepass"))
+    buf = np.frombuffer(b" ".join(encoded), np.uint8)  # a space between two texts keeps their words apart
+    # the ASCII whitespace of str.isspace: \t \n \v \f \r, the separators \x1c-\x1f, the space
+    blank = (buf == 0x20) | ((buf >= 0x09) & (buf <= 0x0D)) | ((buf >= 0x1C) & (buf <= 0x1F))
+    starts = ~blank
+    starts[1:] &= blank[:-1]
+    lengths = np.fromiter((len(e) for e in encoded), np.int64, count=len(encoded))
+    ends = np.cumsum(lengths + 1) - 1  # text k is buf[ends[k] - lengths[k]:ends[k]]
+    first_letters = np.flatnonzero(starts)
+    return np.searchsorted(first_letters, ends) - np.searchsorted(first_letters, ends - lengths)
+
+
 def check_filters(rows: list[dict], thresholds: dict | None) -> dict:
     if thresholds is None:
         return _check("SKIP", 0, "no filter thresholds in report.json (run.args)")
     lo, hi = thresholds["min_words"], thresholds["max_words"]
+    words = {field: word_counts([str(r.get(field) or "") for r in rows]).tolist() for field in ("question", "answer")}
     bad = []
-    for r in rows:
+    for k, r in enumerate(rows):
         why = []
         for field in ("title", "question", "answer"):
             if not str(r.get(field) or "").strip():
                 why.append(f"{field} empty")
         for field in ("question", "answer"):
-            n = len(str(r.get(field) or "").split())
+            n = words[field][k]
             if not lo <= n <= hi:
                 why.append(f"{field} has {n} words")
         for field, key in (("question_score", "min_question_score"), ("answer_score", "min_answer_score")):
@@ -573,6 +687,36 @@ def check_accounting(report: dict | None, final: Path, file_rows: dict[str, int]
 
 
 # ----------------------------------------------------------------------------------------------- audit
+def run_checks(rows: list[dict], report: dict | None, final: Path, split_codes, embeddings: str | None,
+               cosine: float | None) -> dict[str, dict]:
+    """Every check of the rows (as the reader sees them), in report order. The MinHash signatures (numpy, which
+    lets go of the GIL) are made in a thread while the checks written in Python run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    file_rows = {s: sum(1 for r in rows if r["_file"] == s) for s in SPLITS}
+    # exact copies within a split are a failure only when the run asked for exact dedup (its resolved config)
+    dedup_config = ((report or {}).get("dedup") or {}).get("config") or {}
+    exact_on = bool(dedup_config.get("exact", True))
+    checks: dict[str, dict] = {}
+    normalised = normalise_all([doc_of(row) for row in rows])  # one pass for the exact and the shingle checks
+    started = time.perf_counter()
+    hashes, offsets = shingle_hashes(normalised)
+    with ThreadPoolExecutor(1, thread_name_prefix="audit-minhash") as pool:
+        signing = pool.submit(minhash_flat, hashes, offsets)
+        checks["exact_within_split"], checks["exact_across_splits"] = check_exact(rows, exact_on, normalised)
+        later = {"synthetic_lineage": check_synthetic(rows), "ids": check_ids(rows),
+                 "filters": check_filters(rows, filter_thresholds(report)),
+                 "accounting": check_accounting(report, final, file_rows)}
+        checks["near_dup_jaccard"] = check_jaccard(rows, split_codes,
+                                                   signed=(hashes, offsets, signing.result(), started))
+    if embeddings:
+        checks["near_dup_cosine"] = check_cosine(rows, split_codes, embeddings, cosine)
+    else:
+        checks["near_dup_cosine"] = _check("SKIP", 0, "embedding check not run (--audit fast, --no-embeddings, "
+                                                      "or no semantic dedup)")
+    return {**checks, **later}
+
+
 def audit_dataset(path: Path, report: dict | None = None, embeddings: str | None = "minilm",
                   cosine: float | None = None) -> dict:
     """Audit a finished dataset; `report` defaults to report.json beside the files. Returns the section
@@ -592,23 +736,8 @@ def audit_dataset(path: Path, report: dict | None = None, embeddings: str | None
     to_visible(rows, text_format(report))
     file_rows = {s: sum(1 for r in rows if r["_file"] == s) for s in SPLITS}
     split_codes = np.array([SPLITS.index(r["_file"]) for r in rows], dtype=np.int8)
-    # exact copies within a split are a failure only when the run asked for exact dedup (its resolved config)
-    dedup_config = ((report or {}).get("dedup") or {}).get("config") or {}
-    exact_on = bool(dedup_config.get("exact", True))
 
-    checks: dict[str, dict] = {}
-    normalised = [normalise(doc_of(row)) for row in rows]  # one pass for the exact and the shingle checks
-    checks["exact_within_split"], checks["exact_across_splits"] = check_exact(rows, exact_on, normalised)
-    checks["near_dup_jaccard"] = check_jaccard(rows, split_codes, normalised=normalised)
-    if embeddings:
-        checks["near_dup_cosine"] = check_cosine(rows, split_codes, embeddings, cosine)
-    else:
-        checks["near_dup_cosine"] = _check("SKIP", 0, "embedding check not run (--audit fast, --no-embeddings, or no semantic dedup)")
-    checks["synthetic_lineage"] = check_synthetic(rows)
-    checks["ids"] = check_ids(rows)
-    checks["filters"] = check_filters(rows, filter_thresholds(report))
-    checks["accounting"] = check_accounting(report, final, file_rows)
-
+    checks = run_checks(rows, report, final, split_codes, embeddings, cosine)
     leaks = sum(c["count"] for c in checks.values() if c["status"] == "LEAK")
     failed = [name for name, c in checks.items() if c["status"] in ("LEAK", "FAIL")]
     verdict = "leak" if leaks else ("fail" if failed else "pass")

@@ -79,15 +79,14 @@ def visible(df: pd.DataFrame, column: str) -> pd.Series:
     return df[work] if work is not None and work in df.columns else df[column]
 
 
-def to_json_dict(row: dict) -> dict:
-    """A record as written to JSONL: `reward` as an object (null for real rows)."""
-    out = dict(row)
-    out["reward"] = json.loads(row["reward"]) if row.get("reward") else None
-    out["question_score"] = int(out["question_score"])
-    out["answer_score"] = int(out["answer_score"])
-    out["round"] = int(out["round"])
-    out["synthetic"] = bool(out["synthetic"])
-    return out
+def to_json_columns(columns: dict[str, list]) -> dict[str, list]:
+    """Records as written to JSONL, column by column: from {column: values}, the `reward` column as objects (null
+    for real rows) and the scores, `round` and `synthetic` as plain ints and bools."""
+    return {"reward": [json.loads(r) if r else None for r in columns["reward"]],
+            "question_score": [int(v) for v in columns["question_score"]],
+            "answer_score": [int(v) for v in columns["answer_score"]],
+            "round": [int(v) for v in columns["round"]],
+            "synthetic": [bool(v) for v in columns["synthetic"]]}
 
 
 def drop_ids(df: pd.DataFrame, ids: set[str]) -> pd.DataFrame:

@@ -311,3 +311,59 @@ def test_fast_normalise_shingles_and_minhash_equal_the_plain_ones():
     assert np.array_equal(audit.minhash(fast_sets), sig)
     hashes, offsets = audit.shingle_hashes(norm, block=7)  # words numbered across blocks of docs
     assert np.array_equal(audit.minhash_flat(hashes, offsets, block=64), sig)  # sets spread over many blocks
+
+
+def test_bulk_normalise_word_ids_and_threaded_minhash_equal_the_plain_ones():
+    """normalise_all (spaces collapsed over one buffer), word_ids (Arrow's dictionary encoding) and minhash_flat
+    on several threads give what the one-text-at-a-time versions give."""
+    import random
+
+    import numpy as np
+
+    rng = random.Random(5)
+    soup = ["A", "b", "\u00e9t\u00e9", "\u2014", "--", " ", "\n", "\t", "\x00", "\x1f", "...", "_", "\u00a0", "\u3000",
+            "\u6cd5", "\ufb01", "\u00df", "x1", "\U0001F600", "\ud800"] + [f"w{k}" for k in range(30)]
+    docs = ["", " ", "\n\n", "...", "a", " a ", "\x00a\x00", "--a--b--"] + [
+        "".join(rng.choice(soup) + rng.choice(["", " ", ""]) for _ in range(rng.randint(0, 200))) for _ in range(200)]
+    norm, _, sig = _reference_signatures(docs)
+    assert audit.normalise_all(docs) == [n.encode("utf-8", "surrogatepass") for n in norm]
+    assert audit.normalise_all([]) == []
+    ids_str, lengths_str = audit.word_ids(norm)
+    ids_bytes, lengths_bytes = audit.word_ids(audit.normalise_all(docs))
+    vocab: dict[str, int] = {}
+    plain = [vocab.setdefault(w, len(vocab) + 1) for text in norm for w in text.split()]
+    assert ids_str.tolist() == ids_bytes.tolist() == plain
+    assert lengths_str.tolist() == lengths_bytes.tolist() == [len(n.split()) for n in norm]
+    with pytest.raises(ValueError):
+        audit.word_ids(["a  b"])
+    hashes, offsets = audit.shingle_hashes(audit.normalise_all(docs), block=5)
+    one = audit.minhash_flat(hashes, offsets, block=256, threads=1)
+    assert np.array_equal(one, sig) and np.array_equal(audit.minhash_flat(hashes, offsets, block=256, threads=3), sig)
+
+
+def test_jaccard_check_with_signatures_made_beside_it_equals_the_plain_one():
+    import numpy as np
+
+    rows = clean_rows()
+    near = dict(rows[1], id="law-stackexchange-qa-9001", split="test")
+    near["answer"] = near["answer"] + " one more word"
+    rows = [dict(r, _file=r["split"], _line=n) for n, r in enumerate(rows + [near], 1)]
+    codes = np.array([SPLITS.index(r["_file"]) for r in rows], np.int8)
+    normalised = audit.normalise_all([audit.doc_of(r) for r in rows])
+    hashes, offsets = audit.shingle_hashes(normalised)
+    signed = (hashes, offsets, audit.minhash_flat(hashes, offsets), 0.0)
+    plain, beside = audit.check_jaccard(rows, codes), audit.check_jaccard(rows, codes, signed=signed)
+    assert plain["status"] == "LEAK" and plain["count"] == 1
+    assert {k: v for k, v in plain.items() if k != "seconds"} == {k: v for k, v in beside.items() if k != "seconds"}
+
+
+def test_word_counts_equal_str_split():
+    import random
+
+    rng = random.Random(11)
+    soup = ["a", "bb", " ", "\n", "\t", "\x1c", "\x1f", "\x85", "\u00a0", "\u2028", "\u3000", "\u00e9", "\U0001F600",
+            "\x00", ".", "\ud800", "\u200b", "\r\n"]
+    texts = ["", " ", "a", " a ", "\x1ca\x1d", "\u00a0"] + [
+        "".join(rng.choice(soup) for _ in range(rng.randint(0, 80))) for _ in range(2000)]
+    assert audit.word_counts(texts).tolist() == [len(t.split()) for t in texts]
+    assert audit.word_counts([]).tolist() == []

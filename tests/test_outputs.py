@@ -8,7 +8,7 @@ import pytest
 
 from outputs import (FORMATS, chat_jsonl_bytes, encode_partition, nemo_jsonl_bytes, parse_formats, write_final,
                      write_removed)
-from records import conform, empty_frame
+from records import COLUMNS, conform, empty_frame
 
 SPLITS = ("train", "val", "test")
 
@@ -174,3 +174,39 @@ def test_a_partition_encoded_for_other_formats_is_refused(tmp_path, partitions):
     assert not list(tmp_path.rglob("*.jsonl"))
     with pytest.raises(ValueError, match="unknown split"):
         encode_partition(frame(range(3), lambda i: "dev"))
+
+
+def _jsonl_bytes_per_row(df: pd.DataFrame) -> bytes:
+    """The writer as it was, one pandas row dict at a time: what the column-wise jsonl_bytes must reproduce."""
+    import orjson
+
+    def to_json_dict(row: dict) -> dict:
+        out = dict(row)
+        out["reward"] = json.loads(row["reward"]) if row.get("reward") else None
+        out["question_score"] = int(out["question_score"])
+        out["answer_score"] = int(out["answer_score"])
+        out["round"] = int(out["round"])
+        out["synthetic"] = bool(out["synthetic"])
+        return out
+
+    lines = [orjson.dumps(to_json_dict(row)) for row in df[COLUMNS].to_dict("records")]
+    return b"\n".join(lines) + (b"\n" if lines else b"")
+
+
+@pytest.mark.parametrize("storage", ["pyarrow", "python", "object"])
+def test_column_wise_jsonl_equals_the_per_row_writer(storage):
+    import numpy as np
+
+    from outputs import jsonl_bytes
+
+    df = pd.concat([frame(range(0, 30), split_of), frame(range(30, 40), split_of, synthetic=True)],
+                   ignore_index=True)
+    df.loc[3, "tags"], df.loc[5, "link"], df.loc[7, "title"] = None, np.nan, "\u00e9\u2028\U0001F600 \"q\"\n"
+    df.loc[8, "reward"] = None  # a real row whose reward column is missing, not ""
+    text_columns = [c for c, t in df.dtypes.items() if not pd.api.types.is_numeric_dtype(t) and c != "synthetic"]
+    dtype = object if storage == "object" else pd.StringDtype(storage)
+    df = df.astype({c: dtype for c in text_columns})
+    df["question_score"] = df["question_score"].astype("int32")  # what a partition read back may carry
+    assert jsonl_bytes(df) == _jsonl_bytes_per_row(df)
+    assert jsonl_bytes(df.iloc[:0]) == _jsonl_bytes_per_row(df.iloc[:0]) == b""
+    assert jsonl_bytes(df.iloc[::-3]) == _jsonl_bytes_per_row(df.iloc[::-3])  # any index, any order
