@@ -696,14 +696,54 @@ def test_static_chunk_tokenizer_gives_the_models_own_token_ids():
     assert fast(texts[:50]) == StaticModel.tokenize(model, texts[:50])
 
 
-def test_static_embeddings_equal_model2vecs_own(cache_dir):
+def _model2vec_embeddings(texts: list[str]) -> np.ndarray:
+    """The static model's embeddings as model2vec itself makes them (its tokenizer, its batches, its means)."""
     from model2vec import StaticModel
 
-    texts = _hard_texts() + [f"{_text(random.Random(i), 200)}" for i in range(1200)]  # > one 1,024-text batch
-    emb, _ = dedup.Embedder(static_cfg("")).embed(texts)
     model = StaticModel.from_pretrained(str(dedup.config.STATIC_DIR))
-    own = dedup.embed.l2norm(np.asarray(StaticModel.encode(model, texts, use_multiprocessing=False), np.float32))
+    return dedup.embed.l2norm(np.asarray(StaticModel.encode(model, texts, use_multiprocessing=False), np.float32))
+
+
+def test_static_embeddings_equal_model2vecs_own(cache_dir):
+    """The Embedder's static path (dedup/static_embed.py: its own tokenizer and means) gives model2vec's bytes: on
+    hard text, on empty rows, on rows of unknown tokens only (no ids left: zeros), on rows cut at the model's
+    character limit and at its 512 tokens, on real posts and on random word soups longer than a batch."""
+    sample = Path(REPO / "data" / "sample" / "law-stackexchange-questions-answers.json").read_text()
+    unknown_only = ["\U0001F600 \U0001F601", "\u2603", "ab" * 2000, "\U0001F600" * 5 + " " + "x" * 300]
+    long_texts = [" ".join(["law"] * 700), "word, " * 800, sample[:20_000], "x " * 5000, ". " * 300 + "end"]
+    texts = (_hard_texts() + ["", " ", "\n\n"] + unknown_only + long_texts
+             + [sample[i:i + 2500] for i in range(0, min(len(sample), 400_000), 1_700)]
+             + [f"{_text(random.Random(i), 200)}" for i in range(1200)])  # > one 1,024-text batch
+    emb, _ = dedup.Embedder(static_cfg("")).embed(texts)
+    own = _model2vec_embeddings(texts)
     assert np.array_equal(emb, own)
+    assert not own[len(_hard_texts()):len(_hard_texts()) + 7].any()  # empty and unknown-only rows: zeros
+    # a second Embedder in this process reuses the model's chunk cache (and the same bytes come out)
+    again, _ = dedup.Embedder(static_cfg("")).embed(texts[::-1])
+    assert np.array_equal(again, own[::-1])
+
+
+def test_static_means_add_in_numpys_order():
+    """static_means equals numpy's mean over a gathered (rows, tokens, dim) array bit for bit on float16 tables
+    whose sums depend on the order of the additions (magnitudes over six decades), and on float32 tables; -0.0
+    tokens give +0.0 as numpy's sum does."""
+    from dedup.static_embed import static_means
+
+    rng = np.random.default_rng(3)
+    for dtype in (np.float16, np.float32):
+        table = (rng.standard_normal((500, 16)) * 10.0 ** rng.uniform(-3, 3, (500, 1))).astype(dtype)
+        table[7] = -0.0
+        lens = np.r_[0, 1, 2, 512, rng.integers(0, 600, 300), 0, 3]
+        ids = rng.integers(0, 500, int(lens.sum()))
+        ids[:1] = 7  # the one-token row: a -0.0 row
+        offsets = np.r_[0, np.cumsum(lens)]
+        got = static_means(table.astype(np.float32), ids, offsets, dtype)
+        for n in np.unique(lens[lens > 0]):
+            rows = np.nonzero(lens == n)[0]
+            want = table[np.stack([ids[offsets[r]:offsets[r + 1]] for r in rows])].mean(axis=1)
+            assert want.dtype == got.dtype and np.array_equal(got[rows], want)
+        assert not got[lens == 0].any()
+        assert not np.signbit(got[1]).any()
 
 
 # ------------------------------------------------------------------------------ reuse (speed path)
