@@ -413,6 +413,64 @@ def test_semantic_pairs_equal_the_argpartition_search(monkeypatch, max_neighbour
             np.testing.assert_array_equal(stats["nearest"], ref_stats["nearest"])
 
 
+def _reference_spherical_kmeans(emb, k, seed, iters=20):
+    """spherical_kmeans as it was: every centroid recomputed from `emb[labels == c]` in every step."""
+    rng = np.random.default_rng(seed)
+    cents = emb[np.sort(rng.choice(len(emb), size=k, replace=False))].copy()
+    labels = np.zeros(len(emb), np.int64)
+    for step in range(iters):
+        new = np.argmax(emb @ cents.T, axis=1)
+        if step and np.array_equal(new, labels):
+            break
+        labels = new
+        for c in range(k):
+            members = emb[labels == c]
+            if len(members):
+                m = members.sum(axis=0)
+                cents[c] = m / max(float(np.linalg.norm(m)), 1e-12)
+    return labels, cents.astype(np.float32)
+
+
+@pytest.mark.parametrize("k, seed", [(2, 0), (9, 1), (40, 2)])
+def test_spherical_kmeans_equals_recomputing_every_centroid(k, seed):
+    """Recomputing only the clusters whose members changed gives the labels and centroids, bit for bit, of
+    recomputing all of them (points in loose groups, so that points move between clusters for several steps)."""
+    from dedup.search import spherical_kmeans
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(12, 32))
+    pts = np.concatenate([c + rng.normal(scale=1.2, size=(150, 32)) for c in centres])
+    emb = dedup.embed.l2norm(pts.astype(np.float32))
+    labels, cents = spherical_kmeans(emb, k, seed)
+    ref_labels, ref_cents = _reference_spherical_kmeans(emb, k, seed)
+    assert np.array_equal(labels, ref_labels) and cents.tobytes() == ref_cents.tobytes()
+
+
+def test_components_group_as_scipys_connected_components():
+    """The numpy components give scipy's groups (each labelled by its smallest node) on random graphs, on
+    shuffled long chains (the most rounds) and with self-loops and repeated edges."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from dedup.families import components
+
+    rng = np.random.default_rng(8)
+    for trial in range(60):
+        n = int(rng.integers(1, 2000))
+        if trial % 2:
+            perm = rng.permutation(n)
+            pairs = np.stack([perm[:-1], perm[1:]], axis=1)[rng.permutation(n - 1)]
+        else:
+            pairs = rng.integers(0, n, (int(rng.integers(0, 2 * n)), 2))
+        labels = components(n, pairs)
+        graph = coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+        ref = connected_components(graph, directed=False)[1]
+        groups = np.unique(np.stack([labels, ref], axis=1), axis=0)
+        assert len(groups) == len(np.unique(labels)) == len(np.unique(ref))  # the same partition of the nodes
+        first = np.unique(ref, return_index=True)[1]  # each scipy group's smallest node
+        assert np.array_equal(np.sort(labels[first]), np.sort(first))
+
+
 def test_dedup_against_drops_new_duplicates_only(cache_dir):
     rng = random.Random(2021)
     existing = frame(make_rows(50, seed=21))
