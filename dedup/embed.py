@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .config import BATCH_SIZE, MINILM_NAMES, STATIC_DIR, DedupConfig
-from .static_embed import ChunkTokenizer, StaticEncoder
+from .static_embed import StaticEncoder
 from .text import text_hashes
 
 log = logging.getLogger("lawqa.dedup")

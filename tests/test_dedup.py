@@ -744,19 +744,21 @@ def _hard_texts() -> list[str]:
 def test_static_chunk_tokenizer_gives_the_models_own_token_ids():
     from model2vec import StaticModel
 
+    from dedup.static_embed import ChunkTokenizer
+
     model = StaticModel.from_pretrained(str(dedup.config.STATIC_DIR))
     sample = Path(REPO / "data" / "sample" / "law-stackexchange-questions-answers.json").read_text()
     texts = _hard_texts() + [sample[i:i + 3000] for i in range(0, min(len(sample), 600_000), 2_000)]
-    fast = dedup.embed.ChunkTokenizer(model)
+    fast = ChunkTokenizer(model)
     assert fast(texts) == StaticModel.tokenize(model, texts)
     assert fast(texts[::-1]) == StaticModel.tokenize(model, texts[::-1])  # from its cache
     # texts without the characters only str.split() splits at are split by str.split(), not the regex
     plain = [t for t in texts if not any(ch in t for ch in "\x0b\x0c\x1c\x1d\x1e\x1f\x85")]
     plain += ["", " ", "\n", "a  b", "law \x00 text"]
     assert len(plain) > len(texts) // 2
-    assert dedup.embed.ChunkTokenizer(model)(plain) == StaticModel.tokenize(model, plain)
+    assert ChunkTokenizer(model)(plain) == StaticModel.tokenize(model, plain)
     for sample_texts in (texts[:50], plain[:50]):
-        small = dedup.embed.ChunkTokenizer(model)
+        small = ChunkTokenizer(model)
         small.MAX_CACHED = 10  # a full cache starts again (every call here fills it), with the same ids
         assert small(sample_texts) == StaticModel.tokenize(model, sample_texts)
         assert small(sample_texts[::-1]) == StaticModel.tokenize(model, sample_texts[::-1])
