@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .config import BATCH_SIZE, MINILM_NAMES, STATIC_DIR, DedupConfig
+from .static_embed import StaticEncoder
 from .text import text_hashes
 
 log = logging.getLogger("lawqa.dedup")
@@ -118,7 +119,6 @@ def minilm_path(name: str) -> str:
 
 
 _MODELS: dict[tuple, Any] = {}
-STATIC_BATCH = 512  # texts per model2vec batch (see Embedder._encode)
 # int8 path: each batch holds about this many tokens (rows x longest row) unless --embedding-batch-size is
 # given. Measured on 2 Xeon cores pinned to AVX2 (256-token docs): 4 docs a batch ran ~1.15x faster than 32
 # (the FFN's activations stay in cache; fp32 gains the same), 8 docs a batch or 1 were slower.
@@ -233,8 +233,7 @@ class Embedder:
             return _MODELS[k]
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if self.static:
-            m = load_static(STATIC_DIR)
-            m.tokenize = ChunkTokenizer(m)  # the same token ids, each distinct word tokenized once
+            m = StaticEncoder(load_static(STATIC_DIR))  # model2vec's bytes without its per-row Python work
         else:
             import torch
             from sentence_transformers import SentenceTransformer
@@ -265,13 +264,7 @@ class Embedder:
         self.calls += 1
         if self.static:
             self.precision = "static"
-            # one process: model2vec's threads would only add hand-offs (tokenizing is ChunkTokenizer's, in Python).
-            # Each row's mean is its own (any batch gives the same bytes); a batch's rows of one token count are
-            # gathered into one (rows, tokens, dim) array: 512 rows a batch peak ~9 MiB above the model, 1,024
-            # rows ~21 MiB, at the same speed (10k posts)
-            e = np.asarray(m.encode(texts, batch_size=STATIC_BATCH, show_progress_bar=False,
-                                    use_multiprocessing=False), dtype=np.float32)
-            return l2norm(e)
+            return l2norm(np.asarray(m.encode(texts), dtype=np.float32))  # each row's bytes are its own
         import contextlib
 
         import torch
@@ -340,51 +333,6 @@ class Embedder:
         emb = mat[pos] if len(hashes) else np.zeros((0, 1), np.float32)
         return emb, {"cache_hits": int(len(hashes) - len(miss)), "cache_misses": int(len(miss)),
                      "embedded": int(len(miss_hashes)), "precision": self.precision, "threads": self.threads}
-
-
-# The characters the static model's tokenizer (BertNormalizer + BertPreTokenizer) treats as whitespace: tab, LF, CR,
-# the Unicode space separators (Zs) and the line/paragraph separators. Other control characters it deletes, so they
-# never separate words there and must not here.
-_TOKENIZER_SPACE = re.compile("[\t\n\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
-
-
-class ChunkTokenizer:
-    """model2vec's `StaticModel.tokenize`, with each distinct whitespace-separated chunk tokenized once.
-
-    The static model's tokenizer works character by character up to whitespace: its normaliser (lowercase,
-    accents stripped, control characters dropped, CJK characters spaced) and its pre-tokenizer (whitespace, then
-    punctuation) never look across a whitespace character, so a text's token ids are the concatenation of its
-    chunks' ids. A corpus repeats its words: tokenizing the distinct chunks (cached across calls) and joining
-    their ids costs a fraction of tokenizing every text, with the same ids (tests/test_dedup.py compares them).
-    As the model's own: ids cut at the tokenizer's truncation length, then unknown-token ids removed."""
-
-    MAX_CACHED = 400_000  # distinct chunks kept between calls (a bound on memory for a large corpus)
-
-    def __init__(self, model):
-        self.model = model
-        self.ids: dict[str, list[int]] = {}
-
-    def __call__(self, sentences) -> list[list[int]]:
-        from itertools import chain, islice
-
-        tokenizer = self.model.tokenizer
-        chunked = [_TOKENIZER_SPACE.split(s) for s in sentences]
-        ids = self.ids
-        distinct = set().union(*chunked)  # set and list operations in C, not a Python loop over every word
-        new = sorted(distinct - ids.keys())
-        if len(ids) + len(new) > self.MAX_CACHED:
-            ids.clear()
-            new = sorted(distinct)
-        if new:
-            for chunk, enc in zip(new, tokenizer.encode_batch_fast(new, add_special_tokens=False)):
-                ids[chunk] = enc.ids
-        limit = (tokenizer.truncation or {}).get("max_length")
-        unk = self.model.unk_token_id
-        out = []
-        for chunks in chunked:
-            row = list(islice(chain.from_iterable(map(ids.__getitem__, chunks)), limit))  # limit None: all
-            out.append(row if unk is None or unk not in row else [i for i in row if i != unk])
-        return out
 
 
 def l2norm(e: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .config import DedupConfig
 from .minhash import minhash_signatures
-from .text import doc_texts, exact_hashes, text_hashes
+from .text import doc_texts, exact_hashes, fold, text_hashes
 
 EXTRA_COLUMNS = ("split",)  # carried into the features when the input has them (the leak check needs split)
 
@@ -26,13 +26,14 @@ def compute(obj, client):
 def partition_features(pdf: pd.DataFrame, shingle: int, num_perm: int, seed: int) -> pd.DataFrame:
     """Per partition: exact hash, embed-text hash and MinHash signature (as bytes) of each row."""
     texts = doc_texts(pdf)
+    folded = [fold(t) for t in texts]  # once, for the exact key and the words
     out = pd.DataFrame({
         "id": pdf["id"].astype(str).to_numpy(),
         "source_id": (pdf["source_id"] if "source_id" in pdf else pdf["id"]).astype(str).to_numpy(),
         "synthetic": (pdf["synthetic"] if "synthetic" in pdf else False),
         "answer_score": pdf["answer_score"] if "answer_score" in pdf else 0,
         "question_score": pdf["question_score"] if "question_score" in pdf else 0,
-        "exact_hash": exact_hashes(texts),
+        "exact_hash": exact_hashes(texts, folded),
         "text_hash": text_hashes(texts),
     }, index=pdf.index)
     out["synthetic"] = out["synthetic"].fillna(False).astype(bool)
@@ -42,7 +43,7 @@ def partition_features(pdf: pd.DataFrame, shingle: int, num_perm: int, seed: int
         if col in pdf:
             out[col] = pdf[col].astype(str).to_numpy()
     t = time.perf_counter()
-    out["sig"] = [row.tobytes() for row in minhash_signatures(texts, shingle, num_perm, seed)]
+    out["sig"] = [row.tobytes() for row in minhash_signatures(texts, shingle, num_perm, seed, folded=folded)]
     out["_sig_s"] = 0.0
     if len(out):  # CPU seconds of this partition's signatures, summed on the driver
         out.iloc[0, out.columns.get_loc("_sig_s")] = time.perf_counter() - t

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .text import word_hashes, words_of
+from .text import fold, folded_words, word_hashes
 
 
 def lsh_bands_rows(threshold: float, num_perm: int, min_recall: float = 0.985) -> tuple[int, int]:
@@ -42,10 +42,11 @@ def _perm_params(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def shingle_hashes(texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+def shingle_hashes(texts: list[str], k: int, folded: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Word k-shingle hashes (uint32) of each text, concatenated, and the per-text offsets (len n+1).
-    Texts shorter than k words get one shingle of all their words; empty texts get none."""
-    wh, starts = word_hashes([words_of(t) for t in texts])
+    Texts shorter than k words get one shingle of all their words; empty texts get none. `folded`: the texts'
+    fold, if made already."""
+    wh, starts = word_hashes(list(map(folded_words, folded if folded is not None else map(fold, texts))))
     lens = np.diff(starts)
     total = len(wh)
     if not total:
@@ -77,17 +78,17 @@ def shingle_hashes(texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def minhash_signatures(texts: list[str], k: int = 5, num_perm: int = 128, seed: int = 0,
-                       chunk: int = 1 << 16) -> np.ndarray:
+                       chunk: int = 1 << 16, folded: list[str] | None = None) -> np.ndarray:
     """(n, num_perm) uint32 MinHash signatures, vectorised with numpy.
     h_i(x) = ((a_i * x + b_i) mod 2^64) >> 32 (multiply-add-shift, 2-universal for 32-bit x).
     One permutation at a time over a chunk of whole documents' shingles, with in-place ops on a reused
     buffer: ~20x faster than materialising the (shingles x num_perm) matrix. A chunk of 2^16 shingles keeps the
-    buffer (512 KiB) in a core's cache across the permutations."""
+    buffer (512 KiB) in a core's cache across the permutations. `folded`: the texts' fold, if made already."""
     n = len(texts)
     sig = np.full((n, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     if n == 0:
         return sig
-    sh, off = shingle_hashes(texts, k)
+    sh, off = shingle_hashes(texts, k, folded)
     a, b = _perm_params(num_perm, seed)
     shift = np.uint64(32)
     doc = 0

@@ -31,15 +31,19 @@ def spherical_kmeans(emb: np.ndarray, k: int, seed: int, iters: int = 20) -> tup
     rng = np.random.default_rng(seed)
     cents = emb[np.sort(rng.choice(len(emb), size=k, replace=False))].copy()
     labels = np.zeros(len(emb), np.int64)
-    for _ in range(iters):
+    for step in range(iters):
         new = np.argmax(emb @ cents.T, axis=1)
-        if _ and np.array_equal(new, labels):
+        if step and np.array_equal(new, labels):
             break
+        moved = new != labels
+        # a cluster whose members are the ones it had keeps its centroid (the same sum of the same rows)
+        changed = np.arange(k) if not step else np.unique(np.r_[labels[moved], new[moved]])
         labels = new
-        for c in range(k):
-            members = emb[labels == c]
-            if len(members):
-                m = members.sum(axis=0)
+        order = np.argsort(labels, kind="stable")  # each cluster's members in row order, as emb[labels == c]
+        bounds = np.searchsorted(labels[order], np.arange(k + 1))
+        for c in changed.tolist():
+            if bounds[c + 1] > bounds[c]:
+                m = emb[order[bounds[c]:bounds[c + 1]]].sum(axis=0)
                 cents[c] = m / max(float(np.linalg.norm(m)), 1e-12)
     return labels, cents.astype(np.float32)
 
@@ -47,13 +51,15 @@ def spherical_kmeans(emb: np.ndarray, k: int, seed: int, iters: int = 20) -> tup
 def _top_neighbours_numpy(emb: np.ndarray):
     def top(q: np.ndarray, db: np.ndarray, k: int, threshold: float):
         sims = emb[q] @ emb[db].T
-        sims[q[:, None] == db[None, :]] = -np.inf  # a row is not its own neighbour
+        at = np.minimum(np.searchsorted(db, q), len(db) - 1)  # q and db are sorted: each query's own column
+        own = np.nonzero(db[at] == q)[0]
+        sims[own, at[own]] = -np.inf  # a row is not its own neighbour
         hit = sims >= threshold
         # a row with at most k hits has all of them among its k nearest: only rows with more need the top k
         # (np.argpartition over every row cost most of the search)
-        over = np.nonzero(hit.sum(axis=1) > k)[0]
+        over = np.nonzero(np.count_nonzero(hit, axis=1) > k)[0]
         hit[over] = False
-        ii, jj = np.nonzero(hit)
+        ii, jj = np.divmod(np.flatnonzero(hit), hit.shape[1])  # np.nonzero of a 2-d mask is ~3x slower
         if len(over):
             cols = np.argpartition(-sims[over], k - 1, axis=1)[:, :k]
             oi, oj = np.nonzero(np.take_along_axis(sims[over], cols, axis=1) >= threshold)

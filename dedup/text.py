@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -24,13 +25,22 @@ def fold(text: str) -> str:
 
 def normalize_text(text: str) -> str:
     """NFKC, case-folded, whitespace collapsed (the exact-dedup key text)."""
+    return collapse_space(fold(text))
+
+
+def collapse_space(folded: str) -> str:
+    """Runs of whitespace as one space, none at the ends: normalize_text of a text already folded."""
     # str.split() and the regex \s agree on whitespace (both Py_UNICODE_ISSPACE), and split/join is ~3x faster
-    return " ".join(fold(text).split())
+    return " ".join(folded.split())
 
 
 def words_of(text: str) -> list[bytes]:
     """The UTF-8 words (runs of word characters) of the folded text: punctuation and whitespace separate them."""
-    folded = fold(text)
+    return folded_words(fold(text))
+
+
+def folded_words(folded: str) -> list[bytes]:
+    """words_of a text already folded."""
     if not folded.isascii():
         # a post holds a handful of distinct non-ASCII characters: str.replace each that is not a word character
         # (\w outside ASCII is str.isalnum), which is cheaper than a regex over every character
@@ -43,14 +53,11 @@ def words_of(text: str) -> list[bytes]:
 def word_hashes(docs: list[list[bytes]]) -> tuple[np.ndarray, np.ndarray]:
     """xxh64 of every word of every doc, concatenated (uint64), and each doc's word offsets (len n+1).
     A word's hash depends only on the word, so hashes agree across partitions, calls and runs."""
-    lens = np.fromiter((len(w) for w in docs), dtype=np.int64, count=len(docs))
+    lens = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
     offsets = np.r_[0, np.cumsum(lens)].astype(np.int64)
-    flat = [w for ws in docs for w in ws]
-    if not flat:
-        return np.zeros(0, np.uint64), offsets
-    codes, uniq = pd.factorize(pd.Series(flat, dtype=object), sort=False)  # hash each distinct word once
-    uh = np.fromiter((xxhash.xxh64_intdigest(w) for w in uniq), dtype=np.uint64, count=len(uniq))
-    return uh[codes], offsets
+    # one C call per word: cheaper than finding the distinct words first (a hash table of bytes objects)
+    return np.fromiter(map(xxhash.xxh64_intdigest, chain.from_iterable(docs)), np.uint64, count=int(offsets[-1])), \
+        offsets
 
 
 def doc_text(title: str, question: str, answer: str) -> str:
@@ -71,9 +78,9 @@ def text_hashes(texts) -> list[str]:
     return [xxhash.xxh3_128_hexdigest(t.encode("utf-8")) for t in texts]
 
 
-def exact_hashes(texts) -> list[str]:
-    """xxh3-128 of each normalized text (the exact-dedup key)."""
-    return text_hashes(normalize_text(t) for t in texts)
+def exact_hashes(texts, folded: list[str] | None = None) -> list[str]:
+    """xxh3-128 of each normalized text (the exact-dedup key); `folded`: the texts' fold, if made already."""
+    return text_hashes(map(collapse_space, folded if folded is not None else map(fold, texts)))
 
 
 def natural_key(s: str) -> tuple:

@@ -413,6 +413,64 @@ def test_semantic_pairs_equal_the_argpartition_search(monkeypatch, max_neighbour
             np.testing.assert_array_equal(stats["nearest"], ref_stats["nearest"])
 
 
+def _reference_spherical_kmeans(emb, k, seed, iters=20):
+    """spherical_kmeans as it was: every centroid recomputed from `emb[labels == c]` in every step."""
+    rng = np.random.default_rng(seed)
+    cents = emb[np.sort(rng.choice(len(emb), size=k, replace=False))].copy()
+    labels = np.zeros(len(emb), np.int64)
+    for step in range(iters):
+        new = np.argmax(emb @ cents.T, axis=1)
+        if step and np.array_equal(new, labels):
+            break
+        labels = new
+        for c in range(k):
+            members = emb[labels == c]
+            if len(members):
+                m = members.sum(axis=0)
+                cents[c] = m / max(float(np.linalg.norm(m)), 1e-12)
+    return labels, cents.astype(np.float32)
+
+
+@pytest.mark.parametrize("k, seed", [(2, 0), (9, 1), (40, 2)])
+def test_spherical_kmeans_equals_recomputing_every_centroid(k, seed):
+    """Recomputing only the clusters whose members changed gives the labels and centroids, bit for bit, of
+    recomputing all of them (points in loose groups, so that points move between clusters for several steps)."""
+    from dedup.search import spherical_kmeans
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(12, 32))
+    pts = np.concatenate([c + rng.normal(scale=1.2, size=(150, 32)) for c in centres])
+    emb = dedup.embed.l2norm(pts.astype(np.float32))
+    labels, cents = spherical_kmeans(emb, k, seed)
+    ref_labels, ref_cents = _reference_spherical_kmeans(emb, k, seed)
+    assert np.array_equal(labels, ref_labels) and cents.tobytes() == ref_cents.tobytes()
+
+
+def test_components_group_as_scipys_connected_components():
+    """The numpy components give scipy's groups (each labelled by its smallest node) on random graphs, on
+    shuffled long chains (the most rounds) and with self-loops and repeated edges."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from dedup.families import components
+
+    rng = np.random.default_rng(8)
+    for trial in range(60):
+        n = int(rng.integers(1, 2000))
+        if trial % 2:
+            perm = rng.permutation(n)
+            pairs = np.stack([perm[:-1], perm[1:]], axis=1)[rng.permutation(n - 1)]
+        else:
+            pairs = rng.integers(0, n, (int(rng.integers(0, 2 * n)), 2))
+        labels = components(n, pairs)
+        graph = coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+        ref = connected_components(graph, directed=False)[1]
+        groups = np.unique(np.stack([labels, ref], axis=1), axis=0)
+        assert len(groups) == len(np.unique(labels)) == len(np.unique(ref))  # the same partition of the nodes
+        first = np.unique(ref, return_index=True)[1]  # each scipy group's smallest node
+        assert np.array_equal(np.sort(labels[first]), np.sort(first))
+
+
 def test_dedup_against_drops_new_duplicates_only(cache_dir):
     rng = random.Random(2021)
     existing = frame(make_rows(50, seed=21))
@@ -686,24 +744,74 @@ def _hard_texts() -> list[str]:
 def test_static_chunk_tokenizer_gives_the_models_own_token_ids():
     from model2vec import StaticModel
 
+    from dedup.static_embed import ChunkTokenizer
+
     model = StaticModel.from_pretrained(str(dedup.config.STATIC_DIR))
     sample = Path(REPO / "data" / "sample" / "law-stackexchange-questions-answers.json").read_text()
     texts = _hard_texts() + [sample[i:i + 3000] for i in range(0, min(len(sample), 600_000), 2_000)]
-    fast = dedup.embed.ChunkTokenizer(model)
+    fast = ChunkTokenizer(model)
     assert fast(texts) == StaticModel.tokenize(model, texts)
     assert fast(texts[::-1]) == StaticModel.tokenize(model, texts[::-1])  # from its cache
-    fast.MAX_CACHED = 10  # a full cache starts again, with the same ids
-    assert fast(texts[:50]) == StaticModel.tokenize(model, texts[:50])
+    # texts without the characters only str.split() splits at are split by str.split(), not the regex
+    plain = [t for t in texts if not any(ch in t for ch in "\x0b\x0c\x1c\x1d\x1e\x1f\x85")]
+    plain += ["", " ", "\n", "a  b", "law \x00 text"]
+    assert len(plain) > len(texts) // 2
+    assert ChunkTokenizer(model)(plain) == StaticModel.tokenize(model, plain)
+    for sample_texts in (texts[:50], plain[:50]):
+        small = ChunkTokenizer(model)
+        small.MAX_CACHED = 10  # a full cache starts again (every call here fills it), with the same ids
+        assert small(sample_texts) == StaticModel.tokenize(model, sample_texts)
+        assert small(sample_texts[::-1]) == StaticModel.tokenize(model, sample_texts[::-1])
+
+
+def _model2vec_embeddings(texts: list[str]) -> np.ndarray:
+    """The static model's embeddings as model2vec itself makes them (its tokenizer, its batches, its means)."""
+    from model2vec import StaticModel
+
+    model = StaticModel.from_pretrained(str(dedup.config.STATIC_DIR))
+    return dedup.embed.l2norm(np.asarray(StaticModel.encode(model, texts, use_multiprocessing=False), np.float32))
 
 
 def test_static_embeddings_equal_model2vecs_own(cache_dir):
-    from model2vec import StaticModel
-
-    texts = _hard_texts() + [f"{_text(random.Random(i), 200)}" for i in range(1200)]  # > one 1,024-text batch
+    """The Embedder's static path (dedup/static_embed.py: its own tokenizer and means) gives model2vec's bytes: on
+    hard text, on empty rows, on rows of unknown tokens only (no ids left: zeros), on rows cut at the model's
+    character limit and at its 512 tokens, on real posts and on random word soups longer than a batch."""
+    sample = Path(REPO / "data" / "sample" / "law-stackexchange-questions-answers.json").read_text()
+    unknown_only = ["\U0001F600 \U0001F601", "\u2603", "ab" * 2000, "\U0001F600" * 5 + " " + "x" * 300]
+    long_texts = [" ".join(["law"] * 700), "word, " * 800, sample[:20_000], "x " * 5000, ". " * 300 + "end"]
+    texts = (_hard_texts() + ["", " ", "\n\n"] + unknown_only + long_texts
+             + [sample[i:i + 2500] for i in range(0, min(len(sample), 400_000), 1_700)]
+             + [f"{_text(random.Random(i), 200)}" for i in range(1200)])  # > one 1,024-text batch
     emb, _ = dedup.Embedder(static_cfg("")).embed(texts)
-    model = StaticModel.from_pretrained(str(dedup.config.STATIC_DIR))
-    own = dedup.embed.l2norm(np.asarray(StaticModel.encode(model, texts, use_multiprocessing=False), np.float32))
+    own = _model2vec_embeddings(texts)
     assert np.array_equal(emb, own)
+    assert not own[len(_hard_texts()):len(_hard_texts()) + 7].any()  # empty and unknown-only rows: zeros
+    # a second Embedder in this process reuses the model's chunk cache (and the same bytes come out)
+    again, _ = dedup.Embedder(static_cfg("")).embed(texts[::-1])
+    assert np.array_equal(again, own[::-1])
+
+
+def test_static_means_add_in_numpys_order():
+    """static_means equals numpy's mean over a gathered (rows, tokens, dim) array bit for bit on float16 tables
+    whose sums depend on the order of the additions (magnitudes over six decades), and on float32 tables; -0.0
+    tokens give +0.0 as numpy's sum does."""
+    from dedup.static_embed import static_means
+
+    rng = np.random.default_rng(3)
+    for dtype in (np.float16, np.float32):
+        table = (rng.standard_normal((500, 16)) * 10.0 ** rng.uniform(-3, 3, (500, 1))).astype(dtype)
+        table[7] = -0.0
+        lens = np.r_[0, 1, 2, 512, rng.integers(0, 600, 300), 0, 3]
+        ids = rng.integers(0, 500, int(lens.sum()))
+        ids[:1] = 7  # the one-token row: a -0.0 row
+        offsets = np.r_[0, np.cumsum(lens)]
+        got = static_means(table.astype(np.float32), ids, offsets, dtype)
+        for n in np.unique(lens[lens > 0]):
+            rows = np.nonzero(lens == n)[0]
+            want = table[np.stack([ids[offsets[r]:offsets[r + 1]] for r in rows])].mean(axis=1)
+            assert want.dtype == got.dtype and np.array_equal(got[rows], want)
+        assert not got[lens == 0].any()
+        assert not np.signbit(got[1]).any()
 
 
 # ------------------------------------------------------------------------------ reuse (speed path)
