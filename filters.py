@@ -163,6 +163,45 @@ def default_filters(cfg: FilterConfig) -> list[ScoreFilter]:
     ]
 
 
+class RowKeep:
+    """filter_partition's keep decision for one row, from its values by column (question and answer: their visible
+    text), for the clean to skip work on rows the filter will drop (modifiers.clean_partition's `keep_row`): each
+    filter's score_document and keep_document, which agree with its column methods on the clean stage's texts. A
+    value a filter cannot judge alone counts as kept (filter_partition decides). The word counts it makes are kept
+    (`counts`, in call order) for filter_partition and the summarizers: the words are counted once."""
+
+    def __init__(self, filters: list[ScoreFilter]) -> None:
+        self.judges = [(f.column, f.document_filter) for f in filters]
+        self.columns = {f.column for f in filters}  # the values a call reads
+        self.counts: dict[str, list[int]] = {f.column: [] for f in filters if isinstance(f.document_filter,
+                                                                                       WordCountFilter)}
+
+    def __call__(self, values: dict) -> bool:
+        words = {}
+        for column, counts in self.counts.items():
+            text = values[column]
+            words[column] = len(text.split()) if isinstance(text, str) else 0  # count_words' count
+            counts.append(words[column])
+        try:
+            for column, judge in self.judges:
+                if isinstance(judge, WordCountFilter):
+                    score = words[column]
+                else:
+                    score = judge.score_document(values[column])
+                if not judge.keep_document(score):
+                    return False
+        except (TypeError, ValueError, AttributeError):
+            pass
+        return True
+
+    def counted(self, index: pd.Index) -> dict[str, pd.Series] | None:
+        """The word counts made for the rows of `index` (filters.word_counts' result), None unless every row was
+        judged."""
+        if any(len(counts) != len(index) for counts in self.counts.values()):
+            return None
+        return {column: pd.Series(counts, index=index, dtype="int64") for column, counts in self.counts.items()}
+
+
 def word_counts(df: pd.DataFrame, filters: list[ScoreFilter]) -> dict[str, pd.Series]:
     """The word counts of every column a WordCountFilter of `filters` judges (its visible text), over all rows:
     counted once per partition for the filters and for whoever summarizes the partition (the card's
@@ -203,22 +242,30 @@ def clean_and_filter_partition(raw: pd.DataFrame, filters: list[ScoreFilter], *s
     """Clean, then filter one raw partition in one task: (kept rows, drop counts by reason, *summaries).
 
     Fusing the two stages means a worker never holds the cleaned text of rows the filter drops (about half of
-    them by default) and never keeps an all-rows "marked" copy next to the kept one. Each `summarizer(marked,
-    DROP_REASON, counts)` sees every row with its drop reason ("" = kept) and the word counts by column (see
-    `word_counts`) while the cleaned text is still in the worker's memory (the card's word-count histograms,
-    dedup's per-row features); its result follows the drop counts.
+    them by default) and never keeps an all-rows "marked" copy next to the kept one; the clean makes the Markdown
+    only for the rows RowKeep keeps (the others' question and answer are their visible text in `marked`). Each
+    `summarizer(marked, DROP_REASON, counts)` sees every row with its drop reason ("" = kept) and the word counts
+    by column (see `word_counts`) while the cleaned text is still in the worker's memory (the card's word-count
+    histograms, dedup's per-row features: both read only the kept rows' texts); its result follows the drop
+    counts.
     """
-    from modifiers import ANSWER_IMAGE, clean_partition
+    from modifiers import ANSWER_IMAGE, WRITTEN, clean_partition
 
-    cleaned = clean_partition(raw, text_format, site)
+    keep_row = RowKeep(filters)
+    cleaned = clean_partition(raw, text_format, site, keep_row=keep_row)
     cleaned[ANSWER_IMAGE] = [isinstance(html, str) and "<img" in html for html in raw["answer"]]
-    del raw
-    counts = word_counts(cleaned, filters)
+    counts = keep_row.counted(cleaned.index) or word_counts(cleaned, filters)
     marked = filter_partition(cleaned, filters, counts)
     reasons = marked[DROP_REASON]
+    unwritten = (reasons == "") & ~marked[WRITTEN]
+    if unwritten.any():  # RowKeep said drop where the filters keep: make those rows' texts as a plain clean does
+        again = clean_partition(raw[unwritten.to_numpy()], text_format, site)
+        for column in ("question", "answer"):
+            marked.loc[unwritten, column] = again[column]
+    del raw
     dropped = {str(k): int(v) for k, v in sorted(reasons[reasons != ""].value_counts().items())}
     summaries = tuple(summarize(marked, DROP_REASON, counts) for summarize in summarizers)
-    kept = marked[reasons == ""].drop(columns=[DROP_REASON, ANSWER_IMAGE])
+    kept = marked[reasons == ""].drop(columns=[DROP_REASON, ANSWER_IMAGE, WRITTEN])
     return (kept, dropped, *summaries)
 
 

@@ -202,26 +202,51 @@ def html_to_text(html: str, skip_placeholder: bool = False) -> str:
 def html_to_markdown(html: str, base: str) -> tuple[str, str]:
     """(Markdown, visible text) of an HTML fragment, parsed once: mdtext's walk and the plain walk without the
     image placeholder. `base` is the site's address (https://site/) for its relative links."""
+    root, pair = _parse_body(html)
+    return pair if root is None else _markdown_pair(root, base, html)
+
+
+def _parse_body(html: str) -> tuple:
+    """(the body's parsed container, None), or (None, its (Markdown, visible text)) where html_to_markdown walks no
+    tree: an empty body, one without markup, one lxml cannot parse."""
     if not html or not html.strip():
-        return "", ""
+        return None, ("", "")
     if "<" not in html and "&" not in html:
         text = drop_placeholder_markup(collapse_spaces(html).strip())
-        return escape_line_start(escape_text(text)), text
+        return None, (escape_line_start(escape_text(text)), text)
     try:
-        root = _parse_fragment(html)
+        return _parse_fragment(html), None
     except (etree.ParserError, ValueError):
         text = drop_placeholder_markup(_strip_tags(html))
-        return escape_line_start(escape_text(text)), text
-    pair = _simple_post(root, base, html)
-    if pair is not None and pair[1]:
-        markdown, visible = pair
-    else:
-        visible = _walk_text(root, True)
-        if not visible:  # see html_to_text
-            text = drop_placeholder_markup(_strip_tags(html))
-            return escape_line_start(escape_text(text)), text
-        markdown = walk_markdown(root, base, pre_languages(html))
-    return markdown, drop_placeholder_markup(visible)
+        return None, (escape_line_start(escape_text(text)), text)
+
+
+def _markdown_pair(root, base: str, html: str) -> tuple[str, str]:
+    """html_to_markdown of a parsed body (`root`, from `_parse_body`)."""
+    visible, how = _tree_visible(root, html)
+    return _tree_markdown(root, base, html, how, visible), visible
+
+
+def _tree_visible(root, html: str) -> tuple[str, bool | None]:
+    """The visible text of a parsed body, and how _tree_markdown makes its Markdown: True _simple_markdown (a
+    simple post that shows something), False mdtext's walk, None from the visible text itself (the tags stripped:
+    libxml2 lost the text of a tree nested too deep, see html_to_text)."""
+    visible = _simple_visible(root)
+    if visible:
+        return drop_placeholder_markup(visible), True
+    visible = _walk_text(root, True)
+    if visible:
+        return drop_placeholder_markup(visible), False
+    return drop_placeholder_markup(_strip_tags(html)), None
+
+
+def _tree_markdown(root, base: str, html: str, how: bool | None, visible: str) -> str:
+    """The Markdown of a parsed body, made as `_tree_visible` said (`visible`: the text it gave)."""
+    if how:
+        return _simple_markdown(root, base, html)
+    if how is None:
+        return escape_line_start(escape_text(visible))
+    return walk_markdown(root, base, pre_languages(html))
 
 
 _HEADING_MARKS = {f"h{level}": "#" * level + " " for level in range(1, 7)}
@@ -229,12 +254,22 @@ _MARKDOWN_PARAGRAPHS = {"p", *_HEADING_MARKS}
 _SIMPLE_BLOCKS = _MARKDOWN_PARAGRAPHS | {"blockquote", "ul", "ol", "pre", "hr"} | _DROP_WITH_CONTENT
 
 
-def _simple_post(root, base: str, html: str) -> tuple[str, str] | None:
+def _simple_post(root, base: str, html: str, markdown: bool = True) -> tuple[str, str] | None:
     """(Markdown, visible text) of a container whose blocks are all simple (most posts): paragraphs and headings
     of inline markup, quotes of such paragraphs, lists of text-only items, <pre><code> blocks, rules, and blocks
-    dropped with their content, separated by whitespace. One pass over the blocks, each rendered whole for both
-    texts; blocks are a blank line apart in both, and a block with nothing to show is left out: what the two
-    builders' walks reduce to there (tests/test_markdown.py pins them together). None for any other container."""
+    dropped with their content, separated by whitespace. Each block rendered whole for both texts (the visible
+    text first: it decides whether the post is simple); blocks are a blank line apart in both, and a block with
+    nothing to show is left out: what the two builders' walks reduce to there (tests/test_markdown.py pins them
+    together). None for any other container. `markdown=False`: "" for the Markdown (made later, if at all, by
+    _simple_markdown)."""
+    visible = _simple_visible(root)
+    if visible is None:
+        return None
+    return (_simple_markdown(root, base, html) if markdown else ""), visible
+
+
+def _simple_visible(root) -> str | None:
+    """The visible text of a simple post (see _simple_post), None for any other container."""
     if root.text and not root.text.isspace():
         return None
     blocks = list(root)
@@ -242,39 +277,68 @@ def _simple_post(root, base: str, html: str) -> tuple[str, str] | None:
     for block, tag in zip(blocks, tags):
         if tag not in _SIMPLE_BLOCKS or (block.tail and not block.tail.isspace()):
             return None
-    markdown_blocks, visible_blocks = [], []
-    languages, pres, quotes = None, 0, 0
+    texts, quotes = [], 0
     for block, tag in zip(blocks, tags):
         if tag in _MARKDOWN_PARAGRAPHS:
-            pair = _simple_paragraph(block, base)
-            if pair is None and tag == "p" and all(br.tag == "br" and not len(br) and not br.text for br in block):
-                pair = _broken_paragraph(block)
-            elif pair is not None and pair[0]:
-                heading = _HEADING_MARKS.get(tag)
-                if heading:
-                    pair = (heading + pair[0], pair[1])
-                elif pair[0][0] in LINE_START_FIRST_CHARS:
-                    pair = (escape_line_start(pair[0]), pair[1])
+            text = _paragraph_visible(block)
+            if text is None and tag == "p" and _only_breaks(block):
+                text = _broken_visible(block)
         elif tag == "blockquote":
-            pair = _simple_quote(block, base)
+            text = _quote_visible(block)
             quotes += 1
         elif tag in ("ul", "ol"):
-            pair = _simple_list(block)
+            text = _list_visible(block)
+        elif tag == "pre":
+            text = _pre_visible(block)
+        elif tag == "hr":
+            text = "" if not len(block) and not block.text else None
+        else:
+            continue  # dropped with its content (a script, a style)
+        if text is None:
+            return None
+        texts.append(text)
+    return _join_blocks(texts, quotes)
+
+
+def _simple_markdown(root, base: str, html: str) -> str:
+    """The Markdown of a post _simple_visible found simple: each block's, through the same choice of renderer (a
+    paragraph it could not take whole is one of lines split by <br>: the only other way a simple post's is)."""
+    texts, languages, pres, quotes = [], None, 0, 0
+    for block in root:
+        tag = block.tag
+        if tag in _MARKDOWN_PARAGRAPHS:
+            if tag == "p" and len(block) and _only_breaks(block):
+                text = _broken_markdown(block)
+            else:
+                text = _paragraph_markdown(block, base)
+                if text:
+                    heading = _HEADING_MARKS.get(tag)
+                    if heading:
+                        text = heading + text
+                    elif text[0] in LINE_START_FIRST_CHARS:
+                        text = escape_line_start(text)
+        elif tag == "blockquote":
+            text = _quote_markdown(block, base)
+            quotes += 1
+        elif tag in ("ul", "ol"):
+            text = _list_markdown(block)
         elif tag == "pre":
             if pres == 0:
                 languages = pre_languages(html)
             language = languages[pres] if languages is not None and pres < len(languages) else None
             pres += 1
-            pair = _simple_pre(block, language)
+            text = "\n".join(line.rstrip() for line in fenced_code(block, language))
         elif tag == "hr":
-            pair = ("---", "") if not len(block) and not block.text else None
+            text = "---"
         else:
-            continue  # dropped with its content (a script, a style)
-        if pair is None:
-            return None
-        markdown_blocks.append(pair[0])
-        visible_blocks.append(pair[1])
-    return _join_blocks(markdown_blocks, quotes), _join_blocks(visible_blocks, quotes)
+            continue
+        texts.append(text)
+    return _join_blocks(texts, quotes)
+
+
+def _only_breaks(block) -> bool:
+    """Whether every child of the paragraph is an empty <br> (true of one with no children)."""
+    return all(br.tag == "br" and not len(br) and not br.text for br in block)
 
 
 def _join_blocks(texts: list[str], quotes: int) -> str:
@@ -292,9 +356,9 @@ def _join_blocks(texts: list[str], quotes: int) -> str:
     return "".join(out)
 
 
-def _simple_paragraph(block, base: str) -> tuple[str, str] | None:
-    """(Markdown, visible text) of a paragraph of inline markup (no image), each on one line and trimmed, "" where
-    it shows nothing; the Markdown before its line start is escaped. None for any other paragraph.
+def _paragraph_visible(block) -> str | None:
+    """The visible text of a paragraph of inline markup (no image) on one line and trimmed, "" where it shows
+    nothing; None for any other paragraph.
 
     A paragraph of one text node is one add_text for the plain builder: its text collapsed and trimmed, whatever
     spaces it holds, unless that leaves only ">" and spaces (a line the builder counts as empty)."""
@@ -302,20 +366,25 @@ def _simple_paragraph(block, base: str) -> tuple[str, str] | None:
         text = _inline_plain_text(block)
         if text is None:
             return None
-        collapsed = collapse_spaces(text)
-        markdown = collapse_spaces(inline_markdown(block, base)).strip(" ")
     else:
         text = block.text
         if not text:
-            return "", ""
-        collapsed = collapse_spaces(text)
-        markdown = escape_text(collapsed.strip(" "))
+            return ""
     if text.isspace():
-        return markdown, ""
-    visible = collapsed.lstrip(" ").rstrip()
+        return ""
+    visible = collapse_spaces(text).lstrip(" ").rstrip()
     if visible[:1] == ">" and not visible.strip(" >"):
         return None
-    return markdown, visible
+    return visible
+
+
+def _paragraph_markdown(block, base: str) -> str:
+    """The Markdown of a paragraph _paragraph_visible takes, on one line and trimmed, before its line start is
+    escaped."""
+    if len(block):
+        return collapse_spaces(inline_markdown(block, base)).strip(" ")
+    text = block.text
+    return escape_text(collapse_spaces(text).strip(" ")) if text else ""
 
 
 def _inline_plain_text(block) -> str | None:
@@ -334,64 +403,84 @@ def _inline_plain_text(block) -> str | None:
     return text
 
 
-def _broken_paragraph(block) -> tuple[str, str] | None:
-    """A paragraph of text lines split by <br> (no other markup): a line each in both texts, the Markdown's ending
-    in a backslash (a hard break) but the last. None when a line is empty or holds other markup."""
-    markdown_lines, visible_lines = [], []
+def _broken_visible(block) -> str | None:
+    """A paragraph of text lines split by <br> (no other markup): a line each. None when a line is empty or holds
+    other markup."""
+    visible_lines = []
     for segment in [block.text] + [br.tail for br in block]:
         if not segment or segment.isspace():
             return None
-        collapsed = collapse_spaces(segment).lstrip(" ")
-        visible = collapsed.rstrip()
+        visible = collapse_spaces(segment).lstrip(" ").rstrip()
         if not visible.strip(" >"):
             return None
-        if markdown_lines:
-            markdown_lines[-1] = (markdown_lines[-1] + "\\").rstrip()
-        markdown_lines.append(escape_line_start(escape_text(collapsed)))
         visible_lines.append(visible)
-    markdown_lines[-1] = markdown_lines[-1].rstrip()
-    return "\n".join(markdown_lines), "\n".join(visible_lines)
+    return "\n".join(visible_lines)
 
 
-def _simple_quote(quote, base: str) -> tuple[str, str] | None:
-    """A quote of simple paragraphs: each a "> " line, a ">" line between them (both texts)."""
+def _broken_markdown(block) -> str:
+    """The Markdown of a paragraph _broken_visible takes: a line each, ending in a backslash (a hard break) but the
+    last."""
+    lines = [escape_line_start(escape_text(collapse_spaces(segment).lstrip(" ")))
+             for segment in [block.text] + [br.tail for br in block]]
+    return "\n".join([(line + "\\").rstrip() for line in lines[:-1]] + [lines[-1].rstrip()])
+
+
+def _quote_visible(quote) -> str | None:
+    """A quote of simple paragraphs: each a "> " line, a ">" line between them."""
     if quote.text and not quote.text.isspace():
         return None
-    markdown_lines, visible_lines = [], []
+    lines = []
     for paragraph in quote:
         if paragraph.tag != "p" or (paragraph.tail and not paragraph.tail.isspace()):
             return None
-        pair = _simple_paragraph(paragraph, base)
-        if pair is None:
+        text = _paragraph_visible(paragraph)
+        if text is None:
             return None
-        if pair[0]:
-            markdown_lines.append(("> " + escape_line_start(pair[0])).rstrip())
-        if pair[1]:
-            visible_lines.append("> " + pair[1])
-    return "\n>\n".join(markdown_lines), "\n>\n".join(visible_lines)
+        if text:
+            lines.append("> " + text)
+    return "\n>\n".join(lines)
 
 
-def _simple_list(block) -> tuple[str, str] | None:
-    """A list of text-only items: a bullet or number line each (both texts)."""
+def _quote_markdown(quote, base: str) -> str:
+    """The Markdown of a quote _quote_visible takes."""
+    lines = []
+    for paragraph in quote:
+        text = _paragraph_markdown(paragraph, base)
+        if text:
+            lines.append(("> " + escape_line_start(text)).rstrip())
+    return "\n>\n".join(lines)
+
+
+def _list_visible(block) -> str | None:
+    """A list of text-only items: a bullet or number line each."""
     if block.text and not block.text.isspace():
         return None
     ordered, number = block.tag == "ol", _list_start(block)
-    markdown_lines, visible_lines = [], []
+    lines = []
     for item in block:
         text = item.text
         if item.tag != "li" or len(item) or not text or text.isspace() or (item.tail and not item.tail.isspace()):
             return None
         marker = f"{number}. " if ordered else "- "
         number += 1
-        collapsed = collapse_spaces(text).lstrip(" ")
-        visible_lines.append((marker + collapsed).rstrip())
-        markdown_lines.append((marker + escape_line_start(escape_text(collapsed))).rstrip())
-    return "\n".join(markdown_lines), "\n".join(visible_lines)
+        lines.append((marker + collapse_spaces(text).lstrip(" ")).rstrip())
+    return "\n".join(lines)
 
 
-def _simple_pre(pre, language: str | None) -> tuple[str, str] | None:
-    """A <pre><code> of text only: a fenced block in Markdown; in the visible text its lines that hold more than
-    spaces and ">" (the plain walk's lines; blank ones vanish there)."""
+def _list_markdown(block) -> str:
+    """The Markdown of a list _list_visible takes."""
+    ordered, number = block.tag == "ol", _list_start(block)
+    lines = []
+    for item in block:
+        marker = f"{number}. " if ordered else "- "
+        number += 1
+        lines.append((marker + escape_line_start(escape_text(collapse_spaces(item.text).lstrip(" ")))).rstrip())
+    return "\n".join(lines)
+
+
+def _pre_visible(pre) -> str | None:
+    """A <pre><code> of text only: its lines that hold more than spaces and ">" (the plain walk's lines; blank ones
+    vanish there). Its Markdown is a fenced block (_simple_markdown)."""
     if pre.text or len(pre) != 1 or pre[0].tag != "code" or len(pre[0]) or pre[0].tail:
         return None
     code = pre[0].text or ""
@@ -407,7 +496,7 @@ def _simple_pre(pre, language: str | None) -> tuple[str, str] | None:
         if not line:
             return None  # a line of tabs: an empty line of its own in the plain walk
         visible_lines.append(line)
-    return "\n".join(line.rstrip() for line in fenced_code(pre, language)), "\n".join(visible_lines)
+    return "\n".join(visible_lines)
 
 
 def _parse_fragment(html: str):
@@ -639,10 +728,16 @@ def site_address(site: str | None) -> str:
     return f"https://{site or 'law.stackexchange.com'}/"
 
 
-def clean_partition(df: pd.DataFrame, text_format: str = "plain", site: str | None = None) -> pd.DataFrame:
+def clean_partition(df: pd.DataFrame, text_format: str = "plain", site: str | None = None,
+                    keep_row=None) -> pd.DataFrame:
     """Clean stage over one partition: title to one line of plain text, question and answer to `text_format`
     ("plain": today's text; "markdown": mdtext's), each with its visible text in records.VISIBLE's working
-    columns (what the filters, dedup, decontamination read: the same in both formats)."""
+    columns (what the filters, dedup, decontamination read: the same in both formats).
+
+    `keep_row` (filters.RowKeep: called with a row's values by column, question and answer their visible text,
+    says whether the filter keeps it; `.columns`: those it reads): the Markdown is made only for the rows it keeps,
+    the others' question and answer hold their visible text; the WRITTEN working column says which rows hold
+    `text_format`'s text (all of them in plain, whose text is its visible text's first step anyway)."""
     from records import VISIBLE
 
     if text_format not in TEXT_FORMATS:
@@ -650,8 +745,62 @@ def clean_partition(df: pd.DataFrame, text_format: str = "plain", site: str | No
     df = df.copy()
     df["title"] = TITLE_CLEANER.modify_series(df["title"])
     base = site_address(site)
-    for column in ("question", "answer"):
-        texts, visible = _clean_bodies(df[column], text_format, base)
-        df[column] = pd.Series(texts, index=df.index, dtype=object)
-        df[VISIBLE[column]] = pd.Series(visible, index=df.index, dtype=object)
+    if keep_row is not None and text_format == "markdown":
+        columns = _markdown_of_kept_rows(df, base, keep_row)
+    else:
+        columns = {}
+        for column in ("question", "answer"):
+            columns[column], columns[VISIBLE[column]] = _clean_bodies(df[column], text_format, base)
+        if keep_row is not None:
+            columns[WRITTEN] = [True] * len(df)
+    for column, values in columns.items():
+        df[column] = pd.Series(values, index=df.index, dtype=bool if column == WRITTEN else object)
     return df
+
+
+WRITTEN = "_written"  # working column of clean_partition(keep_row=...): the row's texts are in the asked format
+
+
+def _markdown_of_kept_rows(df: pd.DataFrame, base: str, keep_row) -> dict[str, list]:
+    """Question and answer columns, their visible ones and WRITTEN, of a partition whose titles are clean: each body
+    parsed once, its visible text made first; the Markdown (and its Unicode repair) only where `keep_row` keeps the
+    row (about half of them), from the same tree and with the same per-post memo as _clean_bodies."""
+    from records import VISIBLE
+
+    judged = {column: df[column].tolist() for column in keep_row.columns if column not in VISIBLE}
+    out = {column: [] for column in ("question", "answer", VISIBLE["question"], VISIBLE["answer"], WRITTEN)}
+    for i, (question, answer) in enumerate(zip(df["question"], df["answer"])):
+        bodies = (_VisibleFirst(question), _VisibleFirst(answer))
+        values = {column: judged[column][i] for column in judged}
+        values["question"], values["answer"] = bodies[0].visible, bodies[1].visible
+        written = keep_row(values)
+        out[WRITTEN].append(written)
+        for column, body in zip(("question", "answer"), bodies):
+            out[column].append(body.markdown(base) if written else body.visible)
+            out[VISIBLE[column]].append(body.visible)
+    return out
+
+
+class _VisibleFirst:
+    """One post body for _markdown_of_kept_rows: parsed and its visible text finished at once, its Markdown on
+    demand; both as _clean_bodies makes them (html_to_markdown's steps, split between the two texts)."""
+
+    __slots__ = ("html", "root", "pair", "how", "shown", "memo", "visible")
+
+    def __init__(self, html: str) -> None:
+        self.html = html
+        self.root, self.pair = _parse_body(html)
+        if self.root is None:
+            self.shown, self.how = self.pair[1], None
+        else:
+            self.shown, self.how = _tree_visible(self.root, html)
+        self.memo: dict = {}
+        self.visible = finish_text(self.shown, self.memo)
+
+    def markdown(self, base: str) -> str:
+        """The finished Markdown: what _clean_bodies writes for this body."""
+        if self.root is None:
+            markdown = self.pair[0]
+        else:
+            markdown = _tree_markdown(self.root, base, self.html, self.how, self.shown)
+        return self.visible if markdown == self.shown else finish_text(markdown, self.memo)

@@ -279,3 +279,58 @@ def test_simple_posts_shortcut_is_the_general_walks():
     assert taken > len(bodies) // 3
     for html in bodies[-4:]:
         assert _simple_post(_parse_fragment(html), "https://x/", html) is None, html
+
+
+def test_markdown_only_for_kept_rows_is_the_full_clean():
+    """clean_and_filter_partition makes the Markdown only for the rows filters.RowKeep keeps (modifiers'
+    _markdown_of_kept_rows): on the real posts, with empty titles and scores below the minimum among them, its
+    kept rows and drop counts are those of the full clean, and RowKeep decides as filter_partition does."""
+    import filters
+    from card import partition_word_histograms
+    from filters import (DROP_REASON, FilterConfig, RowKeep, apply_filters, default_filters, filter_partition,
+                         word_counts)
+    from modifiers import WRITTEN
+
+    bodies = fixture_posts()
+    n = len(bodies) // 2
+    frame = pd.DataFrame({"title": ["" if i % 37 == 0 else f"title {i}" for i in range(n)],
+                          "question": bodies[:n], "answer": bodies[n:2 * n],
+                          "question_score": [(i % 11) - 1 for i in range(n)],
+                          "answer_score": [(i % 13) - 1 for i in range(n)]})
+    chain = default_filters(FilterConfig(min_words=20, max_words=300))
+    full = clean_partition(frame, "markdown", SITE)
+    expected, expected_drops = apply_filters(full, chain)
+    keep_row = RowKeep(chain)
+    lazy = clean_partition(frame, "markdown", SITE, keep_row=keep_row)
+    kept_by_filter = (filter_partition(full, chain)[DROP_REASON] == "").tolist()
+    assert lazy[WRITTEN].tolist() == kept_by_filter and 0 < sum(kept_by_filter) < n
+    for column in ("title", VISIBLE["question"], VISIBLE["answer"]):
+        assert lazy[column].tolist() == full[column].tolist()
+    assert lazy[full.columns][lazy[WRITTEN]].equals(full[lazy[WRITTEN]])
+    kept, drops, histograms = filters.clean_and_filter_partition(frame, chain, partition_word_histograms,
+                                                                 text_format="markdown", site=SITE)
+    pd.testing.assert_frame_equal(kept, expected)
+    assert drops == expected_drops and len(drops) >= 4
+    reference = partition_word_histograms(filter_partition(full, chain), DROP_REASON, word_counts(full, chain))
+    assert (histograms == reference).all()
+
+
+def test_rows_row_keep_wrongly_drops_still_get_their_markdown(monkeypatch):
+    """A RowKeep that calls every row dropped costs only time: the rows the filters keep are cleaned again."""
+    import filters
+    from filters import FilterConfig, apply_filters, default_filters
+
+    class DropsAll(filters.RowKeep):
+        def __call__(self, values: dict) -> bool:
+            super().__call__(values)
+            return False
+
+    bodies = fixture_posts()[:40]
+    frame = pd.DataFrame({"title": ["t"] * 20, "question": bodies[:20], "answer": bodies[20:],
+                          "question_score": [1] * 20, "answer_score": [1] * 20})
+    chain = default_filters(FilterConfig(min_words=5, max_words=2000))
+    expected, _ = apply_filters(clean_partition(frame, "markdown", SITE), chain)
+    monkeypatch.setattr(filters, "RowKeep", DropsAll)
+    kept, _ = filters.clean_and_filter_partition(frame, chain, text_format="markdown", site=SITE)
+    assert len(kept) >= 10
+    pd.testing.assert_frame_equal(kept, expected)
