@@ -83,16 +83,18 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
-    """Save a figure atomically with no metadata that changes between runs."""
+def _png(fig) -> bytes:
+    """A figure as PNG bytes, with no metadata that changes between runs."""
+    import io
+
     plt = _pyplot()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", metadata={"Software": None})
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
     plt.close(fig)
-    return path
+    return buffer.getvalue()
 
 
-def plot_funnel(stages: list[dict], path: Path) -> Path:
+def plot_funnel(stages: list[dict]) -> bytes:
     """Horizontal bars: rows entering the first stage, then rows out of every stage."""
     plt = _pyplot()
     labels = ["input"]
@@ -115,11 +117,10 @@ def plot_funnel(stages: list[dict], path: Path) -> Path:
     ax.set_xlabel("rows")
     ax.set_title("Rows after each stage")
     fig.tight_layout()
-    return _save(fig, path)
+    return _png(fig)
 
 
-def plot_word_counts(word_counts: dict, path: Path, min_words: int | None = None,
-                     max_words: int | None = None) -> Path:
+def plot_word_counts(word_counts: dict, min_words: int | None = None, max_words: int | None = None) -> bytes:
     """Question and answer word-count histograms, before vs after filtering, with the thresholds marked."""
     plt = _pyplot()
     width = word_counts.get("bin_width", BIN_WIDTH)
@@ -141,12 +142,12 @@ def plot_word_counts(word_counts: dict, path: Path, min_words: int | None = None
         ax.set_ylabel("rows")
         ax.legend(loc="upper right")
     fig.tight_layout()
-    return _save(fig, path)
+    return _png(fig)
 
 
-def plot_rewards(accepted: list[float], rejected: list[float], path: Path,
-                 threshold: float | None = None, attribute: str = "reward") -> Path | None:
-    """Histogram of reward scores, accepted vs rejected synthetic pairs; None (no file) when there are none."""
+def plot_rewards(accepted: list[float], rejected: list[float], threshold: float | None = None,
+                 attribute: str = "reward") -> bytes | None:
+    """Histogram of reward scores, accepted vs rejected synthetic pairs (PNG); None when there are none."""
     accepted = [float(x) for x in accepted or [] if x is not None]
     rejected = [float(x) for x in rejected or [] if x is not None]
     if not accepted and not rejected:
@@ -171,7 +172,7 @@ def plot_rewards(accepted: list[float], rejected: list[float], path: Path,
     ax.set_title("Reward scores of synthetic pairs")
     ax.legend()
     fig.tight_layout()
-    return _save(fig, path)
+    return _png(fig)
 
 
 def reward_scores(sdg: dict, accepted_rewards: list[dict] | None = None
@@ -645,42 +646,51 @@ def _shell_quote(token: str) -> str:
     return shlex.quote(str(token))
 
 
-def draw_pictures(final_dir: Path, report: dict, accepted_rewards: list[dict] | None = None) -> dict[str, str]:
-    """Draw the card's PNGs into `final_dir` (the funnel, the word counts, the rewards where there are any) and
-    remove a picture an earlier run left that this one does not draw; returns {picture: file name}. They depend
-    on the row stages, word counts and SDG section only, so they can be drawn while the audit runs.
+def draw_pictures(report: dict, accepted_rewards: list[dict] | None = None) -> dict[str, tuple[str, bytes]]:
+    """The card's PNGs: {picture: (file name, PNG bytes)} for the funnel, the word counts and the rewards where there
+    are any. Pure: they depend on the row stages, word counts and SDG section only, so they can be drawn anywhere
+    (a Dask worker, while the audit runs).
 
     `accepted_rewards`: reward dicts of the synthetic rows written (for the reward plot when the "sdg"
     section does not carry the scores itself)."""
-    final_dir = Path(final_dir)
-    images: dict[str, str] = {}
+    pictures: dict[str, tuple[str, bytes]] = {}
     stages = report.get("stages") or []
     if stages:
-        images["funnel"] = plot_funnel(stages, final_dir / FUNNEL_PNG).name
+        pictures["funnel"] = (FUNNEL_PNG, plot_funnel(stages))
     word_counts = report.get("word_counts")
     args = (report.get("run") or {}).get("args") or {}
     if word_counts:
-        images["words"] = plot_word_counts(word_counts, final_dir / WORDS_PNG, args.get("min_words"),
-                                           args.get("max_words")).name
+        pictures["words"] = (WORDS_PNG, plot_word_counts(word_counts, args.get("min_words"), args.get("max_words")))
     sdg = report.get("sdg")
     if isinstance(sdg, dict):
         accepted, rejected, threshold, attribute = reward_scores(sdg, accepted_rewards)
-        drawn = plot_rewards(accepted, rejected, final_dir / REWARDS_PNG, threshold, attribute)
+        drawn = plot_rewards(accepted, rejected, threshold, attribute)
         if drawn:
-            images["rewards"] = drawn.name
-    for name, stale in (("words", WORDS_PNG), ("rewards", REWARDS_PNG)):
-        if name not in images and (final_dir / stale).exists():
+            pictures["rewards"] = (REWARDS_PNG, drawn)
+    return pictures
+
+
+def save_pictures(final_dir: Path, pictures: dict[str, tuple[str, bytes]]) -> dict[str, str]:
+    """Write `draw_pictures`' PNGs into `final_dir` atomically and remove a picture an earlier run left that this
+    one did not draw; returns {picture: file name}."""
+    final_dir = Path(final_dir)
+    for name, data in pictures.values():
+        with atomic_write(final_dir / name, "wb") as f:
+            f.write(data)
+    for key, stale in (("words", WORDS_PNG), ("rewards", REWARDS_PNG)):
+        if key not in pictures and (final_dir / stale).exists():
             (final_dir / stale).unlink()  # a picture from an earlier run would not match this card
-    return images
+    return {key: name for key, (name, _) in pictures.items()}
 
 
 def write_card(final_dir: Path, report: dict, accepted_rewards: list[dict] | None = None,
-               images: dict[str, str] | None = None) -> dict[str, str]:
-    """Write README.md into `final_dir`, with the PNGs `draw_pictures` drew (`images`; drawn here when None);
+               pictures: dict[str, tuple[str, bytes]] | None = None) -> dict[str, str]:
+    """Write the PNGs (`pictures` from `draw_pictures`; drawn here when None) and README.md into `final_dir`;
     returns {"card": name, picture: name, ...}."""
     final_dir = Path(final_dir)
-    if images is None:
-        images = draw_pictures(final_dir, report, accepted_rewards)
+    if pictures is None:
+        pictures = draw_pictures(report, accepted_rewards)
+    images = save_pictures(final_dir, pictures)
     with atomic_write(final_dir / "README.md", "w") as f:
         f.write(render_card(report, images))
     return {"card": "README.md", **images}

@@ -2,7 +2,8 @@
 
 The flow, top to bottom, as in NeMo Curator's peft-curation-with-sdg tutorial:
 download -> convert -> clean -> filter -> dedup -> split -> synthesize -> (leak check) -> write -> audit -> card
-(the cluster starts while convert parses; the leak check runs in a thread while the files are written).
+(the cluster starts while convert parses; the leak check runs in a thread while the files are written and
+audited; a worker draws the card's pictures during the audit).
 Each stage below is a small class: `describe` says what it will do (`--dry-run` prints these), `run` does it and
 returns its row accounting; `pipeline.run_stages` runs them in order, times them and checks the accounting.
 """
@@ -360,12 +361,12 @@ class Synthesize:
 
 class LeakCheck:
     """Pairs of rows in different splits above the leak thresholds: must be 0 after a family split. Started in a
-    background thread, it runs while the files are written (it only reads); the write stage waits for it."""
+    background thread, it runs while the files are written and audited (it only reads); the card waits for it."""
 
     name = "leak check"
 
     def describe(self, ctx: Context) -> str:
-        return "cross-split pairs above the leak thresholds (must be 0), while the files are written"
+        return "cross-split pairs above the leak thresholds (must be 0), while the files are written and audited"
 
     def run(self, ctx: Context) -> None:
         import threading
@@ -444,8 +445,6 @@ class Write:
                                           **(kept.section() if kept is not None else {"licenses_inferred": {},
                                                                                       "period": None}),
                                           "synthetic": written["synthetic"]}
-        finish_leak_check(ctx)
-        ctx.close_soon()  # the cluster's work is done: it shuts down while the audit runs
         return StageResult(ctx.rows, sum(written["rows"].values()))
 
 
@@ -461,8 +460,11 @@ class Audit:
     def run(self, ctx: Context) -> None:
         from audit import AuditError, audit_dataset
 
-        # the card's pictures need nothing the audit finds: another process draws them meanwhile
+        # the card's pictures need nothing the audit finds: a worker draws them meanwhile. The cluster's work ends
+        # with them and with the leak check (which goes on beside the audit, which does not read it): it shuts down
+        # once both are done, while the audit runs; the card waits for both
         ctx.data["pictures"] = draw_pictures_soon(ctx)
+        ctx.close_soon(after=[ctx.data["pictures"], ctx.data.get("leaks")])
         cfg = ctx.cfg
         if cfg.output.audit == "off":
             audit = {"verdict": "not run", "checks": {}}
@@ -490,29 +492,34 @@ class Card:
     def run(self, ctx: Context) -> None:
         from card import write_card
 
+        finish_leak_check(ctx)
         final_dir = ctx.cfg.output.final_dir
         pictures = ctx.data.pop("pictures", None)
         card = write_card(final_dir, ctx.report.to_dict(), accepted_rewards=ctx.data["written"]["synthetic_rewards"],
-                          images=pictures.result() if pictures is not None else None)
+                          pictures=pictures.result() if pictures is not None else None)
         ctx.report.sections["outputs"]["card"] = card.pop("card")
         ctx.report.sections["outputs"]["plots"] = sorted(card.values())
         ctx.report.write(final_dir / "report.json")
 
 
 def draw_pictures_soon(ctx: Context):
-    """A future of card.draw_pictures run in a second process (forked from the workers' forkserver where there is
-    one), so that the card's matplotlib work overlaps the audit on the other core; the card stage waits for it."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    """A concurrent.futures.Future of card.draw_pictures (PNG bytes) drawn on a Dask worker, which is idle by now:
+    the card's matplotlib work overlaps the audit on the other core."""
+    from concurrent.futures import Future
 
     from card import draw_pictures
 
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context(method))
-    future = pool.submit(draw_pictures, ctx.cfg.output.final_dir, ctx.report.to_dict(),
-                         ctx.data["written"]["synthetic_rewards"])
-    pool.shutdown(wait=False)  # the process exits once it has drawn them
-    return future
+    drawn: Future = Future()
+
+    def keep(remote) -> None:
+        try:
+            drawn.set_result(remote.result())
+        except BaseException as exc:  # noqa: BLE001 - raised again where the card stage waits for it
+            drawn.set_exception(exc)
+
+    ctx.client.submit(draw_pictures, ctx.report.to_dict(), ctx.data["written"]["synthetic_rewards"],
+                      pure=False).add_done_callback(keep)
+    return drawn
 
 
 STAGES = [Download(), StartCluster(), Convert(), Clean(), Filter(), Dedup(), Decontaminate(), Split(), Synthesize(),

@@ -11,6 +11,7 @@ checkpoints stages declare (the writer calls it per partition), in the driver pr
 """
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -101,13 +102,18 @@ class Context:
         """Whether `client` would return at once."""
         return self._client is not None or (self._starting is not None and self._starting.done())
 
-    def close_soon(self) -> None:
+    def close_soon(self, after: list | None = None) -> None:
         """Close the client in a background thread: the process goes on with work that needs no cluster; `close`
-        waits for it."""
+        waits for it. `after`: concurrent.futures.Futures (None entries skipped) of work that may still use the
+        cluster: closed once they are done, whatever their outcome."""
         import threading
 
+        def close_after() -> None:
+            concurrent.futures.wait([future for future in after or () if future is not None])
+            self._close_now()
+
         if self._closing is None:
-            self._closing = threading.Thread(target=self._close_now, name="dask-close", daemon=True)
+            self._closing = threading.Thread(target=close_after, name="dask-close", daemon=True)
             self._closing.start()
 
     def close(self) -> None:
