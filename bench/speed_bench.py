@@ -67,7 +67,8 @@ def run_tutorial(path: Path) -> dict:
     r = measure([PY, "bench/baseline_tutorial.py", str(path), "--workers", "2", "--double-clean"])
     if r["rc"] != 0:
         raise SystemExit(f"baseline failed: {r['stderr'][-2000:]}")
-    return {"wall": r["seconds"], "cpu": max(cpu_seconds_of_children() - cpu, r["cpu_tree_s"]), "rss_tree_mib": r["rss_tree_mib"], "load": load,
+    return {"wall": r["seconds"], "cpu": max(cpu_seconds_of_children() - cpu, r["cpu_tree_s"]),
+            "rss_tree_mib": r["rss_tree_mib"], "load": load,
             "total_s": json.loads(r["stdout"])["total_s"]}
 
 
