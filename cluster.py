@@ -28,12 +28,14 @@ def dask_client(cfg):
         return
     fork_workers_preloaded(("distributed", *TASK_MODULES))
     cluster = LocalCluster(n_workers=cfg.n_workers, threads_per_worker=1, processes=True,
-                           memory_limit=cfg.memory_limit, dashboard_address="127.0.0.1:0",
+                           memory_limit=cfg.memory_limit,
+                           dashboard_address="127.0.0.1:0" if cfg.dashboard else None,
                            # a worker's own log lines (a heartbeat lost while Ctrl-C tears the cluster down) tell
                            # the user nothing; a failed task still reaches the driver as an exception
                            silence_logs=logging.CRITICAL)
     client = Client(cluster)
-    log.info(f"dask: LocalCluster with {cfg.n_workers} worker(s), dashboard {client.dashboard_link}")
+    log.info(f"dask: LocalCluster with {cfg.n_workers} worker(s)"
+             + (f", dashboard {client.dashboard_link}" if cfg.dashboard else " (--dashboard to serve its dashboard)"))
     warm_up(client)
     try:
         yield client
@@ -87,9 +89,9 @@ def preload(client, modules: tuple[str, ...]) -> None:
 
 def warm_up(client) -> None:
     """Import TASK_MODULES in each worker (the workers are idle until convert's first partition, which queues
-    behind it) and dask.dataframe in this process meanwhile."""
+    behind it). Not dask.dataframe in this process: here it would hold the interpreter's lock while this
+    process starts the workers and parses the input (the clean stage imports it while it waits)."""
     preload(client, TASK_MODULES)
-    import dask.dataframe  # noqa: F401
 
 
 def upload_modules(client) -> None:

@@ -78,6 +78,7 @@ class ClusterConfig:
     scheduler_address: str | None = None
     memory_limit: str = "auto"
     partition_rows: int = 4096
+    dashboard: bool = False  # a LocalCluster's Bokeh dashboard: its imports cost about a second of the start-up
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,8 @@ def _add_cluster_arguments(group) -> None:
                        help="memory limit per LocalCluster worker (e.g. 4GiB); 'auto' shares RAM evenly")
     group.add_argument("--partition-rows", type=int, default=defaults.partition_rows,
                        help="records per Dask partition")
+    group.add_argument("--dashboard", action="store_true", default=defaults.dashboard,
+                       help="serve the LocalCluster's Dask dashboard on 127.0.0.1 (its link is printed)")
 
 
 def _add_output_arguments(group) -> None:
@@ -273,7 +276,8 @@ def _cluster_config(args) -> ClusterConfig:
         raise ValueError("--n-workers: must be at least 1")
     if args.partition_rows < 1:
         raise ValueError("--partition-rows: must be at least 1")
-    return ClusterConfig(args.n_workers, args.scheduler_address, args.memory_limit, args.partition_rows)
+    return ClusterConfig(args.n_workers, args.scheduler_address, args.memory_limit, args.partition_rows,
+                         args.dashboard)
 
 
 def _output_config(args) -> OutputConfig:

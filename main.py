@@ -155,6 +155,8 @@ class Clean:
                 "Unicode repair, whitespace; filters and dedup read the visible text")
 
     def run(self, ctx: Context) -> StageResult:
+        import dask.dataframe  # noqa: F401 - the stages after this one need it: imported while the workers work
+
         from cluster import dask_wait
 
         dask_wait(ctx.data["curated"], "clean + filter", ctx.cfg.output.progress)  # the rest of the work
