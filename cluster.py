@@ -28,8 +28,10 @@ def dask_client(cfg):
         return
     fork_workers_preloaded(("distributed", *TASK_MODULES))
     cluster = LocalCluster(n_workers=cfg.n_workers, threads_per_worker=1, processes=True,
-                           memory_limit=cfg.memory_limit,
-                           dashboard_address="127.0.0.1:0" if cfg.dashboard else None,
+                           memory_limit=cfg.memory_limit, dashboard_address="127.0.0.1:0",
+                           # the scheduler's HTTP server stays on 127.0.0.1 either way; without --dashboard it serves
+                           # no Bokeh pages, whose imports held this process's interpreter lock for ~1 s at start-up
+                           scheduler_kwargs={"dashboard": cfg.dashboard},
                            # a worker's own log lines (a heartbeat lost while Ctrl-C tears the cluster down) tell
                            # the user nothing; a failed task still reaches the driver as an exception
                            silence_logs=logging.CRITICAL)
