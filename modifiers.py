@@ -191,7 +191,9 @@ def html_to_text(html: str, skip_placeholder: bool = False) -> str:
         root = _parse_fragment(html)
     except (etree.ParserError, ValueError):
         return _strip_tags(html)
-    text = _walk_text(root, skip_placeholder)
+    # A simple post (most) holds no image, so the placeholder changes nothing there; _simple_visible is its one
+    # pass over the blocks (tests/test_markdown.py pins it to the walk)
+    text = _simple_visible(root) or _walk_text(root, skip_placeholder)
     if not text:
         # libxml2 stops building the tree past ~2,000 levels of nesting and loses the text inside;
         # a flat tag strip keeps the words.
