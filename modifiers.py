@@ -9,7 +9,9 @@ post) goes to the line builder as one text instead of element by element (tests/
 it). Unicode repair and whitespace tidying are textrepair's.
 
 With --text-format markdown the same parse feeds mdtext's walk as well; a post made only of simple blocks (most)
-gets both texts in one pass over its blocks instead (`_simple_post`; tests/test_markdown.py pins it to the walks).
+gets both texts block by block instead (`_simple_post`: `_simple_visible`, then `_simple_markdown`; tests/
+test_markdown.py pins it to the walks), and the plain text of such a post is its visible text. With a `keep_row`
+(the clean + filter task), the Markdown is made only for the rows the filter keeps.
 
 Interface as NeMo Curator's DocumentModifier: `modify_document(text) -> text`.
 """
