@@ -9,7 +9,9 @@ post) goes to the line builder as one text instead of element by element (tests/
 it). Unicode repair and whitespace tidying are textrepair's.
 
 With --text-format markdown the same parse feeds mdtext's walk as well; a post made only of simple blocks (most)
-gets both texts in one pass over its blocks instead (`_simple_post`; tests/test_markdown.py pins it to the walks).
+gets both texts block by block instead (`_simple_post`: `_simple_visible`, then `_simple_markdown`; tests/
+test_markdown.py pins it to the walks), and the plain text of such a post is its visible text. With a `keep_row`
+(the clean + filter task), the Markdown is made only for the rows the filter keeps.
 
 Interface as NeMo Curator's DocumentModifier: `modify_document(text) -> text`.
 """
@@ -191,7 +193,9 @@ def html_to_text(html: str, skip_placeholder: bool = False) -> str:
         root = _parse_fragment(html)
     except (etree.ParserError, ValueError):
         return _strip_tags(html)
-    text = _walk_text(root, skip_placeholder)
+    # A simple post (most) holds no image, so the placeholder changes nothing there; _simple_visible is its one
+    # pass over the blocks (tests/test_markdown.py pins it to the walk)
+    text = _simple_visible(root) or _walk_text(root, skip_placeholder)
     if not text:
         # libxml2 stops building the tree past ~2,000 levels of nesting and loses the text inside;
         # a flat tag strip keeps the words.

@@ -82,5 +82,13 @@ def test_the_fast_path_is_taken_for_plain_paragraphs(monkeypatch):
     # guards the speed-up itself: plain paragraphs must not fall back to the per-element walk
     walked = []
     monkeypatch.setattr(modifiers, "_walk", lambda builder, top: walked.append(top.tag))
-    assert modifiers.html_to_text("<p>a <em>b</em></p><h2>c</h2><ul><li>d</li></ul>") == "a b\n\nc"
+    # an item with markup: not a simple post (modifiers._simple_visible), so each block goes through _walk_text
+    assert modifiers.html_to_text("<p>a <em>b</em></p><h2>c</h2><ul><li>d <em>e</em></li></ul>") == "a b\n\nc"
     assert walked == ["ul"]
+
+
+def test_a_simple_post_takes_no_walk_in_plain(monkeypatch):
+    # guards the one-pass visible text in the plain format too: a post of simple blocks needs no builder at all
+    monkeypatch.setattr(modifiers, "_walk_text", lambda root, skip=False: pytest.fail("walked"))
+    html = "<p>a <em>b</em></p><h2>c</h2><ul><li>d</li></ul><blockquote><p>&gt;e</p></blockquote>"
+    assert modifiers.html_to_text(html) == clean_reference.html_to_text(html) == "a b\n\nc\n\n- d\n\n> >e"
