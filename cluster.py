@@ -26,7 +26,6 @@ def dask_client(cfg):
         finally:
             client.close()
         return
-    fork_workers_preloaded(("distributed", *TASK_MODULES))
     cluster = LocalCluster(n_workers=cfg.n_workers, threads_per_worker=1, processes=True,
                            memory_limit=cfg.memory_limit, dashboard_address="127.0.0.1:0",
                            # the scheduler's HTTP server stays on 127.0.0.1 either way; without --dashboard it serves
@@ -52,25 +51,6 @@ TASK_MODULES = ("modifiers", "filters", "card", "dedup.features")
 # CPU a process): loaded once the clean tasks are done, while the driver gathers their results and deduplicates,
 # not at the start, where the workers' CPU is what the clean of the first partitions waits for
 LATER_MODULES = ("dask.dataframe",)
-
-
-def fork_workers_preloaded(modules: tuple[str, ...]) -> None:
-    """Start LocalCluster workers by forking one process that imported `modules` once (multiprocessing's
-    forkserver), instead of spawning each to import them again while this process parses the input: the
-    workers are ready sooner and the start costs about half the CPU. Only where forkserver exists (not
-    Windows), and only before the first worker starts (the server keeps the list it started with)."""
-    import multiprocessing
-
-    import dask
-    import distributed.utils
-
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return
-    dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
-    multiprocessing.get_context("forkserver").set_forkserver_preload(list(modules))
-    # distributed sets its own preload list (its dependencies, not our task modules) on first use unless told
-    # it was set
-    distributed.utils._forkserver_preload_set = True
 
 
 def _import_modules(names: tuple[str, ...]) -> None:

@@ -65,10 +65,8 @@ def test_semantic_dedup_on_an_existing_cluster_embeds_in_the_driver(external_clu
 
 
 def test_a_new_cluster_has_the_task_modules_imported_before_the_first_partition():
-    """The first convert task must not pay for importing lxml, ftfy, pandas... (a second or so a worker): the
-    workers are forked from a forkserver that imported them (where the platform has one), so they hold them from
-    their first moment; and no dashboard is served unless asked for (its imports cost the start-up a second)."""
-    import multiprocessing
+    """The first convert task must not pay for importing lxml, ftfy, pandas... (a second or so a worker); and no
+    dashboard is served unless asked for (its imports cost the start-up a second)."""
     import time
 
     from cluster import TASK_MODULES, dask_client
@@ -78,8 +76,6 @@ def test_a_new_cluster_has_the_task_modules_imported_before_the_first_partition(
         return all(name in sys.modules for name in names)
 
     with dask_client(ClusterConfig(n_workers=2, memory_limit="2GiB")) as client:
-        if "forkserver" in multiprocessing.get_all_start_methods():
-            assert all(client.run(imported, TASK_MODULES).values())  # before any preload task could have run
         deadline = time.monotonic() + 60
         while not all(client.run(imported, TASK_MODULES).values()):
             assert time.monotonic() < deadline, client.run(imported, TASK_MODULES)
