@@ -51,9 +51,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHON
 # ------------------------------------------------------------------------------------------ measuring
 def measure(cmd: list[str], timeout: float = 3600, cwd: Path = REPO, interval: float = 0.05,
             tree_every: int = 20) -> dict:
-    """Run `cmd`; wall seconds, exit code, stdout/stderr, peak RSS (driver, descendants, tree) in MiB and the CPU
-    seconds of the tree (`cpu_tree_s`: each process's user + system as last read, summed; it counts processes no
-    one waits for, such as workers forked by a forkserver, which the parent's rusage of its children misses).
+    """Run `cmd`; wall seconds, exit code, stdout/stderr and peak RSS (driver, descendants, tree) in MiB.
 
     The RSS of the known processes is read every `interval` (one /proc read each); the process tree itself is
     listed only every `tree_every` samples, because listing it scans every process on the machine (~5 ms of
@@ -61,12 +59,7 @@ def measure(cmd: list[str], timeout: float = 3600, cwd: Path = REPO, interval: f
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peaks = {"driver": 0, "workers": 0, "tree": 0}
-    cpu_by_pid: dict[int, float] = {}
     stop = threading.Event()
-
-    def read_cpu(p) -> None:
-        t = p.cpu_times()
-        cpu_by_pid[p.pid] = t.user + t.system
 
     def sample() -> None:
         try:
@@ -77,7 +70,6 @@ def measure(cmd: list[str], timeout: float = 3600, cwd: Path = REPO, interval: f
         while not stop.is_set():
             try:
                 driver = root.memory_info().rss
-                read_cpu(root)
                 if samples % tree_every == 0:
                     children = root.children(recursive=True)
                 samples += 1
@@ -85,7 +77,6 @@ def measure(cmd: list[str], timeout: float = 3600, cwd: Path = REPO, interval: f
                 for child in children:
                     try:
                         kids += child.memory_info().rss
-                        read_cpu(child)
                     except psutil.Error:
                         pass
             except psutil.Error:
@@ -107,7 +98,7 @@ def measure(cmd: list[str], timeout: float = 3600, cwd: Path = REPO, interval: f
     mib = 1 << 20
     return {"cmd": cmd, "rc": proc.returncode, "seconds": time.perf_counter() - t0, "stdout": out, "stderr": err,
             "rss_driver_mib": peaks["driver"] / mib, "rss_workers_mib": peaks["workers"] / mib,
-            "rss_tree_mib": peaks["tree"] / mib, "cpu_tree_s": sum(cpu_by_pid.values())}
+            "rss_tree_mib": peaks["tree"] / mib}
 
 
 def cpu_seconds_of_children() -> float:
