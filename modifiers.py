@@ -258,18 +258,17 @@ _MARKDOWN_PARAGRAPHS = {"p", *_HEADING_MARKS}
 _SIMPLE_BLOCKS = _MARKDOWN_PARAGRAPHS | {"blockquote", "ul", "ol", "pre", "hr"} | _DROP_WITH_CONTENT
 
 
-def _simple_post(root, base: str, html: str, markdown: bool = True) -> tuple[str, str] | None:
+def _simple_post(root, base: str, html: str) -> tuple[str, str] | None:
     """(Markdown, visible text) of a container whose blocks are all simple (most posts): paragraphs and headings
     of inline markup, quotes of such paragraphs, lists of text-only items, <pre><code> blocks, rules, and blocks
     dropped with their content, separated by whitespace. Each block rendered whole for both texts (the visible
     text first: it decides whether the post is simple); blocks are a blank line apart in both, and a block with
     nothing to show is left out: what the two builders' walks reduce to there (tests/test_markdown.py pins them
-    together). None for any other container. `markdown=False`: "" for the Markdown (made later, if at all, by
-    _simple_markdown)."""
+    together). None for any other container."""
     visible = _simple_visible(root)
     if visible is None:
         return None
-    return (_simple_markdown(root, base, html) if markdown else ""), visible
+    return _simple_markdown(root, base, html), visible
 
 
 def _simple_visible(root) -> str | None:
