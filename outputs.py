@@ -181,21 +181,21 @@ def encode_partition(df: pd.DataFrame, formats: tuple[str, ...] = tuple(FORMATS)
     from split import SPLITS
 
     chunks: dict[str, dict[str, bytes]] = {fmt: {} for fmt in ("jsonl", *formats)}
+    if not len(df):  # nothing to encode or count (a frame of no rows may lack the columns too)
+        return EncodedPartition(tuple(formats), chunks, {}, {}, {}, [], pd.DataFrame({"source_id": [], "license": []}))
     rows: dict[str, int] = {}
-    if len(df):
-        for split, group in df.groupby("split", sort=False):
-            if split not in SPLITS:
-                raise ValueError(f"row with unknown split {split!r}")
-            chunks["jsonl"][split] = jsonl_bytes(group)
-            for fmt in formats:
-                chunks[fmt][split] = FORMATS[fmt].encode(group, system_prompt)
-            rows[split] = len(group)
-    licenses = {str(k): int(n) for k, n in df["license"].value_counts().items()} if len(df) else {}
-    synthetic = df[df["synthetic"].astype(bool)] if len(df) else df
-    by_round = {str(k): int(n) for k, n in synthetic["round"].value_counts().items()} if len(synthetic) else {}
-    rewards = [orjson.loads(r) for r in synthetic["reward"] if r] if len(synthetic) else []
-    keys = df[["source_id", "license"]].reset_index(drop=True) if len(df) else pd.DataFrame(
-        {"source_id": [], "license": []})
+    for split, group in df.groupby("split", sort=False):
+        if split not in SPLITS:
+            raise ValueError(f"row with unknown split {split!r}")
+        chunks["jsonl"][split] = jsonl_bytes(group)
+        for fmt in formats:
+            chunks[fmt][split] = FORMATS[fmt].encode(group, system_prompt)
+        rows[split] = len(group)
+    licenses = {str(k): int(n) for k, n in df["license"].value_counts().items()}
+    synthetic = df[df["synthetic"].astype(bool)]
+    by_round = {str(k): int(n) for k, n in synthetic["round"].value_counts().items()}
+    rewards = [orjson.loads(r) for r in synthetic["reward"] if r]
+    keys = df[["source_id", "license"]].reset_index(drop=True)
     return EncodedPartition(tuple(formats), chunks, rows, licenses, by_round, rewards, keys)
 
 
