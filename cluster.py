@@ -1,5 +1,5 @@
-"""Dask plumbing for the record stages: the client (a LocalCluster or an existing cluster), waiting with a
-progress bar, per-partition value counts, and telling a lost worker from a bug."""
+"""Dask plumbing for the record stages: the client (a LocalCluster or an existing cluster), submitting the parsed
+chunks, waiting with a progress bar, per-partition value counts, and telling a lost worker from a bug."""
 from __future__ import annotations
 
 import logging
@@ -47,10 +47,6 @@ def dask_client(cfg):
 
 # what the clean + filter tasks import: loaded when the cluster starts, so no stage's time includes a first import
 TASK_MODULES = ("modifiers", "filters", "card", "dedup.features")
-# what the later stages' tasks import (dask.dataframe's partition functions: dedup's kept rows, the split; ~0.5 s of
-# CPU a process): loaded once the clean tasks are done, while the driver gathers their results and deduplicates,
-# not at the start, where the workers' CPU is what the clean of the first partitions waits for
-LATER_MODULES = ("dask.dataframe",)
 
 
 def _import_modules(names: tuple[str, ...]) -> None:
@@ -71,8 +67,7 @@ def preload(client, modules: tuple[str, ...]) -> None:
 
 def warm_up(client) -> None:
     """Import TASK_MODULES in each worker (the workers are idle until convert's first partition, which queues
-    behind it). Not dask.dataframe in this process: here it would hold the interpreter's lock while this
-    process starts the workers and parses the input (the clean stage imports it while it waits)."""
+    behind it)."""
     preload(client, TASK_MODULES)
 
 
@@ -104,7 +99,7 @@ def submit_bounded(client, fn, chunks, *args, per_worker: int = 2) -> list:
     limit = per_worker * max(1, len(client.scheduler_info()["workers"]))
     futures, pending = [], []
     for chunk in chunks:
-        future = client.submit(fn, client.scatter(chunk), *args, pure=False)
+        future = client.submit(fn, client.scatter(chunk, hash=False), *args, pure=False)
         futures.append(future)
         pending.append(future)
         if len(pending) >= limit:
@@ -114,16 +109,15 @@ def submit_bounded(client, fn, chunks, *args, per_worker: int = 2) -> list:
 
 
 def split_results(client, futures: list, meta):
-    """For futures of (frame, *extras) tuples: a Dask frame of the frames, which stay on the workers in order,
+    """For futures of (frame, *extras) tuples: the frames as Partitions, which stay on the workers in order,
     and the extras of each, gathered to the driver."""
     import operator
 
-    import dask.dataframe as dd
+    from partitions import Partitions
 
     extras = client.gather([client.submit(lambda result: result[1:], f, pure=False) for f in futures])
-    frame = dd.from_delayed([client.submit(operator.itemgetter(0), f) for f in futures], meta=meta,
-                            verify_meta=False)
-    return frame, extras
+    frames = Partitions(client, [client.submit(operator.itemgetter(0), f) for f in futures], meta)
+    return frames, extras
 
 
 def dask_wait(collection, desc: str, progress: bool) -> None:
@@ -140,11 +134,15 @@ def dask_wait(collection, desc: str, progress: bool) -> None:
     wait(collection)
 
 
+def _value_counts(series):
+    return series.value_counts().to_frame("n").reset_index()
+
+
 def count_values(column) -> dict[str, int]:
-    """Value counts of a Dask column, summed per partition (no shuffle)."""
-    per_partition = column.map_partitions(lambda s: s.value_counts().to_frame("n").reset_index(),
-                                          meta={column.name: "object", "n": "int64"}).compute()
-    return {str(k): int(v) for k, v in per_partition.groupby(column.name)["n"].sum().items()}
+    """Value counts of a partitioned column (Partitions or Dask), summed per partition (no shuffle)."""
+    name = column._meta.name
+    per_partition = column.map_partitions(_value_counts, meta={name: "object", "n": "int64"}).compute()
+    return {str(k): int(v) for k, v in per_partition.groupby(name)["n"].sum().items()}
 
 
 def is_cluster_error(exc: BaseException) -> bool:

@@ -52,6 +52,7 @@ import xxhash
 from dedup import DedupConfig, Embedder, doc_text, normalize_text
 from dedup.text import word_hashes, words_of
 from docbuilder import InputError
+from partitions import compute, is_partitioned
 from records import drop_ids, visible
 
 RULES = ("exact", "ngram", "embedding")
@@ -461,26 +462,22 @@ def _questions_for(pdf: pd.DataFrame, wanted: frozenset) -> pd.DataFrame:
     return pd.DataFrame({"qhash": [hs[i] for i in keep], "text": [qs[i] for i in keep]})
 
 
-def _compute(obj, client):
-    return client.compute(obj).result() if client is not None else obj.compute()
-
-
-def _row_question_embeddings(records, is_dask: bool, embedder: Embedder, client) -> tuple[pd.DataFrame, np.ndarray,
+def _row_question_embeddings(records, partitioned: bool, embedder: Embedder, client) -> tuple[pd.DataFrame, np.ndarray,
                                                                                           dict]:
-    """(id + qhash per row, embeddings of the rows' questions, embed stats). A Dask input moves only ids and
+    """(id + qhash per row, embeddings of the rows' questions, embed stats). A partitioned input moves only ids and
     hashes to the driver, plus the texts the cache lacks."""
-    if not is_dask:
+    if not partitioned:
         keys = _question_hashes(records)
         texts = [q or "" for q in visible(records, "question")]
     else:
         meta = pd.DataFrame({"id": pd.Series(dtype=object), "qhash": pd.Series(dtype=object)})
-        keys = _compute(records.map_partitions(_question_hashes, meta=meta), client).reset_index(drop=True)
+        keys = compute(records.map_partitions(_question_hashes, meta=meta), client).reset_index(drop=True)
         pos, _ = embedder.cache.lookup(keys["qhash"].tolist())
         wanted = frozenset(keys["qhash"][pos < 0])
         by_hash: dict[str, str] = {}
         if wanted:
             tmeta = pd.DataFrame({"qhash": pd.Series(dtype=object), "text": pd.Series(dtype=object)})
-            got = _compute(records.map_partitions(_questions_for, wanted, meta=tmeta), client)
+            got = compute(records.map_partitions(_questions_for, wanted, meta=tmeta), client)
             by_hash = dict(zip(got["qhash"], got["text"]))
         texts = [by_hash.get(h, "") for h in keys["qhash"]]  # "" where cached: embed() reads only misses
     emb, st = embedder.embed(texts, keys["qhash"].tolist())
@@ -505,19 +502,15 @@ def embedding_hits(row_emb: np.ndarray, row_ids: np.ndarray, eval_emb: np.ndarra
 # ----------------------------------------------------------------------------------------------- driver
 @dataclass
 class DecontamResult:
-    kept: Any  # same type as the input (pandas, or a lazy Dask frame)
+    kept: Any  # same kind as the input (pandas, or partitions on the cluster: Partitions or Dask)
     removed: pd.DataFrame
     stats: dict = field(default_factory=dict)
 
 
 
-def _is_dask(records) -> bool:
-    return hasattr(records, "map_partitions") and hasattr(records, "npartitions")
-
-
 class Decontaminator:
     """The eval sets, hashed once (and embedded once, on first use), checked against any frame of rows:
-    `run` for the dataset (pandas or Dask; all splits), `check_new_rows` for the SDG loop's new rows."""
+    `run` for the dataset (pandas or partitioned; all splits), `check_new_rows` for the SDG loop's new rows."""
 
     def __init__(self, items: list[EvalItem], file_stats: dict, cfg: DecontamConfig, dedup_cfg: DedupConfig):
         self.items, self.file_stats, self.cfg, self.dedup_cfg = items, file_stats, cfg, dedup_cfg
@@ -545,9 +538,9 @@ class Decontaminator:
 
     def find_hits(self, records, client=None) -> tuple[pd.DataFrame, dict]:
         """Every contaminated row, once (exact, else n-gram, else embedding), sorted by id; embedding stats."""
-        is_dask = _is_dask(records)
-        if is_dask:
-            hits = _compute(records.map_partitions(partition_hits, self.index, meta=_hits_meta()), client)
+        partitioned = is_partitioned(records)
+        if partitioned:
+            hits = compute(records.map_partitions(partition_hits, self.index, meta=_hits_meta()), client)
         else:
             hits = partition_hits(records, self.index)
         hits = hits.reset_index(drop=True)
@@ -555,7 +548,7 @@ class Decontaminator:
         if self.use_embeddings:
             t = time.perf_counter()
             embedder, eval_emb = self._eval_embeddings()
-            keys, row_emb, st = _row_question_embeddings(records, is_dask, embedder, client)
+            keys, row_emb, st = _row_question_embeddings(records, partitioned, embedder, client)
             not_hit = ~keys["id"].isin(set(hits["id"])).to_numpy()
             thr = self.cfg.cosine_for(self.dedup_cfg)
             eh = embedding_hits(row_emb[not_hit], keys["id"].to_numpy(dtype=object)[not_hit], eval_emb, thr)
@@ -566,15 +559,15 @@ class Decontaminator:
         return hits.sort_values("id", kind="mergesort").reset_index(drop=True), emb_stats
 
     def run(self, records, client=None) -> DecontamResult:
-        """Remove the rows (all splits) that overlap an eval item. A Dask input stays lazy: `kept` is a
-        map_partitions over it; only ids, hits and hashes reach the driver."""
+        """Remove the rows (all splits) that overlap an eval item. A partitioned input stays on the cluster:
+        `kept` is a map_partitions over it; only ids, hits and hashes reach the driver."""
         t0 = time.perf_counter()
         hits, emb_stats = self.find_hits(records, client)
         removed = removed_frame(hits, self.index)
         gone = set(removed["id"])
-        if _is_dask(records):
+        if is_partitioned(records):
             kept = records.map_partitions(drop_ids, gone, meta=records._meta)
-            rows_in = int(_compute(records.map_partitions(len), client).sum())  # cheap on persisted partitions
+            rows_in = int(compute(records.map_partitions(len), client).sum())  # cheap on persisted partitions
         else:
             kept = drop_ids(records, gone).reset_index(drop=True)
             rows_in = len(records)

@@ -155,8 +155,6 @@ class Clean:
                 "Unicode repair, whitespace; filters and dedup read the visible text")
 
     def run(self, ctx: Context) -> StageResult:
-        import dask.dataframe  # noqa: F401 - the stages after this one need it: imported while the workers work
-
         from cluster import dask_wait
 
         dask_wait(ctx.data["curated"], "clean + filter", ctx.cfg.output.progress)  # the rest of the work
@@ -177,7 +175,7 @@ class Filter:
         from collections import Counter
 
         from card import word_count_section
-        from cluster import LATER_MODULES, preload, split_results
+        from cluster import split_results
         from records import empty_frame
 
         # the clean tasks filtered each partition too: gather their drop counts, word-count histograms and the
@@ -187,7 +185,6 @@ class Filter:
             from dedup.embed import release_models
 
             ctx.client.run(release_models)
-        preload(ctx.client, LATER_MODULES)  # the workers are idle from here until dedup's first task
         ctx.data["records"] = records
         ctx.data["features"] = [features for _, _, features, _ in extras]
         ctx.report.sections["word_counts"] = word_count_section([histograms for _, histograms, _, _ in extras])
@@ -247,14 +244,11 @@ class Decontaminate:
                 + (", embedding cosine" if cfg.embedding and ctx.cfg.dedup.semantic else ""))
 
     def run(self, ctx: Context) -> StageResult | None:
-        from distributed import wait
-
         decontaminator = ctx.data.get("decontaminator")
         if decontaminator is None:
             return None
         result = decontaminator.run(ctx.data["records"], ctx.client)
-        records = ctx.data["records"] = result.kept.persist()
-        wait(records)
+        ctx.data["records"] = result.kept.wait()
         ctx.data["removed"].append(result.removed)
         ctx.report.sections["decontamination"] = result.stats
         dropped = {f"decontaminated:{rule}": n for rule, n in result.stats["removed"].items() if rule != "total"}
@@ -272,18 +266,13 @@ class Split:
                 + (" (--allow-unbalanced-split: warns instead)" if ctx.cfg.split.allow_unbalanced else ""))
 
     def run(self, ctx: Context) -> StageResult:
-        import dask
-        from distributed import wait
-
         from cluster import count_values
         from records import empty_frame
         from split import assign_splits, check_split, family_keys, split_counts
 
-        # the family map goes to the workers once (one graph key), not inside every partition's task
-        families = dask.delayed(ctx.data["families"])
+        families = ctx.data["families"]  # sent to the workers once, not inside every partition's task
         records = ctx.data["records"].map_partitions(assign_splits, families, ctx.cfg.seed,
-                                                     ctx.cfg.split.ratios, meta=empty_frame()).persist()
-        wait(records)
+                                                     ctx.cfg.split.ratios, meta=empty_frame()).wait()
         ctx.data["records"] = records
         # a split that does not hold its ratios stops here (SplitError: one line, exit 2), before any file; the
         # family sizes, whose keys decide the splits, come from dedup's features where it made them (no pass)
@@ -374,12 +363,10 @@ class LeakCheck:
         import threading
         from concurrent.futures import Future
 
-        import dask.dataframe as dd
-
         from dedup import cross_split_leaks
 
         records, synthetic = ctx.data["records"], ctx.data["synthetic"]
-        final_rows = dd.concat([records, dd.from_pandas(synthetic, npartitions=1)]) if len(synthetic) else records
+        final_rows = records.with_frame(synthetic) if len(synthetic) else records
         reuse = ctx.data.pop("dedup_reuse", {})
         ctx.report.sections["leaks"] = {}  # its place in report.json; filled by finish_leak_check
         result: Future = Future()
@@ -414,7 +401,6 @@ class Write:
     def run(self, ctx: Context) -> StageResult:
         from functools import partial
 
-        import dask
         import pandas as pd
 
         from outputs import encode_partition, write_final, write_removed
@@ -425,10 +411,10 @@ class Write:
         # each worker encodes the partitions it holds (JSON lines of every file), in parallel with the leak check
         # here; this process only writes the bytes, in partition order
         encode = partial(encode_partition, formats=out.formats, system_prompt=out.system_prompt)
-        encoded = ctx.client.compute([dask.delayed(encode)(part) for part in ctx.data["records"].to_delayed()])
+        encoded = ctx.data["records"].map_partitions(encode)
 
         def partitions():
-            for index, future in enumerate(encoded):
+            for index, future in enumerate(encoded.futures):
                 checkpoint(self.name, "partition", index)
                 part = future.result()
                 if kept is not None:

@@ -1,5 +1,5 @@
-"""Per-row features computed where the rows live (per Dask partition) and gathered on the driver: ids, survivor
-scores, hashes and MinHash signatures -- never the text. Texts reach the driver only for embedding, and only
+"""Per-row features computed where the rows live (per partition on the cluster) and gathered on the driver: ids,
+survivor scores, hashes and MinHash signatures -- never the text. Texts reach the driver only for embedding, and only
 those the embedding cache lacks."""
 from __future__ import annotations
 
@@ -8,19 +8,13 @@ import time
 import numpy as np
 import pandas as pd
 
+from partitions import compute, is_partitioned
+
 from .config import DedupConfig
 from .minhash import minhash_signatures
 from .text import doc_texts, exact_hashes, fold, text_hashes
 
 EXTRA_COLUMNS = ("split",)  # carried into the features when the input has them (the leak check needs split)
-
-
-def is_dask(records) -> bool:
-    return hasattr(records, "map_partitions") and hasattr(records, "npartitions")
-
-
-def compute(obj, client):
-    return client.compute(obj).result() if client is not None else obj.compute()
 
 
 def partition_features(pdf: pd.DataFrame, shingle: int, num_perm: int, seed: int) -> pd.DataFrame:
@@ -119,14 +113,14 @@ def combine_features(frames: list[pd.DataFrame]) -> tuple[pd.DataFrame, dict]:
 
 def gather_features(records, cfg: DedupConfig, client=None, known: pd.DataFrame | None = None
                     ) -> tuple[pd.DataFrame, dict]:
-    """(features of every row, 0..n-1 index; timing) of a pandas or Dask frame. `known`: features already made
-    for some of these rows (e.g. by the dedup stage, in its order; keyed by id): only the ids and EXTRA_COLUMNS
-    are read for those, and only the other rows' features are computed."""
+    """(features of every row, 0..n-1 index; timing) of a pandas frame or partitions (Partitions or Dask).
+    `known`: features already made for some of these rows (e.g. by the dedup stage, in its order; keyed by id):
+    only the ids and EXTRA_COLUMNS are read for those, and only the other rows' features are computed."""
     t0 = time.perf_counter()
     args = (cfg.fuzzy_shingle, cfg.num_perm, cfg.seed)
     if known is not None:
         feats, timing = _features_with_known(records, known, args, client)
-    elif is_dask(records):
+    elif is_partitioned(records):
         extra = [c for c in EXTRA_COLUMNS if c in records.columns]
         frames = [compute(records.map_partitions(partition_features, *args, meta=_meta(extra)), client)]
         feats, timing = combine_features(frames)
@@ -146,7 +140,7 @@ def _features_with_known(records, known: pd.DataFrame, args: tuple, client) -> t
     known rows' features taken from `known`, the others computed (one more pass over the rows, if any)."""
     extra = [c for c in EXTRA_COLUMNS if c in records.columns]
     rows = records[["id", *extra]]
-    rows = (compute(rows, client) if is_dask(records) else rows).reset_index(drop=True)
+    rows = (compute(rows, client) if is_partitioned(records) else rows).reset_index(drop=True)
     rows["id"] = rows["id"].astype(str)
     for col in extra:
         rows[col] = rows[col].astype(str)
@@ -154,7 +148,7 @@ def _features_with_known(records, known: pd.DataFrame, args: tuple, client) -> t
     new_ids = frozenset(rows["id"][~rows["id"].isin(base.index)])
     timing = {"signature_cpu_seconds": 0.0}
     if new_ids:
-        if is_dask(records):
+        if is_partitioned(records):
             import dask
 
             # the id set goes to the workers once (one graph key), not inside every partition's task
@@ -183,12 +177,12 @@ def texts_with_hashes(pdf: pd.DataFrame, wanted: frozenset) -> pd.DataFrame:
 
 
 class TextSource:
-    """The texts of rows by position: read from a pandas frame, or fetched from a Dask frame only for the
+    """The texts of rows by position: read from a pandas frame, or fetched from partitions only for the
     hashes the embedding cache lacks ("" elsewhere: the Embedder reads a text only on a cache miss)."""
 
     def __init__(self, records, client=None):
         self.records, self.client = records, client
-        self.frame = None if is_dask(records) else records.reset_index(drop=True)
+        self.frame = None if is_partitioned(records) else records.reset_index(drop=True)
 
     def texts(self, rows: np.ndarray, hashes: list[str], cache) -> list[str]:
         if self.frame is not None:

@@ -10,12 +10,13 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from partitions import is_partitioned
 from records import drop_ids
 
 from .config import NEAREST_NONDUPLICATE, REMOVAL_KINDS, THRESHOLD_NOTES, DedupConfig
 from .engine import Cascade, Outcome, removed_frame, run_cascade, steps_for, survivor_order
 from .families import family_keys, size_distribution
-from .features import TextSource, combine_features, gather_features, is_dask
+from .features import TextSource, combine_features, gather_features
 
 log = logging.getLogger("lawqa.dedup")
 HELD_OUT = ("val", "test")
@@ -23,7 +24,7 @@ HELD_OUT = ("val", "test")
 
 @dataclass
 class DedupResult:
-    kept: Any  # pandas frame, or a lazy Dask frame for a Dask input
+    kept: Any  # pandas frame, or partitions on the cluster (Partitions or Dask) for such an input
     removed: pd.DataFrame
     families: pd.Series  # id -> family key
     stats: dict = field(default_factory=dict)
@@ -48,7 +49,7 @@ def deduplicate(records, cfg: DedupConfig | None = None, client=None,
                 features: list[pd.DataFrame] | None = None) -> DedupResult:
     """Exact, then fuzzy, then semantic dedup over all rows (all splits together), and the split families
     (near-duplicates at the leak thresholds, source rows and `extra_links`: pairs of ids that must share a
-    family). A Dask input stays on the cluster: `kept` is lazy, only features and uncached texts move.
+    family). A partitioned input stays on the cluster, only features and uncached texts move.
     `features`, if given, are the rows' `partition_features` per partition, in order (computed where the
     partitions were made); otherwise they are computed here."""
     cfg = cfg or DedupConfig()
@@ -60,7 +61,7 @@ def deduplicate(records, cfg: DedupConfig | None = None, client=None,
     t = time.perf_counter()
     families, fam_stats = _families(feats, cfg, outcome, extra_links)
     fam_stats["seconds"] = time.perf_counter() - t
-    if is_dask(records):  # stays lazy on the cluster: the caller streams it
+    if is_partitioned(records):  # stays on the cluster: the caller streams it
         kept = records.map_partitions(drop_ids, set(removed["id"]), meta=records._meta)
     else:
         kept = records.reset_index(drop=True)[outcome.alive].reset_index(drop=True)
@@ -195,7 +196,7 @@ def cross_split_leaks(records_with_split, cfg: DedupConfig | None = None, max_ex
                       client=None, known_features: pd.DataFrame | None = None, embedder=None) -> dict:
     """Pairs of rows in different splits at or above the leak thresholds (exact copies, signature Jaccard >=
     leak_jaccard, cosine >= leak_cosine among each row's nearest max_neighbours). Must be 0 after a family
-    split. A Dask input stays on the cluster: only features and uncached texts reach the driver.
+    split. A partitioned input stays on the cluster: only features and uncached texts reach the driver.
     `known_features`: features made earlier for most of these rows (`DedupResult.features`): for those rows
     only the id and split are read; the rest (synthetic rows) are computed. `embedder`: the dedup stage's
     (`DedupResult.embedder`), whose in-memory cache already holds most rows' embeddings."""

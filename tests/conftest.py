@@ -81,6 +81,26 @@ def server(tmp_path):
         s.stop()
 
 
+@pytest.fixture(scope="session")
+def cluster_client():
+    """A client of a 2-worker LocalCluster (started once, on first use), which is not Dask's default scheduler:
+    Dask collections in other tests keep computing where they did."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def partitions_of(client, frame: pd.DataFrame, n: int):
+    """`frame` as `n` partitions.Partitions on `client`'s cluster, in order."""
+    from partitions import Partitions
+
+    bounds = [len(frame) * i // n for i in range(n + 1)]
+    parts = [frame.iloc[a:b] for a, b in zip(bounds, bounds[1:])]
+    return Partitions(client, client.scatter(parts, hash=False), frame.iloc[:0])
+
+
 def hermetic_env(**extra: str) -> dict[str, str]:
     """The environment for a child process: this one (credentials already removed), offline, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not _SECRET_VAR.search(k)}
