@@ -3,7 +3,7 @@
 The flow, top to bottom, as in NeMo Curator's peft-curation-with-sdg tutorial:
 download -> convert -> clean -> filter -> dedup -> split -> synthesize -> (leak check) -> write -> audit -> card
 (the cluster starts while convert parses; the leak check runs in a thread while the files are written and
-audited; a worker draws the card's pictures during the audit).
+audited; a worker draws the card's pictures during the audit, which on a local cluster another worker runs).
 Each stage below is a small class: `describe` says what it will do (`--dry-run` prints these), `run` does it and
 returns its row accounting; `pipeline.run_stages` runs them in order, times them and checks the accounting.
 """
@@ -453,7 +453,8 @@ class Write:
 class Audit:
     """An independent audit of the files just written (audit.py shares no code with dedup.py). On a local cluster
     of two or more workers it runs on a worker of its own (the workers read this machine's files), beside the
-    leak check's thread in this process and the worker that draws the card's pictures; otherwise here."""
+    leak check's thread in this process and the worker that draws the card's pictures; otherwise, and with
+    MiniLM embeddings (--audit full), here."""
 
     name = "audit"
 
@@ -471,7 +472,8 @@ class Audit:
         embeddings = cfg.dedup.model_family if cfg.output.audit == "full" and cfg.dedup.semantic else None
         audit_args = (cfg.output.final_dir, ctx.report.to_dict())
         remote = audited = None
-        if cfg.output.audit != "off" and audit_worker is not None:
+        # not MiniLM's torch model (--audit full): a worker runs it on one thread, this process on every core
+        if cfg.output.audit != "off" and audit_worker is not None and embeddings != "minilm":
             remote = ctx.client.submit(audit_dataset, *audit_args, embeddings=embeddings, pure=False,
                                        **preferring(audit_worker))
             audited = result_soon(remote)

@@ -19,7 +19,8 @@ from test_audit import clean_rows, write_dataset
 def client():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as dask:
         dask.wait_for_workers(2)
         yield dask
@@ -87,3 +88,12 @@ def test_an_unreadable_dataset_is_verdict_error_with_the_drivers_message(client,
 def test_audit_off_runs_no_audit(client, tmp_path):
     section, ran = run_audit_stage(client, tmp_path, "--audit", "off")
     assert section == {"verdict": "not run", "checks": {}} and "audit_dataset" not in ran, ran
+
+
+@pytest.mark.e2e
+def test_a_minilm_audit_stays_in_the_driver(client, tmp_path):
+    """--audit full with MiniLM: torch on a one-thread worker took about 3x as long as in the driver."""
+    write_dataset(tmp_path, clean_rows())
+    section, ran = run_audit_stage(client, tmp_path, "--audit", "full", "--embedding-model", "minilm")
+    assert "audit_dataset" not in ran and "draw_pictures" in ran, ran
+    assert section["checks"]["near_dup_cosine"]["model"] == "minilm"
