@@ -3,7 +3,7 @@
 The flow, top to bottom, as in NeMo Curator's peft-curation-with-sdg tutorial:
 download -> convert -> clean -> filter -> dedup -> split -> synthesize -> (leak check) -> write -> audit -> card
 (the cluster starts while convert parses; the leak check runs in a thread while the files are written and
-audited; a worker draws the card's pictures during the audit).
+audited; a worker draws the card's pictures during the audit, which on a local cluster another worker runs).
 Each stage below is a small class: `describe` says what it will do (`--dry-run` prints these), `run` does it and
 returns its row accounting; `pipeline.run_stages` runs them in order, times them and checks the accounting.
 """
@@ -437,7 +437,10 @@ class Write:
 
 
 class Audit:
-    """An independent audit of the files just written (audit.py shares no code with dedup.py)."""
+    """An independent audit of the files just written (audit.py shares no code with dedup.py). On a local cluster
+    of two or more workers it runs on a worker of its own (the workers read this machine's files), beside the
+    leak check's thread in this process and the worker that draws the card's pictures; otherwise, and with
+    MiniLM embeddings (--audit full), here."""
 
     name = "audit"
 
@@ -448,20 +451,32 @@ class Audit:
     def run(self, ctx: Context) -> None:
         from audit import AuditError, audit_dataset
 
-        # the card's pictures need nothing the audit finds: a worker draws them meanwhile. The cluster's work ends
-        # with them and with the leak check (which goes on beside the audit, which does not read it): it shuts down
-        # once both are done, while the audit runs; the card waits for both
-        ctx.data["pictures"] = draw_pictures_soon(ctx)
-        ctx.close_soon(after=[ctx.data["pictures"], ctx.data.get("leaks")])
         cfg = ctx.cfg
+        pictures_worker, audit_worker = task_workers(ctx)
+        # the card's pictures need nothing the audit finds: a worker draws them meanwhile
+        ctx.data["pictures"] = draw_pictures_soon(ctx, pictures_worker)
+        embeddings = cfg.dedup.model_family if cfg.output.audit == "full" and cfg.dedup.semantic else None
+        audit_args = (cfg.output.final_dir, ctx.report.to_dict())
+        remote = audited = None
+        # not MiniLM's torch model (--audit full): a worker runs it on one thread, this process on every core
+        if cfg.output.audit != "off" and audit_worker is not None and embeddings != "minilm":
+            remote = ctx.client.submit(audit_dataset, *audit_args, embeddings=embeddings, pure=False,
+                                       **preferring(audit_worker))
+            audited = result_soon(remote)
+        # the cluster's work ends with the pictures, the leak check (which goes on beside the audit, which does not
+        # read it) and a worker's audit: it shuts down once they are done; the card waits for the first two
+        ctx.close_soon(after=[ctx.data["pictures"], ctx.data.get("leaks"), audited])
         if cfg.output.audit == "off":
             audit = {"verdict": "not run", "checks": {}}
         else:
-            embeddings = cfg.dedup.model_family if cfg.output.audit == "full" and cfg.dedup.semantic else None
             try:
-                audit = audit_dataset(cfg.output.final_dir, ctx.report.to_dict(), embeddings=embeddings)
+                audit = audit_dataset(*audit_args, embeddings=embeddings) if audited is None else audited.result()
             except AuditError as exc:
                 audit = {"verdict": "error", "error": str(exc)}
+            except BaseException:
+                if remote is not None:  # a Ctrl-C while a worker audits: the cluster's close need not wait for it
+                    remote.cancel()
+                raise
         ctx.report.sections["audit"] = audit
         if audit["verdict"] not in ("pass", "not run"):
             failed = audit.get("error") or ", ".join(f"{k}={audit['checks'][k]['count']}" for k in audit["failed"])
@@ -490,24 +505,47 @@ class Card:
         ctx.report.write(final_dir / "report.json")
 
 
-def draw_pictures_soon(ctx: Context):
-    """A concurrent.futures.Future of card.draw_pictures (PNG bytes) drawn on a Dask worker, which is idle by now:
-    the card's matplotlib work overlaps the audit on the other core."""
+def task_workers(ctx: Context) -> tuple[str | None, str | None]:
+    """The workers for the pictures and the audit: two different ones where there are two or more, so neither
+    queues behind the other (None for the pictures: any worker). The audit's is None (it runs in this process)
+    on an existing cluster, whose workers may not see the files just written, and on a one-worker cluster, whose
+    worker draws the pictures."""
+    workers = sorted(ctx.client.scheduler_info()["workers"])
+    if len(workers) < 2:
+        return None, None
+    return workers[0], None if ctx.cfg.cluster.scheduler_address else workers[-1]
+
+
+def preferring(worker: str | None) -> dict:
+    """`client.submit` keywords that put a task on `worker` (any worker if None), or on another if it is lost."""
+    return {} if worker is None else {"workers": [worker], "allow_other_workers": True}
+
+
+def result_soon(remote):
+    """A concurrent.futures.Future that ends as the Dask future `remote` does (its result, or its exception:
+    raised again where it is waited for), for `Context.close_soon(after=...)`: the cluster closes only once the
+    result has reached this process."""
     from concurrent.futures import Future
 
+    kept: Future = Future()
+
+    def keep(done) -> None:
+        try:
+            kept.set_result(done.result())
+        except BaseException as exc:  # noqa: BLE001 - raised again where the result is waited for
+            kept.set_exception(exc)
+
+    remote.add_done_callback(keep)
+    return kept
+
+
+def draw_pictures_soon(ctx: Context, worker: str | None = None):
+    """A concurrent.futures.Future of card.draw_pictures (PNG bytes) drawn on a Dask worker (`worker` if given,
+    else any), which is idle by now: the card's matplotlib work overlaps the audit."""
     from card import draw_pictures
 
-    drawn: Future = Future()
-
-    def keep(remote) -> None:
-        try:
-            drawn.set_result(remote.result())
-        except BaseException as exc:  # noqa: BLE001 - raised again where the card stage waits for it
-            drawn.set_exception(exc)
-
-    ctx.client.submit(draw_pictures, ctx.report.to_dict(), ctx.data["written"]["synthetic_rewards"],
-                      pure=False).add_done_callback(keep)
-    return drawn
+    return result_soon(ctx.client.submit(draw_pictures, ctx.report.to_dict(), ctx.data["written"]["synthetic_rewards"],
+                                         pure=False, **preferring(worker)))
 
 
 STAGES = [Download(), StartCluster(), Convert(), Clean(), Filter(), Dedup(), Decontaminate(), Split(), Synthesize(),
