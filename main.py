@@ -3,7 +3,7 @@
 The flow, top to bottom, as in NeMo Curator's peft-curation-with-sdg tutorial:
 download -> convert -> clean -> filter -> dedup -> split -> synthesize -> (leak check) -> write -> audit -> card
 (the cluster starts while convert parses; the leak check runs in a thread while the files are written and
-audited; a worker draws the card's pictures during the audit, which on a local cluster another worker runs).
+audited; the audit runs in a process of its own, a worker draws the card's pictures meanwhile).
 Each stage below is a small class: `describe` says what it will do (`--dry-run` prints these), `run` does it and
 returns its row accounting; `pipeline.run_stages` runs them in order, times them and checks the accounting.
 """
@@ -185,6 +185,7 @@ class Filter:
             from dedup.embed import release_models
 
             ctx.client.run(release_models)
+        start_audit_process(ctx)  # the workers are idle until dedup's first task, this process uses one core
         ctx.data["records"] = records
         ctx.data["features"] = [features for _, _, features, _ in extras]
         ctx.report.sections["word_counts"] = word_count_section([histograms for _, histograms, _, _ in extras])
@@ -437,10 +438,9 @@ class Write:
 
 
 class Audit:
-    """An independent audit of the files just written (audit.py shares no code with dedup.py). On a local cluster
-    of two or more workers it runs on a worker of its own (the workers read this machine's files), beside the
-    leak check's thread in this process and the worker that draws the card's pictures; otherwise, and with
-    MiniLM embeddings (--audit full), here."""
+    """An independent audit of the files just written (audit.py shares no code with dedup.py), in a process of its
+    own (`spare_process`): beside the leak check's thread here, the worker that draws the card's pictures and the
+    cluster's shutdown. With MiniLM's embeddings (--audit full) here, where torch has every core."""
 
     name = "audit"
 
@@ -451,37 +451,43 @@ class Audit:
     def run(self, ctx: Context) -> None:
         from audit import AuditError, audit_dataset
 
+        # the card's pictures need nothing the audit finds: a worker draws them meanwhile. The cluster's work ends
+        # with them and with the leak check (which goes on beside the audit, which does not read it): it shuts down
+        # once both are done, while the audit runs; the card waits for both
+        ctx.data["pictures"] = draw_pictures_soon(ctx)
+        ctx.close_soon(after=[ctx.data["pictures"], ctx.data.get("leaks")])
         cfg = ctx.cfg
-        pictures_worker, audit_worker = task_workers(ctx)
-        # the card's pictures need nothing the audit finds: a worker draws them meanwhile
-        ctx.data["pictures"] = draw_pictures_soon(ctx, pictures_worker)
-        embeddings = cfg.dedup.model_family if cfg.output.audit == "full" and cfg.dedup.semantic else None
-        audit_args = (cfg.output.final_dir, ctx.report.to_dict())
-        remote = audited = None
-        # not MiniLM's torch model (--audit full): a worker runs it on one thread, this process on every core
-        if cfg.output.audit != "off" and audit_worker is not None and embeddings != "minilm":
-            remote = ctx.client.submit(audit_dataset, *audit_args, embeddings=embeddings, pure=False,
-                                       **preferring(audit_worker))
-            audited = result_soon(remote)
-        # the cluster's work ends with the pictures, the leak check (which goes on beside the audit, which does not
-        # read it) and a worker's audit: it shuts down once they are done; the card waits for the first two
-        ctx.close_soon(after=[ctx.data["pictures"], ctx.data.get("leaks"), audited])
         if cfg.output.audit == "off":
             audit = {"verdict": "not run", "checks": {}}
         else:
+            process = ctx.data.pop("audit_process", None)
+            args = (cfg.output.final_dir, ctx.report.to_dict())
             try:
-                audit = audit_dataset(*audit_args, embeddings=embeddings) if audited is None else audited.result()
+                if process is None:
+                    audit = audit_dataset(*args, embeddings=audit_embeddings(cfg))
+                else:
+                    audit = process.run(audit_dataset, *args, embeddings=audit_embeddings(cfg))
             except AuditError as exc:
                 audit = {"verdict": "error", "error": str(exc)}
-            except BaseException:
-                if remote is not None:  # a Ctrl-C while a worker audits: the cluster's close need not wait for it
-                    remote.cancel()
-                raise
         ctx.report.sections["audit"] = audit
         if audit["verdict"] not in ("pass", "not run"):
             failed = audit.get("error") or ", ".join(f"{k}={audit['checks'][k]['count']}" for k in audit["failed"])
             log.warning(f"AUDIT {audit['verdict'].upper()}: {failed} "
                         f"(python main.py audit {cfg.output.output_dir} for details)")
+
+
+def audit_embeddings(cfg) -> str | None:
+    """The model family of the audit's embedding check (--audit full with semantic dedup), else None."""
+    return cfg.dedup.model_family if cfg.output.audit == "full" and cfg.dedup.semantic else None
+
+
+def start_audit_process(ctx: Context) -> None:
+    """Start the audit's own process now (its start-up and imports take a core the stages leave idle), unless
+    the audit is off or embeds with MiniLM (which runs here)."""
+    if ctx.cfg.output.audit != "off" and audit_embeddings(ctx.cfg) != "minilm":
+        from spare_process import spare_process
+
+        ctx.data["audit_process"] = ctx.hold(spare_process(("audit",)))
 
 
 class Card:
@@ -505,22 +511,6 @@ class Card:
         ctx.report.write(final_dir / "report.json")
 
 
-def task_workers(ctx: Context) -> tuple[str | None, str | None]:
-    """The workers for the pictures and the audit: two different ones where there are two or more, so neither
-    queues behind the other (None for the pictures: any worker). The audit's is None (it runs in this process)
-    on an existing cluster, whose workers may not see the files just written, and on a one-worker cluster, whose
-    worker draws the pictures."""
-    workers = sorted(ctx.client.scheduler_info()["workers"])
-    if len(workers) < 2:
-        return None, None
-    return workers[0], None if ctx.cfg.cluster.scheduler_address else workers[-1]
-
-
-def preferring(worker: str | None) -> dict:
-    """`client.submit` keywords that put a task on `worker` (any worker if None), or on another if it is lost."""
-    return {} if worker is None else {"workers": [worker], "allow_other_workers": True}
-
-
 def result_soon(remote):
     """A concurrent.futures.Future that ends as the Dask future `remote` does (its result, or its exception:
     raised again where it is waited for), for `Context.close_soon(after=...)`: the cluster closes only once the
@@ -539,13 +529,13 @@ def result_soon(remote):
     return kept
 
 
-def draw_pictures_soon(ctx: Context, worker: str | None = None):
-    """A concurrent.futures.Future of card.draw_pictures (PNG bytes) drawn on a Dask worker (`worker` if given,
-    else any), which is idle by now: the card's matplotlib work overlaps the audit."""
+def draw_pictures_soon(ctx: Context):
+    """A concurrent.futures.Future of card.draw_pictures (PNG bytes) drawn on a Dask worker, which is idle by now:
+    the card's matplotlib work overlaps the audit."""
     from card import draw_pictures
 
     return result_soon(ctx.client.submit(draw_pictures, ctx.report.to_dict(), ctx.data["written"]["synthetic_rewards"],
-                                         pure=False, **preferring(worker)))
+                                         pure=False))
 
 
 STAGES = [Download(), StartCluster(), Convert(), Clean(), Filter(), Dedup(), Decontaminate(), Split(), Synthesize(),

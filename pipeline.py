@@ -59,7 +59,8 @@ class Context:
     rows: int | None = None  # rows in the dataset after the last row stage
     started: float = field(default_factory=time.perf_counter)  # perf_counter when the process began its work
     data: dict[str, Any] = field(default_factory=dict)  # stage outputs by name (records, source, families, ...)
-    _resources: ExitStack = field(default_factory=ExitStack)
+    _resources: ExitStack = field(default_factory=ExitStack)  # the cluster's: closed by close_soon or close
+    _held: ExitStack = field(default_factory=ExitStack)  # this machine's processes (`hold`): closed by close
     _client: Any = None
     _starting: Any = None  # a concurrent.futures.Future of the client, while start_client_soon starts it
     _closing: Any = None  # the thread close_soon started
@@ -116,8 +117,15 @@ class Context:
             self._closing = threading.Thread(target=close_after, name="dask-close", daemon=True)
             self._closing.start()
 
+    def hold(self, manager):
+        """Enter the context manager `manager` (a local process the stages use) until the run closes; unlike the
+        cluster, close_soon leaves it open."""
+        return self._held.enter_context(manager)
+
     def close(self) -> None:
-        """Close the Dask client (and cluster) if one was started (or is starting: waited for, then closed)."""
+        """Exit what `hold` entered, then close the Dask client (and cluster) if one was started (or is starting:
+        waited for, then closed)."""
+        self._held.close()
         if self._closing is not None:
             self._closing.join()
         self._close_now()

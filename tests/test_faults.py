@@ -162,18 +162,6 @@ def test_interrupt_each_stage_then_rerun(stage, signame, corpus):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("signame", ["SIGINT", "SIGKILL"])
-def test_interrupt_while_a_worker_audits_then_rerun(signame, corpus):
-    """With two workers the audit runs on one of them (the matrix above runs one worker: the audit in the driver):
-    a signal while the driver waits for it ends the run as in any stage, and the rerun writes the same files."""
-    src, baselines, tmp = corpus
-    out = tmp / f"audit-on-a-worker-{signame}"
-    cell = interrupted_then_rerun(tmp, f"audit on a worker/{signame}", "audit", signame, 0.05,
-                                  main_args(src, out, *NO_SDG, *FAST, "--n-workers", "2"), baselines["fast"])
-    print(f"audit on a worker {signame}: {cell}")
-
-
-@pytest.mark.e2e
 def test_sigint_and_sigkill_while_rewriting_keep_previous_outputs(corpus):
     """An interrupted write over a finished run leaves that run's files complete (old), never a mix."""
     src, baselines, tmp = corpus
