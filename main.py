@@ -511,31 +511,24 @@ class Card:
         ctx.report.write(final_dir / "report.json")
 
 
-def result_soon(remote):
-    """A concurrent.futures.Future that ends as the Dask future `remote` does (its result, or its exception:
-    raised again where it is waited for), for `Context.close_soon(after=...)`: the cluster closes only once the
-    result has reached this process."""
-    from concurrent.futures import Future
-
-    kept: Future = Future()
-
-    def keep(done) -> None:
-        try:
-            kept.set_result(done.result())
-        except BaseException as exc:  # noqa: BLE001 - raised again where the result is waited for
-            kept.set_exception(exc)
-
-    remote.add_done_callback(keep)
-    return kept
-
-
 def draw_pictures_soon(ctx: Context):
     """A concurrent.futures.Future of card.draw_pictures (PNG bytes) drawn on a Dask worker, which is idle by now:
-    the card's matplotlib work overlaps the audit."""
+    the card's matplotlib work overlaps the audit on the other core."""
+    from concurrent.futures import Future
+
     from card import draw_pictures
 
-    return result_soon(ctx.client.submit(draw_pictures, ctx.report.to_dict(), ctx.data["written"]["synthetic_rewards"],
-                                         pure=False))
+    drawn: Future = Future()
+
+    def keep(remote) -> None:
+        try:
+            drawn.set_result(remote.result())
+        except BaseException as exc:  # noqa: BLE001 - raised again where the card stage waits for it
+            drawn.set_exception(exc)
+
+    ctx.client.submit(draw_pictures, ctx.report.to_dict(), ctx.data["written"]["synthetic_rewards"],
+                      pure=False).add_done_callback(keep)
+    return drawn
 
 
 STAGES = [Download(), StartCluster(), Convert(), Clean(), Filter(), Dedup(), Decontaminate(), Split(), Synthesize(),
