@@ -87,8 +87,9 @@ def cluster_client():
     Dask collections in other tests keep computing where they did."""
     from distributed import Client, LocalCluster
 
+    # no Bokeh pages: test_cluster checks that the pipeline's own cluster never loads them into this process
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0") as cluster, \
+                      dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False}) as cluster, \
             Client(cluster, set_as_default=False) as client:
         yield client
 
