@@ -412,7 +412,9 @@ class Write:
         # each worker encodes the partitions it holds (JSON lines of every file), in parallel with the leak check
         # here; this process only writes the bytes, in partition order
         encode = partial(encode_partition, formats=out.formats, system_prompt=out.system_prompt)
-        encoded = ctx.data["records"].map_partitions(encode)
+        # the last use of the rows on the cluster (the leak check holds its own reference until it has read their
+        # ids and splits): the workers free them while the audit reads the files back
+        encoded = ctx.data.pop("records").map_partitions(encode)
 
         def partitions():
             for index, future in enumerate(encoded.futures):
