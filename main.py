@@ -3,7 +3,7 @@
 The flow, top to bottom, as in NeMo Curator's peft-curation-with-sdg tutorial:
 download -> convert -> clean -> filter -> dedup -> split -> synthesize -> (leak check) -> write -> audit -> card
 (the cluster starts while convert parses; the leak check runs in a thread while the files are written and
-audited; the audit runs in a process of its own, a worker draws the card's pictures meanwhile).
+audited; the audit runs in a process of its own while a thread here draws the card's pictures).
 Each stage below is a small class: `describe` says what it will do (`--dry-run` prints these), `run` does it and
 returns its row accounting; `pipeline.run_stages` runs them in order, times them and checks the accounting.
 """
@@ -441,8 +441,8 @@ class Write:
 
 class Audit:
     """An independent audit of the files just written (audit.py shares no code with dedup.py), in a process of its
-    own (`spare_process`): beside the leak check's thread here, the worker that draws the card's pictures and the
-    cluster's shutdown. With MiniLM's embeddings (--audit full) here, where torch has every core."""
+    own (`spare_process`): beside the leak check's and the card pictures' threads here and the cluster's shutdown.
+    With MiniLM's embeddings (--audit full) here, where torch has every core."""
 
     name = "audit"
 
@@ -453,11 +453,11 @@ class Audit:
     def run(self, ctx: Context) -> None:
         from audit import AuditError, audit_dataset
 
-        # the card's pictures need nothing the audit finds: a worker draws them meanwhile. The cluster's work ends
-        # with them and with the leak check (which goes on beside the audit, which does not read it): it shuts down
-        # once both are done, while the audit runs; the card waits for both
+        # the card's pictures need nothing the audit finds: a thread here draws them meanwhile. The cluster's work
+        # ends with the leak check (which goes on beside the audit, which does not read it): it shuts down once that
+        # is done, while the audit runs; the card waits for both
         ctx.data["pictures"] = draw_pictures_soon(ctx)
-        ctx.close_soon(after=[ctx.data["pictures"], ctx.data.get("leaks")])
+        ctx.close_soon(after=[ctx.data.get("leaks")])
         cfg = ctx.cfg
         if cfg.output.audit == "off":
             audit = {"verdict": "not run", "checks": {}}
@@ -514,22 +514,15 @@ class Card:
 
 
 def draw_pictures_soon(ctx: Context):
-    """A concurrent.futures.Future of card.draw_pictures (PNG bytes) drawn on a Dask worker, which is idle by now:
-    the card's matplotlib work overlaps the audit on the other core."""
-    from concurrent.futures import Future
+    """A concurrent.futures.Future of card.draw_pictures (PNG bytes), drawn in a thread of this process: it has
+    nothing else to do while its own process audits (and the cluster's workers can shut down meanwhile)."""
+    from concurrent.futures import ThreadPoolExecutor
 
     from card import draw_pictures
 
-    drawn: Future = Future()
-
-    def keep(remote) -> None:
-        try:
-            drawn.set_result(remote.result())
-        except BaseException as exc:  # noqa: BLE001 - raised again where the card stage waits for it
-            drawn.set_exception(exc)
-
-    ctx.client.submit(draw_pictures, ctx.report.to_dict(), ctx.data["written"]["synthetic_rewards"],
-                      pure=False).add_done_callback(keep)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="pictures")
+    drawn = pool.submit(draw_pictures, ctx.report.to_dict(), ctx.data["written"]["synthetic_rewards"])
+    pool.shutdown(wait=False)  # the thread ends with its one task
     return drawn
 
 
