@@ -70,10 +70,6 @@ class Partitions:
         """These partitions and `frame` as one more at the end (not copied: it is sent to the cluster once)."""
         return Partitions(self.client, [*self.futures, *self.client.scatter([frame], hash=False)], self._meta)
 
-    def persist(self) -> "Partitions":
-        """Itself: its partitions are computed (or computing) already."""
-        return self
-
     def wait(self) -> "Partitions":
         """Wait for every partition (without fetching it); a task's exception is raised here."""
         for future in self.futures:
