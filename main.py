@@ -18,7 +18,7 @@ import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from pipeline import Context, StageResult, checkpoint, run_stages
+from pipeline import Context, StageResult, checkpoint, in_thread, run_stages
 
 # Exit codes: distinct so scripts can tell bad input from a network or endpoint failure.
 EXIT_OK = 0
@@ -361,25 +361,13 @@ class LeakCheck:
         return "cross-split pairs above the leak thresholds (must be 0), while the files are written and audited"
 
     def run(self, ctx: Context) -> None:
-        import threading
-        from concurrent.futures import Future
-
         from dedup import cross_split_leaks
 
         records, synthetic = ctx.data["records"], ctx.data["synthetic"]
         final_rows = records.with_frame(synthetic) if len(synthetic) else records
-        reuse = ctx.data.pop("dedup_reuse", {})
         ctx.report.sections["leaks"] = {}  # its place in report.json; filled by finish_leak_check
-        result: Future = Future()
-
-        def check() -> None:
-            try:
-                result.set_result(cross_split_leaks(final_rows, ctx.cfg.dedup, client=ctx.client, **reuse))
-            except BaseException as exc:  # noqa: BLE001 - raised again where the write stage waits for it
-                result.set_exception(exc)
-
-        ctx.data["leaks"] = result
-        threading.Thread(target=check, name="leak-check", daemon=True).start()
+        ctx.data["leaks"] = in_thread("leak-check", cross_split_leaks, final_rows, ctx.cfg.dedup, client=ctx.client,
+                                      **ctx.data.pop("dedup_reuse", {}))
 
 
 def finish_leak_check(ctx: Context) -> None:
@@ -516,14 +504,9 @@ class Card:
 def draw_pictures_soon(ctx: Context):
     """A concurrent.futures.Future of card.draw_pictures (PNG bytes), drawn in a thread of this process: it has
     nothing else to do while its own process audits (and the cluster's workers can shut down meanwhile)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from card import draw_pictures
 
-    pool = ThreadPoolExecutor(1, thread_name_prefix="pictures")
-    drawn = pool.submit(draw_pictures, ctx.report.to_dict(), ctx.data["written"]["synthetic_rewards"])
-    pool.shutdown(wait=False)  # the thread ends with its one task
-    return drawn
+    return in_thread("pictures", draw_pictures, ctx.report.to_dict(), ctx.data["written"]["synthetic_rewards"])
 
 
 STAGES = [Download(), StartCluster(), Convert(), Clean(), Filter(), Dedup(), Decontaminate(), Split(), Synthesize(),

@@ -49,6 +49,23 @@ class AccountingError(AssertionError):
     """A stage lost or invented rows without a reason (a bug, never a user error)."""
 
 
+def in_thread(name: str, fn: Callable, *args, **kwargs) -> concurrent.futures.Future:
+    """`fn(*args, **kwargs)` in a daemon thread called `name`: a Future of its result, or of its exception (raised
+    again where the Future is waited for)."""
+    import threading
+
+    done: concurrent.futures.Future = concurrent.futures.Future()
+
+    def call() -> None:
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the result
+            done.set_exception(exc)
+
+    threading.Thread(target=call, name=name, daemon=True).start()
+    return done
+
+
 @dataclass
 class Context:
     """What the stages share: the config, the report, the Dask client (started on first use) and the data."""
@@ -84,19 +101,7 @@ class Context:
         run while its processes start; `client` waits for it."""
         if self._client is not None or self._starting is not None:
             return
-        import threading
-        from concurrent.futures import Future
-
-        started: Future = Future()
-
-        def start() -> None:
-            try:
-                started.set_result(self._resources.enter_context(self.start_client()))
-            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the client
-                started.set_exception(exc)
-
-        self._starting = started
-        threading.Thread(target=start, name="dask-start", daemon=True).start()
+        self._starting = in_thread("dask-start", lambda: self._resources.enter_context(self.start_client()))
 
     @property
     def client_ready(self) -> bool:
