@@ -506,7 +506,10 @@ def draw_pictures_soon(ctx: Context):
     nothing else to do while its own process audits (and the cluster's workers can shut down meanwhile)."""
     from card import draw_pictures
 
-    return in_thread("pictures", draw_pictures, ctx.report.to_dict(), ctx.data["written"]["synthetic_rewards"])
+    # not a daemon: matplotlib's native code still drawing while an interrupted run's interpreter exits aborted it
+    # (SIGABRT, "terminate called without an active exception")
+    return in_thread("pictures", draw_pictures, ctx.report.to_dict(), ctx.data["written"]["synthetic_rewards"],
+                     daemon=False)
 
 
 STAGES = [Download(), StartCluster(), Convert(), Clean(), Filter(), Dedup(), Decontaminate(), Split(), Synthesize(),

@@ -49,9 +49,10 @@ class AccountingError(AssertionError):
     """A stage lost or invented rows without a reason (a bug, never a user error)."""
 
 
-def in_thread(name: str, fn: Callable, *args, **kwargs) -> concurrent.futures.Future:
-    """`fn(*args, **kwargs)` in a daemon thread called `name`: a Future of its result, or of its exception (raised
-    again where the Future is waited for)."""
+def in_thread(name: str, fn: Callable, *args, daemon: bool = True, **kwargs) -> concurrent.futures.Future:
+    """`fn(*args, **kwargs)` in a thread called `name`: a Future of its result, or of its exception (raised again
+    where the Future is waited for). `daemon=False` for work in native code that must finish before the
+    interpreter exits (an interrupted run exits while it may still be going)."""
     import threading
 
     done: concurrent.futures.Future = concurrent.futures.Future()
@@ -62,7 +63,7 @@ def in_thread(name: str, fn: Callable, *args, **kwargs) -> concurrent.futures.Fu
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the result
             done.set_exception(exc)
 
-    threading.Thread(target=call, name=name, daemon=True).start()
+    threading.Thread(target=call, name=name, daemon=daemon).start()
     return done
 
 
